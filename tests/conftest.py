@@ -1,0 +1,44 @@
+"""Shared fixtures: tiny random-weight models (built once into a cache folder) and
+engines on them. Nothing is downloaded; HF_HUB_OFFLINE keeps the libraries honest."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+REPO = Path(__file__).resolve().parent.parent
+TINY_CACHE = Path(os.environ.get("VLLM_MLX_TEST_MODELS", REPO / ".tiny-models"))
+VISION_ARCHS = ("qwen2_vl", "qwen2_5_vl", "qwen3_vl", "gemma3")
+TEXT_ARCHS = ("qwen3", "llama")
+
+
+@pytest.fixture(scope="session")
+def tiny_model() -> Callable[[str], Path]:
+    from vllm_mlx.tiny import ensure_tiny_model
+
+    def build(arch: str) -> Path:
+        return Path(ensure_tiny_model(arch, cache_dir=TINY_CACHE))
+
+    return build
+
+
+@pytest.fixture(scope="session")
+def engine_for(tiny_model) -> Iterator[Callable[[str], object]]:
+    from vllm_mlx.engine import Engine
+
+    engines: dict[str, Engine] = {}
+
+    def get(arch: str) -> Engine:
+        if arch not in engines:
+            engines[arch] = Engine.start(str(tiny_model(arch)))
+        return engines[arch]
+
+    yield get
+    for engine in engines.values():
+        engine.shutdown()

@@ -1,0 +1,51 @@
+"""One typed settings object for the whole server, built from the command line.
+
+Nothing reads configuration from the environment at run time except where a documented
+compatibility name exists (the storage path); the CLI fills :class:`Settings` and passes
+it down explicitly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .engine.detect import ModelKind
+
+
+def default_cache_dir() -> Path:
+    import os
+
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "vllm-mlx"
+
+
+@dataclass(frozen=True)
+class Settings:
+    model: str
+    host: str = "127.0.0.1"
+    port: int = 8000
+    served_model_name: str | None = None
+    api_key: str | None = None
+    force_kind: ModelKind | None = None
+    trust_remote_code: bool = False
+    fast_blas: bool = True
+    # generation defaults and limits
+    default_max_tokens: int = 256
+    max_tokens_limit: int = 8192
+    max_waiting_requests: int = 256
+    # media
+    media_roots: tuple[Path, ...] = ()
+    allow_private_urls: bool = False
+    max_body_bytes: int = 64 * 1024 * 1024
+    default_video_fps: float = 2.0
+    default_video_max_frames: int = 64
+    # HTTP
+    cors_origins: tuple[str, ...] = ()
+    storage_path: Path = field(default_factory=lambda: default_cache_dir() / "storage")
+    tiny_cache_dir: Path | None = None
+    log_level: str = "info"
+
+    @property
+    def served_name(self) -> str:
+        return self.served_model_name or self.model

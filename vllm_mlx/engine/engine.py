@@ -1,0 +1,162 @@
+"""The engine: one thread owns MLX; everyone else talks to it through queues.
+
+``Engine.start(reference, options)`` spawns the owner thread, which loads the model and
+then serves jobs from a bounded queue. ``generate`` returns an async iterator of
+:class:`GenerationChunk`; ``generate_sync`` / ``complete_sync`` are the blocking twins
+for the Python API. Leaving an iterator early (client gone, ``break``) cancels the job:
+the owner thread stops decoding it at the next token. A job's failure is delivered as a
+final chunk with ``finish_reason="error"`` (or re-raised for typed input errors), never
+as a dead thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import threading
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass, field
+
+from ._mlx import mx
+from .decode import stream_chunks
+from .errors import EngineClosed, EngineError, EngineOverloaded
+from .loader import LoadedModel, LoadOptions, load_model
+from .types import GenerationChunk, GenerationRequest, GenerationResult
+
+logger = logging.getLogger(__name__)
+
+_Sink = Callable[[GenerationChunk | BaseException | None], None]
+
+
+@dataclass
+class _Job:
+    request: GenerationRequest
+    sink: _Sink  # receives chunks, then None; or an exception
+    cancelled: threading.Event = field(default_factory=threading.Event)
+
+
+class Engine:
+    """Owns the model and the MLX thread. Create with :meth:`start`."""
+
+    def __init__(self, max_waiting: int = 256) -> None:
+        self._jobs: queue.Queue[_Job | None] = queue.Queue(maxsize=max_waiting)
+        self._ready = threading.Event()
+        self._load_error: BaseException | None = None
+        self._loaded: LoadedModel | None = None
+        self._closed = False
+        self._thread: threading.Thread | None = None
+
+    @classmethod
+    def start(cls, reference: str, options: LoadOptions | None = None,
+              max_waiting: int = 256) -> Engine:
+        """Load ``reference`` on a new owner thread; raise its load error, if any."""
+        engine = cls(max_waiting)
+        engine._thread = threading.Thread(target=engine._run, args=(reference, options),
+                                          name="mlx-engine", daemon=True)
+        engine._thread.start()
+        engine._ready.wait()
+        if engine._load_error is not None:
+            raise engine._load_error
+        return engine
+
+    @property
+    def model(self) -> LoadedModel:
+        assert self._loaded is not None
+        return self._loaded
+
+    def _run(self, reference: str, options: LoadOptions | None) -> None:
+        try:
+            self._loaded = load_model(reference, options)
+        except BaseException as exc:  # surfaced to the starting thread
+            self._load_error = exc
+            self._ready.set()
+            return
+        self._ready.set()
+        try:
+            while (job := self._jobs.get()) is not None:
+                self._serve(job)
+        finally:
+            # Streams are per thread; one left alive aborts the process at exit.
+            mx.synchronize()
+            mx.clear_streams()
+
+    def _serve(self, job: _Job) -> None:
+        if job.cancelled.is_set():
+            job.sink(None)
+            return
+        try:
+            for chunk in stream_chunks(self.model, job.request, job.cancelled.is_set):
+                job.sink(chunk)
+            job.sink(None)
+        except EngineError as exc:
+            job.sink(exc)
+        except Exception as exc:  # a bug or library failure must not kill the thread
+            logger.exception("generation failed for request %s", job.request.request_id)
+            job.sink(EngineError(f"generation failed: {type(exc).__name__}: {exc}"))
+
+    def _submit(self, request: GenerationRequest, sink: _Sink) -> _Job:
+        if self._closed:
+            raise EngineClosed("the engine is shut down")
+        job = _Job(request, sink)
+        try:
+            self._jobs.put_nowait(job)
+        except queue.Full:
+            raise EngineOverloaded(
+                f"too many waiting requests ({self._jobs.maxsize}); retry later") from None
+        return job
+
+    @property
+    def waiting(self) -> int:
+        return self._jobs.qsize()
+
+    async def generate(self, request: GenerationRequest) -> AsyncIterator[GenerationChunk]:
+        """Chunks as they are decoded; closing the iterator cancels the request."""
+        loop = asyncio.get_running_loop()
+        inbox: asyncio.Queue[GenerationChunk | BaseException | None] = asyncio.Queue()
+
+        def sink(item: GenerationChunk | BaseException | None) -> None:
+            loop.call_soon_threadsafe(inbox.put_nowait, item)
+
+        job = self._submit(request, sink)
+        try:
+            while (item := await inbox.get()) is not None:
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+        finally:
+            job.cancelled.set()
+
+    def generate_sync(self, request: GenerationRequest) -> Iterator[GenerationChunk]:
+        """Blocking twin of :meth:`generate`, for scripts and the Python API."""
+        inbox: queue.Queue[GenerationChunk | BaseException | None] = queue.Queue()
+        job = self._submit(request, inbox.put)
+        try:
+            while (item := inbox.get()) is not None:
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+        finally:
+            job.cancelled.set()
+
+    def complete_sync(self, request: GenerationRequest) -> GenerationResult:
+        return GenerationResult.from_chunks(list(self.generate_sync(request)))
+
+    async def complete(self, request: GenerationRequest) -> GenerationResult:
+        return GenerationResult.from_chunks([c async for c in self.generate(request)])
+
+    def shutdown(self, timeout: float | None = 10.0) -> None:
+        """Finish the running job, drop waiting ones, and stop the owner thread."""
+        if self._closed:
+            return
+        self._closed = True
+        while True:
+            try:
+                job = self._jobs.get_nowait()
+            except queue.Empty:
+                break
+            if job is not None:
+                job.sink(EngineClosed("the engine is shutting down"))
+        self._jobs.put(None)
+        if self._thread is not None:
+            self._thread.join(timeout)

@@ -1,0 +1,36 @@
+"""Typed engine failures. Each carries a stable ``code`` the API layer maps to a status."""
+
+from __future__ import annotations
+
+
+class EngineError(Exception):
+    code = "engine_error"
+
+    def __init__(self, message: str, *, param: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+
+
+class ModelLoadError(EngineError):
+    code = "model_load_failed"
+
+
+class UnsupportedInput(EngineError):
+    """The request asks for something this model cannot take (e.g. images on a text model)."""
+
+    code = "unsupported_input"
+
+
+class InvalidRequest(EngineError):
+    code = "invalid_request"
+
+
+class EngineOverloaded(EngineError):
+    """The waiting queue is full; the caller should retry later."""
+
+    code = "engine_overloaded"
+
+
+class EngineClosed(EngineError):
+    code = "engine_closed"

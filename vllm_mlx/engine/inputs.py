@@ -1,0 +1,155 @@
+"""Turn a :class:`GenerationRequest` into the tensors a model's first step needs.
+
+Chat messages are rendered with the model's own chat template, media parts in the
+order the caller gave them. Vision models then go through mlx-vlm's ``prepare_inputs``
+(the processor expands image/video placeholders into patch tokens); text models through
+the tokenizer. Videos reach natively-video models as decoded frames plus metadata with
+their true source indices and fps; other vision models get the frames as images.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from PIL import Image
+
+from ._mlx import mx
+from .errors import UnsupportedInput
+from .loader import LoadedModel
+from .types import ChatMessage, GenerationRequest, ImagePart, TextPart, VideoClip, VideoPart
+
+
+@dataclass
+class PreparedPrompt:
+    input_ids: mx.array  # (1, L)
+    pixel_values: Any = None
+    mask: Any = None
+    model_kwargs: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def num_tokens(self) -> int:
+        return int(self.input_ids.size)
+
+
+@dataclass
+class RenderedPrompt:
+    text: str
+    images: list[Image.Image]
+    videos: list[VideoClip]
+
+
+def _frames_as_images(message: ChatMessage) -> ChatMessage:
+    parts: list[Any] = []
+    for part in message.content:
+        if isinstance(part, VideoPart):
+            clip = part.video
+            for t, frame in zip(clip.timestamps, clip.frames):
+                parts.append(TextPart(f"<{t:.1f}s>"))
+                parts.append(ImagePart(Image.fromarray(frame)))
+        else:
+            parts.append(part)
+    return ChatMessage(role=message.role, content=tuple(parts))
+
+
+def _template_messages(messages: tuple[ChatMessage, ...]) -> list[dict[str, Any]]:
+    rendered = []
+    for message in messages:
+        content: list[dict[str, Any]] = []
+        for part in message.content:
+            if isinstance(part, TextPart):
+                content.append({"type": "text", "text": part.text})
+            elif isinstance(part, ImagePart):
+                content.append({"type": "image"})
+            else:
+                content.append({"type": "video"})
+        rendered.append({"role": message.role, "content": content})
+    return rendered
+
+
+def render_vision_prompt(loaded: LoadedModel, request: GenerationRequest) -> RenderedPrompt:
+    """The templated prompt text and the media it refers to, in order."""
+    if request.prompt is not None:
+        return RenderedPrompt(request.prompt, list(request.images), list(request.videos))
+    messages = request.messages
+    if not loaded.capabilities.native_video:
+        messages = tuple(_frames_as_images(m) for m in messages)
+    from mlx_vlm.prompt_utils import get_chat_template
+
+    text = get_chat_template(loaded.processor, _template_messages(messages), True)
+    images = [p.image for m in messages for p in m.content if isinstance(p, ImagePart)]
+    videos = [p.video for m in messages for p in m.content if isinstance(p, VideoPart)]
+    return RenderedPrompt(str(text), images, videos)
+
+
+def _video_inputs(videos: list[VideoClip]) -> dict[str, Any]:
+    from mlx_vlm.utils import VideoMetadata
+
+    if not videos:
+        return {}
+    arrays = [clip.frames.transpose(0, 3, 1, 2) for clip in videos]  # (T, C, H, W)
+    metadata = [
+        VideoMetadata(
+            total_num_frames=clip.total_frames,
+            fps=clip.source_fps,
+            frames_indices=list(clip.frame_indices),
+            width=int(clip.frames.shape[2]),
+            height=int(clip.frames.shape[1]),
+            duration=clip.total_frames / clip.source_fps if clip.source_fps else None,
+        )
+        for clip in videos
+    ]
+    return {"videos": arrays, "video_metadata": metadata}
+
+
+def prepare_vision_prompt(loaded: LoadedModel, rendered: RenderedPrompt) -> PreparedPrompt:
+    from mlx_vlm.utils import prepare_inputs, should_add_special_tokens
+
+    video_kwargs = _video_inputs(rendered.videos)
+    inputs = prepare_inputs(
+        loaded.processor,
+        images=rendered.images or None,
+        prompts=rendered.text,
+        image_token_index=getattr(loaded.model.config, "image_token_index", None),
+        add_special_tokens=should_add_special_tokens(loaded.capabilities.model_type,
+                                                     loaded.processor),
+        **video_kwargs,
+    )
+    extra = {k: v for k, v in inputs.items()
+             if k not in ("input_ids", "pixel_values", "attention_mask")}
+    return PreparedPrompt(
+        input_ids=inputs["input_ids"],
+        pixel_values=inputs.get("pixel_values"),
+        mask=inputs.get("attention_mask"),
+        model_kwargs=extra,
+    )
+
+
+def render_text_prompt(loaded: LoadedModel, request: GenerationRequest) -> str:
+    if request.prompt is not None:
+        if request.images or request.videos:
+            raise UnsupportedInput(f"{loaded.reference} is a text-only model: it cannot "
+                                   "take images or videos", param="messages")
+        return request.prompt
+    messages = []
+    for message in request.messages:
+        if any(not isinstance(p, TextPart) for p in message.content):
+            raise UnsupportedInput(f"{loaded.reference} is a text-only model: it cannot "
+                                   "take images or videos", param="messages")
+        text = "".join(p.text for p in message.content if isinstance(p, TextPart))
+        messages.append({"role": message.role, "content": text})
+    return str(loaded.tokenizer.apply_chat_template(messages, add_generation_prompt=True,
+                                                    tokenize=False))
+
+
+def prepare_text_prompt(loaded: LoadedModel, text: str) -> PreparedPrompt:
+    tokenizer = loaded.tokenizer
+    bos = getattr(tokenizer, "bos_token", None)
+    ids = tokenizer.encode(text, add_special_tokens=bos is None or not text.startswith(bos))
+    return PreparedPrompt(input_ids=mx.array([ids]))
+
+
+def prepare_prompt(loaded: LoadedModel, request: GenerationRequest) -> PreparedPrompt:
+    if loaded.is_vision:
+        return prepare_vision_prompt(loaded, render_vision_prompt(loaded, request))
+    return prepare_text_prompt(loaded, render_text_prompt(loaded, request))

@@ -1,0 +1,174 @@
+"""Resolve a model reference to a folder and load it with mlx-lm or mlx-vlm.
+
+A reference is ``tiny:ARCH[:PRESET]`` (a random-weight model built locally on first use),
+a local folder, or a Hugging Face repo id (downloaded into the Hub cache). The folder's
+``config.json`` is read *before* loading so detection decides which library loads it.
+Must run on the engine's owner thread: MLX arrays belong to the thread that made them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from .detect import (
+    Capabilities,
+    Detection,
+    ModelKind,
+    context_length,
+    detect_model_kind,
+    supports_native_video,
+)
+from .errors import ModelLoadError
+
+logger = logging.getLogger(__name__)
+
+TINY_PREFIX = "tiny:"
+
+
+@dataclass(frozen=True)
+class LoadOptions:
+    force_kind: ModelKind | None = None
+    served_name: str | None = None
+    trust_remote_code: bool = False
+    tiny_cache_dir: Path | None = None
+
+
+@dataclass
+class LoadedModel:
+    """A model ready for generation, with everything needed to template and decode."""
+
+    reference: str
+    path: Path
+    model: Any
+    processor: Any  # mlx-vlm processor for vision models, TokenizerWrapper for text
+    tokenizer: Any
+    config: dict[str, Any]
+    detection: Detection
+    capabilities: Capabilities
+    random_weights: bool = False
+
+    @property
+    def is_vision(self) -> bool:
+        return self.detection.kind is ModelKind.VISION
+
+    @property
+    def vocab_size(self) -> int:
+        text = self.config.get("text_config") or {}
+        size = self.config.get("vocab_size") or text.get("vocab_size")
+        return int(size) if size else len(self.tokenizer)
+
+    @cached_property
+    def grammar_compiler(self) -> Any:
+        """Built on first use of JSON-constrained output, then reused."""
+        from .constrained import GrammarCompiler
+        from .decode import eos_token_ids
+
+        return GrammarCompiler(self.tokenizer, self.vocab_size, eos_token_ids(self))
+
+    @property
+    def video_min_frames(self) -> int:
+        """Frames a native-video model needs at least (its temporal patch size)."""
+        vision = self.config.get("vision_config") or {}
+        size = vision.get("temporal_patch_size", 1) if self.capabilities.native_video else 1
+        return max(1, int(size))
+
+
+def resolve_model_path(reference: str, options: LoadOptions) -> tuple[Path, bool]:
+    """The local folder for ``reference``, and whether it holds random weights."""
+    if reference.startswith(TINY_PREFIX):
+        from ..tiny import ensure_tiny_model
+
+        arch, _, preset = reference[len(TINY_PREFIX):].partition(":")
+        try:
+            path = ensure_tiny_model(arch, preset or "tiny", cache_dir=options.tiny_cache_dir)
+        except ValueError as exc:
+            raise ModelLoadError(str(exc)) from exc
+        return Path(path), True
+    local = Path(reference).expanduser()
+    if local.exists():
+        if not (local / "config.json").is_file():
+            raise ModelLoadError(f"{local} has no config.json: not a model folder")
+        return local.resolve(), False
+    if reference.startswith((".", "/", "~")) or reference.count("/") != 1:
+        raise ModelLoadError(
+            f"model '{reference}' is neither an existing folder nor a Hugging Face repo id "
+            "(owner/name); for a built-in test model use tiny:ARCH, e.g. tiny:qwen2_vl"
+        )
+    return _download(reference), False
+
+
+def _download(repo_id: str) -> Path:
+    from huggingface_hub import snapshot_download
+
+    patterns = ["*.json", "*.safetensors", "*.model", "*.tiktoken", "*.txt", "*.jinja", "*.py"]
+    try:
+        return Path(snapshot_download(repo_id=repo_id, allow_patterns=patterns))
+    except Exception as exc:  # hub errors are many and untyped for our purpose
+        raise ModelLoadError(
+            f"could not fetch '{repo_id}' from the Hugging Face Hub: {exc}"
+        ) from exc
+
+
+def read_config(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads((path / "config.json").read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ModelLoadError(f"cannot read {path / 'config.json'}: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ModelLoadError(f"{path / 'config.json'} is not a JSON object")
+    return data
+
+
+def build_capabilities(
+    config: Mapping[str, Any], detection: Detection, served_name: str, reference: str
+) -> Capabilities:
+    vision = detection.kind is ModelKind.VISION
+    native_video = vision and supports_native_video(config)
+    aliases = tuple(dict.fromkeys(a for a in ("default", reference) if a != served_name))
+    return Capabilities(
+        vision=vision,
+        video=vision,  # models without native video get sampled frames as images
+        native_video=native_video,
+        context_length=context_length(config),
+        model_type=str(config.get("model_type", "")),
+        served_name=served_name,
+        aliases=aliases,
+    )
+
+
+def load_model(reference: str, options: LoadOptions | None = None) -> LoadedModel:
+    """Resolve, detect and load; raises :class:`ModelLoadError` with a readable cause."""
+    options = options or LoadOptions()
+    path, random_weights = resolve_model_path(reference, options)
+    config = read_config(path)
+    detection = detect_model_kind(config, reference, options.force_kind)
+    logger.info("loading %s from %s as %s (%s)", reference, path, detection.kind.value,
+                detection.reason)
+    try:
+        if detection.kind is ModelKind.VISION:
+            import mlx_vlm
+
+            model, processor = mlx_vlm.load(str(path), trust_remote_code=options.trust_remote_code)
+            tokenizer = getattr(processor, "tokenizer", processor)
+        else:
+            import mlx_lm
+
+            model, processor = mlx_lm.load(
+                str(path), tokenizer_config={"trust_remote_code": options.trust_remote_code}
+            )
+            tokenizer = processor
+    except Exception as exc:  # library load failures carry no common type
+        raise ModelLoadError(f"failed to load {reference} from {path}: {exc}") from exc
+    served = options.served_name or reference
+    return LoadedModel(
+        reference=reference, path=path, model=model, processor=processor, tokenizer=tokenizer,
+        config=config, detection=detection,
+        capabilities=build_capabilities(config, detection, served, reference),
+        random_weights=random_weights,
+    )

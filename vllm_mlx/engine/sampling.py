@@ -1,0 +1,86 @@
+"""Per-request decoding helpers the libraries do not provide.
+
+- :class:`StopMatcher` holds back text that could be the start of a stop string, so a
+  stream never shows part of a stop sequence, and cuts the output where one appears.
+- :func:`eos_suppressor` is a logits processor for ``min_tokens`` and ``ignore_eos``.
+- :func:`token_logprob` reads the chosen token's log-probability and the top-k others.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from ._mlx import mx
+from .types import TokenLogprob
+
+LogitsProcessor = Callable[[mx.array, mx.array], mx.array]
+
+
+class StopMatcher:
+    """Feed text segments in; get back what is safe to emit and whether to stop."""
+
+    def __init__(self, stops: Sequence[str]) -> None:
+        self._stops = [s for s in stops if s]
+        self._pending = ""
+
+    def feed(self, segment: str) -> tuple[str, bool]:
+        if not self._stops:
+            return segment, False
+        self._pending += segment
+        cut = min((i for s in self._stops if (i := self._pending.find(s)) >= 0), default=-1)
+        if cut >= 0:
+            emit, self._pending = self._pending[:cut], ""
+            return emit, True
+        hold = self._longest_partial_suffix()
+        emit = self._pending[: len(self._pending) - hold]
+        self._pending = self._pending[len(emit):]
+        return emit, False
+
+    def flush(self) -> str:
+        emit, self._pending = self._pending, ""
+        return emit
+
+    def _longest_partial_suffix(self) -> int:
+        text = self._pending
+        best = 0
+        for stop in self._stops:
+            for size in range(min(len(stop) - 1, len(text)), best, -1):
+                if text.endswith(stop[:size]):
+                    best = size
+                    break
+        return best
+
+
+def eos_suppressor(eos_ids: Sequence[int], min_tokens: int, ignore_eos: bool
+                   ) -> LogitsProcessor | None:
+    """Forbid end-of-sequence tokens until ``min_tokens`` were generated (or always)."""
+    if not eos_ids or (not ignore_eos and min_tokens <= 0):
+        return None
+    ids = mx.array(list(eos_ids))
+    steps = [0]
+
+    def process(tokens: mx.array, logits: mx.array) -> mx.array:
+        generated = steps[0]
+        steps[0] += 1
+        if ignore_eos or generated < min_tokens:
+            logits[..., ids] = -float("inf")
+        return logits
+
+    return process
+
+
+def token_logprob(tokenizer, token: int, logprobs: mx.array, top: int) -> TokenLogprob:
+    """The chosen token's log-probability, with the ``top`` most likely alternatives."""
+    flat = logprobs.reshape(-1)
+    alternatives: tuple[tuple[int, str, float], ...] = ()
+    if top > 0:
+        k = min(top, flat.size)
+        ids = mx.argpartition(-flat, kth=k - 1)[:k]
+        values = flat[ids]
+        order = mx.argsort(-values)
+        ids, values = ids[order].tolist(), values[order].tolist()
+        alternatives = tuple(
+            (int(i), tokenizer.decode([int(i)]), float(v)) for i, v in zip(ids, values)
+        )
+    return TokenLogprob(token_id=token, token=tokenizer.decode([token]),
+                        logprob=float(flat[token].item()), top=alternatives)

@@ -1,0 +1,154 @@
+"""Plain data passed between callers and the engine.
+
+Framework-free (no pydantic, no FastAPI): the HTTP layer converts its protocol models
+into these, the Python API builds them directly. Media arrive already decoded (PIL
+images, sampled video frames); the engine never fetches or decodes anything.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+from PIL import Image
+
+FinishReason = Literal["stop", "length", "cancelled", "error"]
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    """Per-request decoding settings; defaults are greedy."""
+
+    max_tokens: int = 256
+    temperature: float = 0.0
+    top_p: float = 1.0
+    top_k: int = 0
+    min_p: float = 0.0
+    repetition_penalty: float | None = None
+    presence_penalty: float | None = None
+    frequency_penalty: float | None = None
+    seed: int | None = None
+    stop: tuple[str, ...] = ()
+    logprobs: int | None = None  # None: off; k >= 0: chosen token plus k alternatives
+    logit_bias: dict[int, float] | None = None
+    ignore_eos: bool = False
+    min_tokens: int = 0
+    json_schema: dict | None = None  # constrain output to this JSON schema
+    json_object: bool = False  # constrain output to any JSON object
+
+    def __post_init__(self) -> None:
+        if self.max_tokens < 1:
+            raise ValueError("max_tokens must be at least 1")
+        if self.temperature < 0:
+            raise ValueError("temperature must be >= 0")
+        if not 0 < self.top_p <= 1:
+            raise ValueError("top_p must be in (0, 1]")
+
+
+@dataclass(frozen=True)
+class VideoClip:
+    """Frames sampled from one video, with the times they were shown at."""
+
+    frames: np.ndarray  # (T, H, W, 3) uint8 RGB
+    timestamps: tuple[float, ...]
+    frame_indices: tuple[int, ...]
+    source_fps: float
+    total_frames: int
+    sampled_fps: float
+
+    @property
+    def num_frames(self) -> int:
+        return int(self.frames.shape[0])
+
+
+@dataclass(frozen=True)
+class TextPart:
+    text: str
+    type: Literal["text"] = "text"
+
+
+@dataclass(frozen=True)
+class ImagePart:
+    image: Image.Image
+    type: Literal["image"] = "image"
+
+
+@dataclass(frozen=True)
+class VideoPart:
+    video: VideoClip
+    type: Literal["video"] = "video"
+
+
+ContentPart = TextPart | ImagePart | VideoPart
+
+
+@dataclass(frozen=True)
+class ChatMessage:
+    role: str
+    content: tuple[ContentPart, ...]
+
+    @classmethod
+    def text(cls, role: str, text: str) -> ChatMessage:
+        return cls(role=role, content=(TextPart(text),))
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    """Either chat ``messages`` (templated by the engine) or a raw ``prompt``."""
+
+    sampling: SamplingParams = field(default_factory=SamplingParams)
+    messages: tuple[ChatMessage, ...] = ()
+    prompt: str | None = None
+    images: tuple[Image.Image, ...] = ()  # only with ``prompt``
+    videos: tuple[VideoClip, ...] = ()  # only with ``prompt``
+    request_id: str = ""
+
+    def __post_init__(self) -> None:
+        if (self.prompt is None) == (not self.messages):
+            raise ValueError("give either messages or prompt")
+
+
+@dataclass(frozen=True)
+class TokenLogprob:
+    token_id: int
+    token: str
+    logprob: float
+    top: tuple[tuple[int, str, float], ...] = ()
+
+
+@dataclass(frozen=True)
+class GenerationChunk:
+    """One step of output: new text, and on the last chunk the finish reason."""
+
+    text: str
+    token_ids: tuple[int, ...] = ()
+    logprobs: tuple[TokenLogprob, ...] = ()
+    finish_reason: FinishReason | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class GenerationResult:
+    """A whole generation, gathered from its chunks."""
+
+    text: str
+    token_ids: tuple[int, ...]
+    finish_reason: FinishReason
+    prompt_tokens: int
+    completion_tokens: int
+    logprobs: tuple[TokenLogprob, ...] = ()
+
+    @classmethod
+    def from_chunks(cls, chunks: list[GenerationChunk]) -> GenerationResult:
+        last = chunks[-1]
+        return cls(
+            text="".join(c.text for c in chunks),
+            token_ids=tuple(t for c in chunks for t in c.token_ids),
+            finish_reason=last.finish_reason or "stop",
+            prompt_tokens=last.prompt_tokens,
+            completion_tokens=last.completion_tokens,
+            logprobs=tuple(lp for c in chunks for lp in c.logprobs),
+        )
