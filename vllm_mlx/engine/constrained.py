@@ -22,19 +22,38 @@ from .sampling import LogitsProcessor
 ANY_JSON_OBJECT: dict[str, Any] = {"type": "object"}
 
 
-def _hf_tokenizer(tokenizer: Any) -> Any:
-    return getattr(tokenizer, "_tokenizer", tokenizer)
+def _llg_tokenizer(tokenizer: Any, vocab_size: int, eos_ids: list[int]) -> Any:
+    """An llguidance tokenizer from any tokenizer backed by the Rust ``tokenizers``.
+
+    ``llguidance.hf.from_tokenizer`` only accepts ``PreTrainedTokenizerFast``, which
+    transformers 5 tokenizers no longer are, so the backend is serialised here directly.
+    """
+    from copy import copy
+
+    import llguidance
+
+    backend, hf = None, tokenizer
+    for _ in range(3):  # mlx-lm wrapper -> transformers tokenizer -> Rust tokenizer
+        backend = getattr(hf, "backend_tokenizer", None)
+        if backend is not None or not hasattr(hf, "_tokenizer"):
+            break
+        hf = hf._tokenizer
+    if backend is None:
+        raise InvalidRequest("structured output needs a fast (Rust) tokenizer",
+                             param="response_format")
+    backend = copy(backend)
+    backend.no_padding()
+    backend.no_truncation()
+    eos = eos_ids or getattr(hf, "eos_token_id", None)
+    return llguidance.LLTokenizer(backend.to_str(), n_vocab=vocab_size, eos_token=eos)
 
 
 class GrammarCompiler:
     """Compiles schemas against one model's tokenizer."""
 
     def __init__(self, tokenizer: Any, vocab_size: int, eos_ids: list[int]) -> None:
-        import llguidance.hf
-
         self.vocab_size = vocab_size
-        self.llg_tokenizer = llguidance.hf.from_tokenizer(
-            _hf_tokenizer(tokenizer), n_vocab=vocab_size, eos_token=eos_ids or None)
+        self.llg_tokenizer = _llg_tokenizer(tokenizer, vocab_size, eos_ids)
 
     def grammar(self, schema: dict[str, Any] | None) -> str:
         import llguidance

@@ -29,6 +29,7 @@ from .errors import ModelLoadError
 logger = logging.getLogger(__name__)
 
 TINY_PREFIX = "tiny:"
+TINY_MANIFEST = "tiny_model.json"  # written by vllm_mlx.tiny next to random weights
 
 
 @dataclass(frozen=True)
@@ -94,7 +95,7 @@ def resolve_model_path(reference: str, options: LoadOptions) -> tuple[Path, bool
     if local.exists():
         if not (local / "config.json").is_file():
             raise ModelLoadError(f"{local} has no config.json: not a model folder")
-        return local.resolve(), False
+        return local.resolve(), (local / TINY_MANIFEST).is_file()
     if reference.startswith((".", "/", "~")) or reference.count("/") != 1:
         raise ModelLoadError(
             f"model '{reference}' is neither an existing folder nor a Hugging Face repo id "

@@ -1,0 +1,142 @@
+"""Bad input gets a 4xx in the one OpenAI error shape, and the server keeps serving."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.api.conftest import data_url, make_client, png_bytes
+
+
+def assert_error(response, status: int, code: str | None = None):
+    assert response.status_code == status, response.text
+    error = response.json()["error"]
+    assert set(error) == {"message", "type", "param", "code"}
+    assert error["message"]
+    if code is not None:
+        assert error["code"] == code
+    return error
+
+
+def post_chat(client, body, **kw):
+    return client.post("/v1/chat/completions", json=body, **kw)
+
+
+def ok_body():
+    return {"model": "default", "messages": [{"role": "user", "content": "Hi"}],
+            "max_tokens": 4}
+
+
+@pytest.mark.parametrize("raw", [b"{not json", b"", b"[1,2", b"\xff\xfe"])
+def test_malformed_json(vl_client, raw):
+    r = vl_client.post("/v1/chat/completions", content=raw,
+                       headers={"content-type": "application/json"})
+    assert_error(r, 400)
+
+
+@pytest.mark.parametrize("patch, param", [
+    ({"messages": "hello"}, "messages"),
+    ({"messages": []}, "messages"),
+    ({"max_tokens": "many"}, "max_tokens"),
+    ({"max_tokens": 0}, "max_tokens"),
+    ({"temperature": -1}, "temperature"),
+    ({"n": 100}, "n"),
+    ({"messages": [{"role": "wizard", "content": "x"}]}, "messages[0].role"),
+    ({"messages": [{"role": "user", "content": [{"type": "hologram"}]}]},
+     "messages[0].content[0].type"),
+    ({"messages": [{"role": "user", "content": [{"type": "image_url"}]}]},
+     "messages[0].content[0].image_url"),
+    ({"video_fps": 0}, "video_fps"),
+    ({"max_tokens": 10**9}, "max_tokens"),
+])
+def test_wrong_types_and_values(vl_client, patch, param):
+    error = assert_error(post_chat(vl_client, {**ok_body(), **patch}), 400)
+    assert error["param"] is not None and error["param"].startswith(param.split(".")[0])
+
+
+def test_unknown_fields_are_ignored(vl_client):
+    assert post_chat(vl_client, {**ok_body(), "frobnicate": True}).status_code == 200
+
+
+def test_unknown_model_is_404(vl_client):
+    error = assert_error(post_chat(vl_client, {**ok_body(), "model": "gpt-9"}), 404,
+                         "model_not_found")
+    assert error["param"] == "model"
+
+
+def test_unknown_route_is_404_in_error_shape(vl_client):
+    assert_error(vl_client.get("/v1/nothing-here"), 404)
+    assert_error(vl_client.get("/v1/chat/completions"), 405)
+
+
+def image_message(url):
+    return [{"role": "user", "content": [
+        {"type": "text", "text": "?"}, {"type": "image_url", "image_url": {"url": url}}]}]
+
+
+def video_message(url):
+    return [{"role": "user", "content": [
+        {"type": "text", "text": "?"}, {"type": "video_url", "video_url": {"url": url}}]}]
+
+
+def test_corrupt_image(vl_client, media_dir):
+    truncated = (media_dir / "corrupt.png").read_bytes()
+    for url in (data_url(truncated, "image/png"), str(media_dir / "corrupt.png"),
+                "data:image/png;base64,@@@notbase64@@@", data_url(b"hello", "image/png")):
+        assert_error(post_chat(vl_client, {**ok_body(), "messages": image_message(url)}), 400)
+
+
+def test_corrupt_video(vl_client, media_dir):
+    for url in (str(media_dir / "corrupt.mp4"), data_url(b"garbage" * 50, "video/mp4"),
+                data_url(png_bytes(1), "video/mp4")):
+        assert_error(post_chat(vl_client, {**ok_body(), "messages": video_message(url)}), 400)
+
+
+def test_local_path_outside_media_root_is_refused(vl_client, tmp_path):
+    outside = tmp_path / "secret.png"
+    outside.write_bytes(png_bytes(9))
+    for url in (str(outside), f"file://{outside}", "/etc/passwd", "../../etc/passwd"):
+        error = assert_error(
+            post_chat(vl_client, {**ok_body(), "messages": image_message(url)}), 403)
+        assert "media-root" in error["message"]
+
+
+def test_private_url_is_refused(vl_client):
+    for url in ("http://127.0.0.1:9/x.png", "http://localhost/x.png", "http://10.0.0.1/a.jpg"):
+        r = post_chat(vl_client, {**ok_body(), "messages": image_message(url)})
+        assert 400 <= r.status_code < 500, r.text
+
+
+def test_oversized_body_is_413(engine_for, media_dir):
+    with make_client(engine_for("qwen2_vl"), media_dir, max_body_bytes=2048) as client:
+        big = {**ok_body(), "messages": [{"role": "user", "content": "x" * 5000}]}
+        assert_error(post_chat(client, big), 413)
+        assert post_chat(client, ok_body()).status_code == 200
+
+
+def test_api_key(engine_for, media_dir):
+    with make_client(engine_for("qwen2_vl"), media_dir, api_key="sekret") as client:
+        assert_error(post_chat(client, ok_body()), 401, "invalid_api_key")
+        assert_error(post_chat(client, ok_body(), headers={"Authorization": "Bearer nope"}),
+                     401)
+        assert_error(client.get("/v1/models"), 401)
+        ok = post_chat(client, ok_body(), headers={"Authorization": "Bearer sekret"})
+        assert ok.status_code == 200
+        assert post_chat(client, ok_body(), headers={"x-api-key": "sekret"}).status_code == 200
+        assert client.get("/health").status_code == 200
+
+
+def test_images_on_text_model_are_400(engine_for, media_dir):
+    with make_client(engine_for("qwen3"), media_dir) as client:
+        body = {**ok_body(), "messages": image_message(data_url(png_bytes(1), "image/png"))}
+        assert_error(post_chat(client, body), 400, "unsupported_input")
+
+
+def test_bad_json_schema_is_400(vl_client):
+    fmt = {"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "nonsense"}}}
+    assert_error(post_chat(vl_client, {**ok_body(), "response_format": fmt}), 400)
+
+
+def test_server_still_answers_after_bad_input(vl_client):
+    vl_client.post("/v1/chat/completions", content=b"{{{",
+                   headers={"content-type": "application/json"})
+    assert post_chat(vl_client, ok_body()).status_code == 200

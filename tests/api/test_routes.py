@@ -1,0 +1,53 @@
+"""/v1/models, health, /v1/completions and the OpenAPI docs."""
+
+from __future__ import annotations
+
+import json
+
+
+def test_models_lists_served_name_aliases_and_capabilities(vl_client):
+    body = vl_client.get("/v1/models").json()
+    assert body["object"] == "list"
+    card = body["data"][0]
+    assert card["id"] == "tiny-vl"
+    assert "default" in card["aliases"]
+    assert card["capabilities"]["vision"] and card["capabilities"]["video"]
+    assert card["max_model_len"] > 0
+    assert card["random_weights"] is True
+
+
+def test_health(vl_client):
+    for path in ("/health", "/v1/health"):
+        r = vl_client.get(path)
+        assert r.status_code == 200 and r.json()["status"] == "ok"
+
+
+def test_openapi_docs(vl_client):
+    schema = vl_client.get("/openapi.json").json()
+    assert "/v1/chat/completions" in schema["paths"]
+    assert vl_client.get("/docs").status_code == 200
+
+
+def test_completions(vl_client):
+    r = vl_client.post("/v1/completions", json={"model": "default", "prompt": "Once upon",
+                                                "max_tokens": 6, "temperature": 0})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["object"] == "text_completion"
+    assert 0 < body["usage"]["completion_tokens"] <= 6
+    assert body["choices"][0]["finish_reason"] in ("stop", "length")
+
+
+def test_completions_multiple_prompts_and_stream(vl_client):
+    r = vl_client.post("/v1/completions", json={"prompt": ["a", "b"], "max_tokens": 4,
+                                                "temperature": 0, "logprobs": 2})
+    assert [c["index"] for c in r.json()["choices"]] == [0, 1]
+    assert len(r.json()["choices"][0]["logprobs"]["tokens"]) > 0
+    stream = vl_client.post("/v1/completions", json={"prompt": "a", "max_tokens": 4,
+                                                     "temperature": 0, "stream": True})
+    lines = [ln[6:] for ln in stream.iter_lines() if ln.startswith("data: ")]
+    assert lines[-1] == "[DONE]"
+    streamed = "".join(c["text"] for ln in lines[:-1] for c in json.loads(ln)["choices"])
+    plain = vl_client.post("/v1/completions", json={"prompt": "a", "max_tokens": 4,
+                                                    "temperature": 0})
+    assert streamed == plain.json()["choices"][0]["text"]

@@ -1,0 +1,88 @@
+"""``create_app(settings, engine)``: the FastAPI application, with all state explicit.
+
+State lives on ``app.state`` (settings, engine, serving classes, the shared HTTP client
+for media fetches); nothing is module-global, so several apps can live in one process
+(tests do this). Every error leaves through the handlers below in the one OpenAI shape.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import httpx
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+
+from .. import __version__
+from ..config import Settings
+from ..content import ContentError
+from ..engine import Engine, EngineError
+from ..media import MediaError, MediaPolicy
+from .errors import APIError, to_api_error, validation_message
+from .middleware import APIKeyMiddleware, BodyLimitMiddleware
+from .routes import router
+from .serving_chat import ChatService
+from .serving_common import ServingContext
+from .serving_completion import CompletionService
+
+_HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "request_too_large"}
+
+
+def media_policy(settings: Settings) -> MediaPolicy:
+    return MediaPolicy(media_roots=tuple(settings.media_roots),
+                       allow_private_urls=settings.allow_private_urls)
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    def respond(error: APIError) -> JSONResponse:
+        return JSONResponse(error.body(), status_code=error.status)
+
+    @app.exception_handler(RequestValidationError)
+    async def on_validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = list(exc.errors())
+        if errors and errors[0].get("type") == "json_invalid":
+            return respond(APIError(400, "request body is not valid JSON", code="invalid_json"))
+        message, param = validation_message(errors)
+        return respond(APIError(400, message, param=param, code="invalid_request"))
+
+    @app.exception_handler(HTTPException)
+    async def on_http(_: Request, exc: HTTPException) -> JSONResponse:
+        message = exc.detail if isinstance(exc.detail, str) else "request failed"
+        return respond(APIError(exc.status_code, message, code=_HTTP_CODES.get(exc.status_code)))
+
+    async def on_known(_: Request, exc: Exception) -> JSONResponse:
+        return respond(to_api_error(exc))
+
+    for known in (APIError, ContentError, MediaError, EngineError):
+        app.add_exception_handler(known, on_known)
+    app.add_exception_handler(Exception, on_known)  # last resort: a logged 500
+
+
+def create_app(settings: Settings, engine: Engine) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with httpx.AsyncClient(follow_redirects=False) as client:
+            app.state.serving.http = client
+            yield
+
+    app = FastAPI(title="vllm-mlx", version=__version__, lifespan=lifespan,
+                  description="Local OpenAI-compatible multimodal inference on MLX")
+    ctx = ServingContext(engine=engine, settings=settings)
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.serving = ctx
+    app.state.chat = ChatService(ctx, media_policy(settings))
+    app.state.completions = CompletionService(ctx)
+    app.include_router(router)
+    _install_error_handlers(app)
+    app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
+    if settings.cors_origins:
+        app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origins),
+                           allow_methods=["*"], allow_headers=["*"])
+    if settings.api_key:
+        app.add_middleware(APIKeyMiddleware, api_key=settings.api_key)
+    return app

@@ -1,0 +1,54 @@
+"""Thin HTTP routes: parse, call a serving class from ``app.state``, return."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import StreamingResponse
+
+from .protocol import (
+    ChatCompletionRequest,
+    ChatCompletionResponse,
+    CompletionRequest,
+    CompletionResponse,
+    ModelList,
+)
+from .serving_completion import model_list
+
+router = APIRouter()
+SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+
+@router.get("/health")
+@router.get("/v1/health")
+async def health(request: Request) -> dict[str, Any]:
+    engine = request.app.state.engine
+    return {"status": "ok", "model": request.app.state.settings.served_name,
+            "vision": engine.model.is_vision, "waiting": engine.waiting}
+
+
+@router.get("/v1/models", response_model=ModelList)
+async def list_models(request: Request) -> ModelList:
+    return model_list(request.app.state.serving)
+
+
+@router.post("/v1/chat/completions", response_model=ChatCompletionResponse)
+async def chat_completions(body: ChatCompletionRequest, request: Request) -> Any:
+    service = request.app.state.chat
+    prepared = await service.prepare(body)
+    if body.stream:
+        return StreamingResponse(service.stream(prepared), media_type="text/event-stream",
+                                 headers=SSE_HEADERS)
+    return await service.complete(prepared)
+
+
+@router.post("/v1/completions", response_model=CompletionResponse)
+async def completions(body: CompletionRequest, request: Request) -> Any:
+    service = request.app.state.completions
+    model, requests = service.prepare(body)
+    if body.stream:
+        include_usage = bool(body.stream_options and body.stream_options.include_usage)
+        return StreamingResponse(service.stream(model, requests, include_usage),
+                                 media_type="text/event-stream", headers=SSE_HEADERS)
+    return await service.complete(model, requests, body.logprobs is not None)

@@ -1,0 +1,141 @@
+"""What every serving class shares: the model-name check, request -> sampling
+conversion, logprob formatting, fan-out of ``n`` choices, and SSE framing.
+No FastAPI here: serving classes take protocol models and return protocol models or
+async iterators of SSE lines."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+import httpx
+
+from ..config import Settings
+from ..content import FileResolver
+from ..engine import Engine, GenerationChunk, GenerationRequest, SamplingParams
+from ..engine.types import TokenLogprob
+from .errors import APIError, to_api_error
+from .protocol import SamplingFields, TokenLogprobOut, TopLogprob
+
+
+@dataclass
+class ServingContext:
+    """Dependencies of the serving classes, built once by ``create_app``."""
+
+    engine: Engine
+    settings: Settings
+    http: httpx.AsyncClient | None = None  # set for the app's lifetime by its lifespan
+    files: FileResolver | None = None
+
+    @property
+    def model_names(self) -> set[str]:
+        loaded = self.engine.model
+        return {self.settings.served_name, "default", loaded.reference, str(loaded.path),
+                *loaded.capabilities.aliases}
+
+    def check_model(self, name: str | None) -> str:
+        """The served name if ``name`` is one this server answers to; 404 otherwise."""
+        if name is not None and name not in self.model_names:
+            raise APIError(404, f"The model '{name}' does not exist. This server serves "
+                           f"'{self.settings.served_name}' (also answers to 'default').",
+                           param="model", code="model_not_found")
+        return self.settings.served_name
+
+    def max_tokens(self, *candidates: int | None) -> int:
+        value = next((c for c in candidates if c is not None), self.settings.default_max_tokens)
+        if value > self.settings.max_tokens_limit:
+            raise APIError(400, f"max_tokens is {value}, more than this server's limit of "
+                           f"{self.settings.max_tokens_limit}", param="max_tokens")
+        return value
+
+
+def _logit_bias(raw: dict[str, float] | None) -> dict[int, float] | None:
+    if not raw:
+        return None
+    try:
+        return {int(k): float(v) for k, v in raw.items()}
+    except ValueError:
+        raise APIError(400, "logit_bias keys must be token ids", param="logit_bias") from None
+
+
+def sampling_params(req: SamplingFields, max_tokens: int, **extra: Any) -> SamplingParams:
+    return SamplingParams(
+        max_tokens=max_tokens,
+        temperature=1.0 if req.temperature is None else req.temperature,
+        top_p=1.0 if req.top_p is None else req.top_p,
+        top_k=max(req.top_k or 0, 0), min_p=req.min_p or 0.0,
+        repetition_penalty=req.repetition_penalty,
+        presence_penalty=req.presence_penalty or None,
+        frequency_penalty=req.frequency_penalty or None,
+        seed=req.seed, stop=req.stop_list(), logit_bias=_logit_bias(req.logit_bias),
+        ignore_eos=req.ignore_eos, min_tokens=req.min_tokens, **extra,
+    )
+
+
+def fan_out(request: GenerationRequest, n: int) -> list[GenerationRequest]:
+    """``n`` independent requests; seeded ones get distinct, reproducible seeds."""
+    if n == 1:
+        return [request]
+    seed = request.sampling.seed
+    return [replace(request, sampling=replace(
+        request.sampling, seed=None if seed is None else seed + i)) for i in range(n)]
+
+
+def _token_bytes(token: str) -> list[int]:
+    return list(token.encode("utf-8", errors="replace"))
+
+
+def chat_logprobs(items: Sequence[TokenLogprob]) -> list[TokenLogprobOut]:
+    return [TokenLogprobOut(
+        token=lp.token, logprob=lp.logprob, bytes=_token_bytes(lp.token),
+        top_logprobs=[TopLogprob(token=t, logprob=v, bytes=_token_bytes(t))
+                      for _, t, v in lp.top],
+    ) for lp in items]
+
+
+async def merged_streams(engine: Engine, requests: list[GenerationRequest]
+                         ) -> AsyncIterator[tuple[int, GenerationChunk]]:
+    """Chunks of several requests as they arrive, tagged with their choice index."""
+    if len(requests) == 1:
+        async for chunk in engine.generate(requests[0]):
+            yield 0, chunk
+        return
+    inbox: asyncio.Queue[tuple[int, GenerationChunk | BaseException | None]] = asyncio.Queue()
+
+    async def pump(index: int, request: GenerationRequest) -> None:
+        try:
+            async for chunk in engine.generate(request):
+                await inbox.put((index, chunk))
+            await inbox.put((index, None))
+        except BaseException as exc:  # forwarded to the consumer, re-raised there
+            await inbox.put((index, exc))
+
+    tasks = [asyncio.create_task(pump(i, r)) for i, r in enumerate(requests)]
+    try:
+        remaining = len(tasks)
+        while remaining:
+            index, item = await inbox.get()
+            if item is None:
+                remaining -= 1
+            elif isinstance(item, BaseException):
+                raise item
+            else:
+                yield index, item
+    finally:
+        for task in tasks:
+            task.cancel()
+
+
+def sse(payload: dict[str, Any] | str) -> str:
+    data = payload if isinstance(payload, str) else json.dumps(payload, separators=(",", ":"))
+    return f"data: {data}\n\n"
+
+
+def sse_error(exc: BaseException) -> str:
+    return sse(to_api_error(exc).body())
+
+
+SSE_DONE = sse("[DONE]")

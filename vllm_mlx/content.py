@@ -1,0 +1,202 @@
+"""OpenAI-style chat messages -> engine messages with decoded media.
+
+Two steps, kept apart so the first can be property-tested without I/O:
+
+1. :func:`parse_messages` (pure) validates message dicts and turns every content part
+   form the spec accepts into :class:`TextRef` / :class:`MediaRef` (text, ``image_url``
+   as object or bare string, ``video_url``, ``{"type": "video", "video": ...}``,
+   ``input_image``, ``input_file``), raising :class:`ContentError` with the JSON path of
+   the offending field.
+2. :func:`resolve_messages` / :func:`resolve_messages_sync` fetch and decode each media
+   reference with :mod:`vllm_mlx.media` under a :class:`MediaPolicy`, sampling videos by
+   the request's fps / max_frames. CPU-heavy decoding runs off the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import httpx
+
+from .engine.types import ChatMessage, ContentPart, ImagePart, TextPart, VideoClip, VideoPart
+from .media import (
+    MediaPolicy,
+    SampledVideo,
+    decode_image,
+    load_source,
+    load_source_sync,
+    sample_video,
+)
+
+ROLES = ("system", "developer", "user", "assistant", "tool")
+FileResolver = Callable[[str], str]  # file id -> local path or URL
+
+
+class ContentError(ValueError):
+    """A message or content part is malformed; ``param`` is its JSON path."""
+
+    def __init__(self, message: str, param: str) -> None:
+        super().__init__(message)
+        self.param = param
+
+
+@dataclass(frozen=True)
+class TextRef:
+    text: str
+
+
+@dataclass(frozen=True)
+class MediaRef:
+    kind: Literal["image", "video", "file"]
+    source: str
+
+
+PartRef = TextRef | MediaRef
+
+
+@dataclass(frozen=True)
+class MessageRef:
+    role: str
+    parts: tuple[PartRef, ...]
+
+
+@dataclass(frozen=True)
+class VideoSampling:
+    fps: float = 2.0
+    max_frames: int = 64
+    min_frames: int = 1
+
+
+def _url_field(value: Any, path: str) -> str:
+    if isinstance(value, str):
+        url = value
+    elif isinstance(value, Mapping) and isinstance(value.get("url"), str):
+        url = value["url"]
+    else:
+        raise ContentError("expected a URL string or an object with a 'url' string", path)
+    if not url.strip():
+        raise ContentError("the URL is empty", path)
+    return url.strip()
+
+
+def _parse_part(part: Any, path: str) -> PartRef:
+    if isinstance(part, str):
+        return TextRef(part)
+    if not isinstance(part, Mapping):
+        raise ContentError("each content part must be an object", path)
+    kind = part.get("type")
+    if kind in ("text", "input_text"):
+        if not isinstance(part.get("text"), str):
+            raise ContentError("a text part needs a 'text' string", f"{path}.text")
+        return TextRef(part["text"])
+    if kind in ("image_url", "input_image"):
+        key = "image_url" if "image_url" in part else "url"
+        return MediaRef("image", _url_field(part.get(key), f"{path}.{key}"))
+    if kind == "image":
+        return MediaRef("image", _url_field(part.get("image"), f"{path}.image"))
+    if kind == "video_url":
+        return MediaRef("video", _url_field(part.get("video_url"), f"{path}.video_url"))
+    if kind == "video":
+        return MediaRef("video", _url_field(part.get("video"), f"{path}.video"))
+    if kind == "input_file":
+        file_id = part.get("file_id")
+        if not isinstance(file_id, str) or not file_id:
+            raise ContentError("an input_file part needs a 'file_id'", f"{path}.file_id")
+        return MediaRef("file", file_id)
+    raise ContentError(f"unsupported content part type {kind!r}", f"{path}.type")
+
+
+def parse_message(message: Any, index: int) -> MessageRef:
+    path = f"messages[{index}]"
+    if not isinstance(message, Mapping):
+        raise ContentError("each message must be an object", path)
+    role = message.get("role")
+    if role not in ROLES:
+        raise ContentError(f"role must be one of {', '.join(ROLES)}", f"{path}.role")
+    content = message.get("content")
+    if content is None:
+        parts: tuple[PartRef, ...] = ()
+    elif isinstance(content, str):
+        parts = (TextRef(content),)
+    elif isinstance(content, Sequence):
+        parts = tuple(_parse_part(p, f"{path}.content[{i}]") for i, p in enumerate(content))
+    else:
+        raise ContentError("content must be a string or a list of parts", f"{path}.content")
+    return MessageRef("system" if role == "developer" else str(role), parts)
+
+
+def parse_messages(messages: Any) -> tuple[MessageRef, ...]:
+    if not isinstance(messages, Sequence) or isinstance(messages, str) or not messages:
+        raise ContentError("messages must be a non-empty list", "messages")
+    return tuple(parse_message(m, i) for i, m in enumerate(messages))
+
+
+def media_count(messages: Sequence[MessageRef]) -> int:
+    return sum(isinstance(p, MediaRef) for m in messages for p in m.parts)
+
+
+def clip_from_sampled(video: SampledVideo) -> VideoClip:
+    total = max(int(round(video.duration * video.source_fps)), video.frames.shape[0])
+    return VideoClip(
+        frames=video.frames, timestamps=tuple(video.timestamps),
+        frame_indices=tuple(video.frame_indices), source_fps=video.source_fps,
+        total_frames=total, sampled_fps=video.sampled_fps,
+    )
+
+
+@dataclass(frozen=True)
+class Resolver:
+    """How media references become decoded parts for one request."""
+
+    policy: MediaPolicy
+    video: VideoSampling = VideoSampling()
+    files: FileResolver | None = None
+
+    def _source(self, ref: MediaRef) -> tuple[str, str]:
+        if ref.kind != "file":
+            return ref.kind, ref.source
+        if self.files is None:
+            raise ContentError("input_file parts need the files API", "messages")
+        source = self.files(ref.source)
+        kind = "video" if source.lower().endswith((".mp4", ".mov", ".webm", ".mkv")) else "image"
+        return kind, source
+
+    def _decode(self, kind: str, media: Any) -> ContentPart:
+        if kind == "image":
+            return ImagePart(decode_image(media, policy=self.policy))
+        sampled = sample_video(media, fps=self.video.fps, max_frames=self.video.max_frames,
+                               min_frames=self.video.min_frames, policy=self.policy)
+        return VideoPart(clip_from_sampled(sampled))
+
+    async def part(self, ref: PartRef, client: httpx.AsyncClient | None) -> ContentPart:
+        if isinstance(ref, TextRef):
+            return TextPart(ref.text)
+        kind, source = self._source(ref)
+        media = await load_source(source, kind=kind, policy=self.policy,  # type: ignore[arg-type]
+                                  client=client)
+        return await asyncio.to_thread(self._decode, kind, media)
+
+    def part_sync(self, ref: PartRef) -> ContentPart:
+        if isinstance(ref, TextRef):
+            return TextPart(ref.text)
+        kind, source = self._source(ref)
+        return self._decode(kind, load_source_sync(source, kind=kind,  # type: ignore[arg-type]
+                                                   policy=self.policy))
+
+
+async def resolve_messages(messages: Sequence[MessageRef], resolver: Resolver,
+                           client: httpx.AsyncClient | None = None) -> tuple[ChatMessage, ...]:
+    resolved = []
+    for message in messages:
+        parts = [await resolver.part(p, client) for p in message.parts]
+        resolved.append(ChatMessage(message.role, tuple(parts)))
+    return tuple(resolved)
+
+
+def resolve_messages_sync(messages: Sequence[MessageRef], resolver: Resolver
+                          ) -> tuple[ChatMessage, ...]:
+    return tuple(ChatMessage(m.role, tuple(resolver.part_sync(p) for p in m.parts))
+                 for m in messages)
