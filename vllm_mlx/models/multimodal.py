@@ -73,7 +73,8 @@ class MLXMultimodalLM:
         self.close()
 
     def _resolver(self, fps: float, max_frames: int) -> Resolver:
-        policy = MediaPolicy(media_roots=(Path("/"),), allow_private_urls=True)
+        # The first root anchors relative paths: the caller's working directory.
+        policy = MediaPolicy(media_roots=(Path.cwd(), Path("/")), allow_private_urls=True)
         min_frames = int(self.engine.model.video_min_frames)
         return Resolver(policy, VideoSampling(fps, max_frames, min(min_frames, max_frames)))
 
