@@ -78,6 +78,7 @@ def create_app(settings: Settings, engine: Engine) -> FastAPI:
     app.state.chat = ChatService(ctx, media_policy(settings))
     app.state.completions = CompletionService(ctx)
     app.include_router(router)
+    # Feature routers: each feature module owns its routes and puts its state on app.state.
     _install_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
     if settings.cors_origins:
