@@ -1,0 +1,153 @@
+"""End-to-end WanPipeline runs on the tiny random-weight folder."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from vllm_mlx.diffusion import Cancelled, VideoGenRequest, round_frames
+from vllm_mlx.diffusion.image_cond import first_frame_latent, image_to_pixels
+
+PROMPT = "a small robot walking through a neon city"
+
+
+def request(**kw) -> VideoGenRequest:
+    return VideoGenRequest(prompt=kw.pop("prompt", PROMPT), **{"seed": 7, **kw})
+
+
+def reference_image() -> Image.Image:
+    y, x = np.mgrid[0:40, 0:60]
+    rgb = np.stack([x * 4, y * 6, (x + y) * 2], axis=-1) % 256
+    return Image.fromarray(rgb.astype(np.uint8))
+
+
+@pytest.mark.parametrize(
+    "asked,got", [(1, 1), (2, 1), (3, 5), (5, 5), (9, 9), (10, 9), (11, 13), (80, 81), (81, 81)]
+)
+def test_round_frames(asked, got):
+    assert round_frames(asked) == got
+
+
+def test_frames_rounded_with_note(pipe):
+    result = pipe.generate(request(num_frames=10))
+    assert result.frames.shape == (9, 32, 48, 3) and result.frames.dtype == np.uint8
+    assert result.num_frames == 9
+    assert any("10" in note and "9" in note for note in result.notes)
+
+
+def test_defaults_from_folder(pipe):
+    result = pipe.generate(request())
+    assert (result.width, result.height, result.num_frames, result.fps) == (48, 32, 9, 8)
+    assert result.num_inference_steps == 4 and result.scheduler == "unipc"
+    assert result.flow_shift == 3.0 and result.seed == 7 and result.notes == []
+    assert set(result.timings) >= {"encode_s", "denoise_s", "decode_s", "total_s"}
+
+
+def test_same_seed_same_frames_different_seed_differs(pipe):
+    a = pipe.generate(request(seed=123)).frames
+    b = pipe.generate(request(seed=123)).frames
+    c = pipe.generate(request(seed=124)).frames
+    assert np.array_equal(a, b)
+    assert not np.array_equal(a, c)
+
+
+def test_seed_is_reported_when_random(pipe):
+    result = pipe.generate(VideoGenRequest(prompt=PROMPT, num_inference_steps=1))
+    again = pipe.generate(VideoGenRequest(prompt=PROMPT, num_inference_steps=1, seed=result.seed))
+    assert np.array_equal(result.frames, again.frames)
+
+
+def test_prompt_guidance_and_scheduler_change_output(pipe):
+    base = pipe.generate(request()).frames
+    assert not np.array_equal(base, pipe.generate(request(prompt="a dog")).frames)
+    assert not np.array_equal(base, pipe.generate(request(guidance_scale=1.0)).frames)
+    assert not np.array_equal(base, pipe.generate(request(scheduler="euler")).frames)
+    assert not np.array_equal(base, pipe.generate(request(flow_shift=7.0)).frames)
+
+
+def test_guidance_one_skips_unconditional_pass(pipe, monkeypatch):
+    batches = []
+    original = pipe.text_encoder.encode
+
+    def spy(prompts, max_length=512):
+        batches.append(len(prompts))
+        return original(prompts, max_length)
+
+    monkeypatch.setattr(pipe.text_encoder, "encode", spy)
+    result = pipe.generate(request(guidance_scale=1.0))
+    pipe.generate(request(guidance_scale=5.0))
+    assert batches == [1, 2]
+    assert any("no unconditional" in n for n in result.notes)
+
+
+def test_progress_called_once_per_step(pipe):
+    calls = []
+    pipe.generate(request(num_inference_steps=5), progress=lambda s, n: calls.append((s, n)))
+    assert calls == [(i, 5) for i in range(1, 6)]
+
+
+def test_cancellation_raises_within_one_step(pipe):
+    calls = []
+
+    def cancel_after_two() -> bool:
+        return len(calls) >= 2
+
+    with pytest.raises(Cancelled):
+        pipe.generate(
+            request(num_inference_steps=6),
+            progress=lambda s, n: calls.append(s),
+            should_cancel=cancel_after_two,
+        )
+    assert calls == [1, 2]
+    with pytest.raises(Cancelled):
+        pipe.generate(request(), should_cancel=lambda: True)
+
+
+@pytest.mark.parametrize(
+    "field,value,match",
+    [
+        ("width", 40, "multiple of 16"),
+        ("height", 0, "height"),
+        ("num_frames", 0, "num_frames"),
+        ("num_inference_steps", 0, "num_inference_steps"),
+        ("guidance_scale", -1.0, "guidance_scale"),
+        ("flow_shift", 0.0, "flow_shift"),
+        ("scheduler", "ddim", "scheduler"),
+        ("seed", -3, "seed"),
+        ("prompt", "  ", "prompt"),
+    ],
+)
+def test_validation_errors(pipe, field, value, match):
+    with pytest.raises(ValueError, match=match):
+        pipe.generate(request(**{field: value}))
+
+
+def test_image_to_video_on_t2v_checkpoint(pipe):
+    image = reference_image()
+    plain = pipe.generate(request()).frames
+    result = pipe.generate(request(image=image))
+    assert result.frames.shape == plain.shape
+    assert not np.array_equal(plain, result.frames)
+    assert any("latent frame 0" in note for note in result.notes)
+    # decoded frame 0 is the VAE's reconstruction of the reference: with these random
+    # weights that is the closest the output can be to the image itself
+    z0 = first_frame_latent(pipe.vae, image_to_pixels(image, 48, 32))
+    recon = next(pipe.vae.decode_chunks(pipe.vae.denormalize(z0)))
+    recon = np.round((np.clip(np.array(recon[0, 0]), -1, 1) + 1) * 127.5)
+    assert np.abs(result.frames[0].astype(int) - recon.astype(int)).max() <= 1
+    other = pipe.generate(request(image=image, seed=99, prompt="a dog")).frames
+    assert np.abs(other[0].astype(int) - result.frames[0].astype(int)).max() <= 1
+    assert not np.array_equal(other[1:], result.frames[1:])
+
+
+def test_wan_i2v_checkpoint_needs_and_uses_image(i2v_pipe):
+    assert i2v_pipe.is_i2v_model and i2v_pipe.image_encoder is not None
+    with pytest.raises(ValueError, match="needs an input image"):
+        i2v_pipe.generate(request())
+    a = i2v_pipe.generate(request(image=reference_image()))
+    b = i2v_pipe.generate(
+        request(image=reference_image().transpose(Image.Transpose.FLIP_LEFT_RIGHT))
+    )
+    assert a.frames.shape == (9, 32, 48, 3)
+    assert not np.array_equal(a.frames, b.frames)
