@@ -1,12 +1,14 @@
 """The engine: one thread owns MLX; everyone else talks to it through queues.
 
 ``Engine.start(reference, options)`` spawns the owner thread, which loads the model and
-then serves jobs from a bounded queue. ``generate`` returns an async iterator of
-:class:`GenerationChunk`; ``generate_sync`` / ``complete_sync`` are the blocking twins
-for the Python API. Leaving an iterator early (client gone, ``break``) cancels the job:
-the owner thread stops decoding it at the next token. A job's failure is delivered as a
-final chunk with ``finish_reason="error"`` (or re-raised for typed input errors), never
-as a dead thread.
+then runs the continuous-batching :class:`Scheduler`, pulling jobs from a bounded queue
+whenever the batch has room (a full queue answers :class:`EngineOverloaded`).
+
+``generate`` returns an async iterator of :class:`GenerationChunk`; ``generate_sync`` and
+``complete_sync`` are the blocking twins for the Python API. Leaving an iterator early
+(client gone, ``break``) cancels the job: the owner thread drops it from the batch at the
+next step. A job's failure reaches its caller as a raised :class:`EngineError`, never as
+a dead thread or a hang.
 """
 
 from __future__ import annotations
@@ -19,9 +21,9 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 
 from ._mlx import mx
-from .decode import stream_chunks
 from .errors import EngineClosed, EngineError, EngineOverloaded
 from .loader import LoadedModel, LoadOptions, load_model
+from .scheduler import Scheduler
 from .types import GenerationChunk, GenerationRequest, GenerationResult
 
 logger = logging.getLogger(__name__)
@@ -39,8 +41,12 @@ class _Job:
 class Engine:
     """Owns the model and the MLX thread. Create with :meth:`start`."""
 
-    def __init__(self, max_waiting: int = 256) -> None:
+    def __init__(self, max_waiting: int = 256, max_batch: int = 32,
+                 prefill_chunk: int = 512) -> None:
         self._jobs: queue.Queue[_Job | None] = queue.Queue(maxsize=max_waiting)
+        self._max_batch = max_batch
+        self._prefill_chunk = prefill_chunk
+        self._scheduler: Scheduler | None = None
         self._ready = threading.Event()
         self._load_error: BaseException | None = None
         self._loaded: LoadedModel | None = None
@@ -49,9 +55,10 @@ class Engine:
 
     @classmethod
     def start(cls, reference: str, options: LoadOptions | None = None,
-              max_waiting: int = 256) -> Engine:
+              max_waiting: int = 256, max_batch: int = 32, prefill_chunk: int = 512
+              ) -> Engine:
         """Load ``reference`` on a new owner thread; raise its load error, if any."""
-        engine = cls(max_waiting)
+        engine = cls(max_waiting, max_batch, prefill_chunk)
         engine._thread = threading.Thread(target=engine._run, args=(reference, options),
                                           name="mlx-engine", daemon=True)
         engine._thread.start()
@@ -72,28 +79,54 @@ class Engine:
             self._load_error = exc
             self._ready.set()
             return
+        scheduler = Scheduler(self._loaded, max_batch=self._max_batch,
+                              prefill_chunk=self._prefill_chunk)
+        self._scheduler = scheduler
         self._ready.set()
         try:
-            while (job := self._jobs.get()) is not None:
-                self._serve(job)
+            while self._admit(scheduler):
+                self._step(scheduler)
         finally:
+            self._closed = True
+            scheduler.abort_all(EngineClosed("the engine is shutting down"))
+            self._fail_queued()
             # Streams are per thread; one left alive aborts the process at exit.
             mx.synchronize()
             mx.clear_streams()
 
-    def _serve(self, job: _Job) -> None:
-        if job.cancelled.is_set():
-            job.sink(None)
-            return
+    def _admit(self, scheduler: Scheduler) -> bool:
+        """Move queued jobs into the scheduler while it has room; False on shutdown."""
+        while scheduler.has_capacity:
+            try:
+                job = self._jobs.get(block=not scheduler.has_work)
+            except queue.Empty:
+                break
+            if job is None:
+                return False
+            if job.cancelled.is_set():
+                job.sink(None)
+                continue
+            try:
+                scheduler.add(job.request, job.sink, job.cancelled.is_set)
+            except EngineError as exc:  # e.g. an invalid JSON schema
+                job.sink(exc)
+            except Exception as exc:
+                logger.exception("could not admit request %s", job.request.request_id)
+                job.sink(EngineError(f"request failed: {type(exc).__name__}: {exc}"))
+        scheduler.stats.waiting = self._jobs.qsize()
+        return True
+
+    def _step(self, scheduler: Scheduler) -> None:
         try:
-            for chunk in stream_chunks(self.model, job.request, job.cancelled.is_set):
-                job.sink(chunk)
-            job.sink(None)
-        except EngineError as exc:
-            job.sink(exc)
-        except Exception as exc:  # a bug or library failure must not kill the thread
-            logger.exception("generation failed for request %s", job.request.request_id)
-            job.sink(EngineError(f"generation failed: {type(exc).__name__}: {exc}"))
+            scheduler.step()
+        except Exception as exc:  # a failed batch step fails its requests, not the thread
+            logger.exception("decode step failed")
+            scheduler.abort_all(EngineError(f"generation failed: {type(exc).__name__}: {exc}"))
+
+    @property
+    def stats(self) -> dict:
+        """A snapshot of the scheduler's counters (see :class:`EngineStats`)."""
+        return self._scheduler.stats.snapshot() if self._scheduler is not None else {}
 
     def _submit(self, request: GenerationRequest, sink: _Sink) -> _Job:
         if self._closed:
@@ -145,18 +178,22 @@ class Engine:
     async def complete(self, request: GenerationRequest) -> GenerationResult:
         return GenerationResult.from_chunks([c async for c in self.generate(request)])
 
+    def _fail_queued(self) -> None:
+        """Jobs still queued never reached the scheduler: fail them, never leave them."""
+        while True:
+            try:
+                job = self._jobs.get_nowait()
+            except queue.Empty:
+                return
+            if job is not None:
+                job.sink(EngineClosed("the engine is shutting down"))
+
     def shutdown(self, timeout: float | None = 10.0) -> None:
         """Finish the running job, drop waiting ones, and stop the owner thread."""
         if self._closed:
             return
         self._closed = True
-        while True:
-            try:
-                job = self._jobs.get_nowait()
-            except queue.Empty:
-                break
-            if job is not None:
-                job.sink(EngineClosed("the engine is shutting down"))
+        self._fail_queued()
         self._jobs.put(None)
         if self._thread is not None:
             self._thread.join(timeout)

@@ -68,7 +68,7 @@ class LoadedModel:
     def grammar_compiler(self) -> Any:
         """Built on first use of JSON-constrained output, then reused."""
         from .constrained import GrammarCompiler
-        from .decode import eos_token_ids
+        from .tokens import eos_token_ids
 
         return GrammarCompiler(self.tokenizer, self.vocab_size, eos_token_ids(self))
 

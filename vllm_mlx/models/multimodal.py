@@ -73,8 +73,7 @@ class MLXMultimodalLM:
         self.close()
 
     def _resolver(self, fps: float, max_frames: int) -> Resolver:
-        # The first root anchors relative paths: the caller's working directory.
-        policy = MediaPolicy(media_roots=(Path.cwd(), Path("/")), allow_private_urls=True)
+        policy = MediaPolicy.trusted()  # the caller's own files; relative to the cwd
         min_frames = int(self.engine.model.video_min_frames)
         return Resolver(policy, VideoSampling(fps, max_frames, min(min_frames, max_frames)))
 

@@ -1,0 +1,141 @@
+"""Prefill and batched-decode primitives over the libraries' own model modules.
+
+A request is prefilled alone into its own per-layer cache (for vision models: one
+vision-encoder pass, then the language model over the prompt embeddings in chunks, the
+way mlx-vlm's ``generate_step`` does). Decoding then runs many requests at once: their
+caches are merged into the libraries' left-padded batch caches (``BatchKVCache`` and
+friends), and per-row state the model needs (Qwen's mRoPE ``rope_deltas``) is passed
+explicitly. Batched greedy decoding reproduces single-request greedy tokens.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ._mlx import mx
+from .inputs import PreparedPrompt
+from .loader import LoadedModel
+
+
+@dataclass
+class PrefillState:
+    """A request's prompt on its way into its cache."""
+
+    input_ids: mx.array  # (1, L)
+    embeds: mx.array | None  # (1, L, D) for vision models
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    done: int = 0  # prompt positions already in the cache
+    chunked: bool = True
+
+    @property
+    def remaining(self) -> int:
+        return int(self.input_ids.shape[1]) - self.done
+
+
+class ModelRunner:
+    def __init__(self, loaded: LoadedModel, prefill_chunk: int = 512) -> None:
+        self.loaded = loaded
+        self.chunk_size = prefill_chunk
+        self.vision = loaded.is_vision
+        self.lm = loaded.model.language_model if self.vision else loaded.model
+        self.uses_rope_deltas = hasattr(self.lm, "_rope_deltas")
+
+    def new_cache(self) -> list[Any]:
+        if self.vision:
+            from mlx_vlm.models.cache import make_prompt_cache
+
+            return make_prompt_cache(self.lm)
+        from mlx_lm.models.cache import make_prompt_cache as make_text_cache
+
+        return make_text_cache(self.lm)
+
+    def _reset_position_state(self) -> None:
+        # mRoPE models keep the last request's positions on the module; a new prompt
+        # must not see them.
+        for name in ("_rope_deltas", "_position_ids"):
+            if hasattr(self.lm, name):
+                setattr(self.lm, name, None)
+
+    def start_prefill(self, prompt: PreparedPrompt, cache: list[Any]) -> PrefillState:
+        """Run the vision encoder (if any) and return the prompt ready for chunks."""
+        self._reset_position_state()
+        if not self.vision:
+            return PrefillState(prompt.input_ids, None)
+        from mlx_vlm.generate.common import _chunked_prefill_enabled
+
+        kwargs = dict(prompt.model_kwargs)
+        model = self.loaded.model
+        output = model.get_input_embeddings(prompt.input_ids, prompt.pixel_values,
+                                            mask=prompt.mask, **kwargs)
+        kwargs.update({k: v for k, v in output.to_dict().items()
+                       if k != "inputs_embeds" and v is not None})
+        chunked = _chunked_prefill_enabled(model, input_ids=prompt.input_ids,
+                                           inputs_embeds=output.inputs_embeds,
+                                           prompt_cache=cache, prefill_kwargs=kwargs)
+        return PrefillState(prompt.input_ids, output.inputs_embeds, kwargs, chunked=chunked)
+
+    def prefill_chunk(self, state: PrefillState, cache: list[Any]) -> None:
+        """Put the next chunk of the prompt (never its last token) into the cache."""
+        n = min(self.chunk_size if state.chunked else state.remaining, state.remaining - 1)
+        if n <= 0:
+            return
+        lo, hi = state.done, state.done + n
+        if self.vision:
+            assert state.embeds is not None
+            self.lm(inputs=state.input_ids[:, lo:hi], inputs_embeds=state.embeds[:, lo:hi],
+                    cache=cache, n_to_process=n, logits_to_keep=1, **state.kwargs)
+        else:
+            self.lm(state.input_ids[:, lo:hi], cache=cache)
+        mx.eval([c.state for c in cache])
+        state.done = hi
+
+    def prefill_last(self, state: PrefillState, cache: list[Any]) -> tuple[mx.array, Any]:
+        """Logits (1, V) after the whole prompt, and the request's rope deltas."""
+        while state.remaining > 1:
+            self.prefill_chunk(state, cache)
+        lo = state.done
+        if self.vision:
+            assert state.embeds is not None
+            out = self.lm(state.input_ids[:, lo:], inputs_embeds=state.embeds[:, lo:],
+                          cache=cache, logits_to_keep=1, **state.kwargs)
+            logits = out.logits[:, -1, :]
+        else:
+            logits = self.lm(state.input_ids[:, lo:], cache=cache)[:, -1, :]
+        state.done = int(state.input_ids.shape[1])
+        deltas = getattr(self.lm, "_rope_deltas", None) if self.uses_rope_deltas else None
+        if deltas is not None:
+            deltas = mx.array(deltas).reshape(-1)[:1].reshape(1, 1)
+        return logits, deltas
+
+    def decode(self, tokens: mx.array, cache: list[Any], rope_deltas: mx.array | None
+               ) -> mx.array:
+        """One step for a batch: tokens (B, 1) -> logits (B, V)."""
+        if self.vision:
+            kwargs = {"rope_deltas": rope_deltas} if rope_deltas is not None else {}
+            if self.uses_rope_deltas:
+                self.lm._position_ids = None
+            return self.lm(tokens, cache=cache, **kwargs).logits[:, -1, :]
+        return self.lm(tokens, cache=cache)[:, -1, :]
+
+
+def merge_caches(caches: list[list[Any]]) -> list[Any]:
+    """Per-request caches -> one batch cache per layer."""
+    return [layer[0].merge(list(layer)) for layer in zip(*caches)]
+
+
+def extend_batch(batch: list[Any] | None, single: list[Any]) -> list[Any]:
+    joined = merge_caches([single])
+    if batch is None:
+        return joined
+    for mine, theirs in zip(batch, joined):
+        mine.extend(theirs)
+    return batch
+
+
+def filter_batch(batch: list[Any], keep: list[int]) -> list[Any] | None:
+    if not keep:
+        return None
+    for layer in batch:
+        layer.filter(keep)
+    return batch

@@ -1,0 +1,202 @@
+"""Continuous batching on the owner thread.
+
+Each :meth:`Scheduler.step` does, in order: drop cancelled requests; advance the
+prefill of the oldest waiting request by one chunk (its vision-encoder pass happens when
+its prefill starts); run one decode step for every request in the running batch. So a
+long prompt never stalls the others for more than one chunk, and requests join and leave
+the batch at token granularity with their own sampling settings, stops and lengths.
+
+A request keeps its own cache while it is prefilled; when its first token is sampled
+the cache is merged into the batch cache (the rows' order is ``self.running``'s).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from ._mlx import mx
+from .errors import EngineError
+from .inputs import prepare_prompt
+from .loader import LoadedModel
+from .runner import ModelRunner, extend_batch, filter_batch
+from .sampler import KeyedSampler, request_processors
+from .sequence import Sequence, Sink
+from .stats import EngineStats
+from .tokens import eos_token_ids, new_detokenizer
+from .types import GenerationRequest
+
+logger = logging.getLogger(__name__)
+
+
+class Scheduler:
+    def __init__(self, loaded: LoadedModel, *, max_batch: int = 32,
+                 prefill_chunk: int = 512) -> None:
+        self.loaded = loaded
+        self.runner = ModelRunner(loaded, prefill_chunk)
+        self.max_batch = max_batch
+        self.eos = eos_token_ids(loaded)
+        self.waiting: deque[Sequence] = deque()
+        self.running: list[Sequence] = []
+        self.batch: list[Any] | None = None
+        self.deltas: mx.array | None = None  # (B, 1) mRoPE offsets, for models with them
+        self.stats = EngineStats()
+
+    # -- admission ---------------------------------------------------------------------
+    @property
+    def active(self) -> int:
+        return len(self.waiting) + len(self.running)
+
+    @property
+    def has_capacity(self) -> bool:
+        return self.active < self.max_batch
+
+    @property
+    def has_work(self) -> bool:
+        return bool(self.waiting or self.running)
+
+    def add(self, request: GenerationRequest, sink: Sink,
+            is_cancelled: Callable[[], bool]) -> None:
+        params = request.sampling
+        sequence = Sequence(
+            request=request, sink=sink, is_cancelled=is_cancelled,
+            sampler=KeyedSampler(params),
+            processors=request_processors(params, self.eos,
+                                          lambda: self.loaded.grammar_compiler),
+            detokenizer=new_detokenizer(self.loaded), tokenizer=self.loaded.tokenizer,
+            eos=frozenset(self.eos),
+        )
+        self.waiting.append(sequence)
+        self.stats.requests_started += 1
+
+    # -- one iteration -----------------------------------------------------------------
+    def step(self) -> None:
+        self._drop_cancelled()
+        if self.waiting:
+            self._advance_prefill(self.waiting[0])
+        if self.running:
+            self._decode()
+        self.stats.batch_size = len(self.running)
+        self.stats.prefilling = len(self.waiting)
+
+    def abort_all(self, error: EngineError) -> None:
+        for sequence in [*self.waiting, *self.running]:
+            sequence.sink(error)
+        self.waiting.clear()
+        self._reset_batch()
+
+    # -- prefill -----------------------------------------------------------------------
+    def _advance_prefill(self, seq: Sequence) -> None:
+        started = time.perf_counter()
+        try:
+            if seq.prefill is None:
+                self._start(seq)
+            elif seq.prefill.remaining > 1 + self.runner.chunk_size:
+                assert seq.cache is not None
+                self.runner.prefill_chunk(seq.prefill, seq.cache)
+            else:
+                self._finish_prefill(seq)
+        except EngineError as exc:
+            self._fail_waiting(seq, exc)
+        except Exception as exc:  # a library failure on one request must not stop others
+            logger.exception("prefill failed for %s", seq.request.request_id)
+            self._fail_waiting(seq, EngineError(f"prefill failed: {type(exc).__name__}: {exc}"))
+        self.stats.prefill_seconds += time.perf_counter() - started
+
+    def _start(self, seq: Sequence) -> None:
+        prompt = prepare_prompt(self.loaded, seq.request)
+        seq.prompt_ids = prompt.input_ids.reshape(-1).tolist()
+        seq.cache = self.runner.new_cache()
+        seq.prefill = self.runner.start_prefill(prompt, seq.cache)
+        if seq.needs_history:
+            seq.history = mx.array(seq.prompt_ids)
+        self.stats.prompt_tokens += len(seq.prompt_ids)
+
+    def _finish_prefill(self, seq: Sequence) -> None:
+        assert seq.prefill is not None and seq.cache is not None
+        logits, seq.rope_deltas = self.runner.prefill_last(seq.prefill, seq.cache)
+        token, logprobs = seq.sample(logits)
+        self.waiting.popleft()
+        self.stats.observe_ttft(time.perf_counter() - seq.arrived)
+        if self._emit(seq, int(token.item()), logprobs[0]):
+            return
+        self.batch = extend_batch(self.batch, seq.cache)
+        if seq.rope_deltas is not None:
+            deltas = seq.rope_deltas
+            self.deltas = deltas if self.deltas is None else mx.concatenate([self.deltas,
+                                                                              deltas])
+        seq.cache, seq.prefill = None, None
+        self.running.append(seq)
+
+    def _fail_waiting(self, seq: Sequence, error: EngineError) -> None:
+        if self.waiting and self.waiting[0] is seq:
+            self.waiting.popleft()
+        self.stats.requests_failed += 1
+        seq.sink(error)
+
+    # -- decode ------------------------------------------------------------------------
+    def _decode(self) -> None:
+        started = time.perf_counter()
+        tokens = mx.array([[s.generated[-1]] for s in self.running])
+        logits = self.runner.decode(tokens, self.batch, self.deltas)
+        sampled, rows = self._sample_rows(logits)
+        finished = [i for i, seq in enumerate(self.running)
+                    if self._emit(seq, sampled[i], rows[i] if rows else None)]
+        self.stats.decode_steps += 1
+        self.stats.decode_seconds += time.perf_counter() - started
+        if finished:
+            self._remove_rows(finished)
+
+    def _sample_rows(self, logits: mx.array) -> tuple[list[int], list[mx.array] | None]:
+        simple = all(s.sampler.greedy and not s.processors
+                     and s.request.sampling.logprobs is None for s in self.running)
+        if simple:
+            return mx.argmax(logits, axis=-1).tolist(), None
+        picks, rows = [], []
+        for i, seq in enumerate(self.running):
+            token, logprobs = seq.sample(logits[i:i + 1])
+            picks.append(token)
+            rows.append(logprobs[0])
+        mx.eval(picks)
+        return [int(t.item()) for t in picks], rows
+
+    def _emit(self, seq: Sequence, token: int, logprobs: mx.array | None) -> bool:
+        """Deliver a token's chunk; return True when the sequence is finished."""
+        chunk = seq.accept(token, logprobs)
+        if chunk is not None:
+            seq.sink(chunk)
+        if seq.finished:
+            self.stats.requests_finished += 1
+            self.stats.generated_tokens += len(seq.generated)
+            seq.sink(None)
+            return True
+        return False
+
+    # -- batch bookkeeping -------------------------------------------------------------
+    def _remove_rows(self, rows: list[int]) -> None:
+        gone = set(rows)
+        keep = [i for i in range(len(self.running)) if i not in gone]
+        self.running = [self.running[i] for i in keep]
+        self.batch = filter_batch(self.batch, keep) if self.batch is not None else None
+        if self.deltas is not None:
+            self.deltas = self.deltas[mx.array(keep)] if keep else None
+        if self.batch is None:
+            self._reset_batch()
+
+    def _reset_batch(self) -> None:
+        self.running, self.batch, self.deltas = [], None, None
+
+    def _drop_cancelled(self) -> None:
+        for seq in [s for s in self.waiting if s.is_cancelled()]:
+            self.waiting.remove(seq)
+            self.stats.requests_cancelled += 1
+            seq.sink(None)
+        cancelled = [i for i, s in enumerate(self.running) if s.is_cancelled()]
+        for i in cancelled:
+            self.stats.requests_cancelled += 1
+            self.running[i].sink(None)
+        if cancelled:
+            self._remove_rows(cancelled)

@@ -1,0 +1,113 @@
+"""One request in flight: its sampling state and the text it has produced so far.
+
+:class:`Sequence` turns sampled token ids into :class:`GenerationChunk` s: streaming
+detokenization, end-of-sequence, stop strings (held back until they cannot match),
+logprobs, ``max_tokens``; the last chunk carries ``finish_reason`` and usage. It knows
+nothing about batching: the scheduler feeds it one token at a time.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ._mlx import mx
+from .runner import PrefillState
+from .sampler import KeyedSampler
+from .sampling import LogitsProcessor, StopMatcher, token_logprob
+from .types import FinishReason, GenerationChunk, GenerationRequest
+
+Sink = Callable[[Any], None]
+
+
+@dataclass
+class Sequence:
+    request: GenerationRequest
+    sink: Sink
+    is_cancelled: Callable[[], bool]
+    sampler: KeyedSampler
+    processors: list[LogitsProcessor]
+    detokenizer: Any
+    tokenizer: Any
+    eos: frozenset[int]
+    prompt_ids: list[int] = field(default_factory=list)
+    cache: list[Any] | None = None  # own cache while prefilling
+    prefill: PrefillState | None = None
+    rope_deltas: Any = None
+    history: mx.array | None = None  # prompt + generated ids, for processors
+    generated: list[int] = field(default_factory=list)
+    arrived: float = field(default_factory=time.perf_counter)
+    first_token_at: float | None = None
+    finished: bool = False
+    cached_tokens: int = 0
+
+    def __post_init__(self) -> None:
+        self.stops = StopMatcher(self.request.sampling.stop)
+        # Tokens whose text the detokenizer has not released yet ride on the next chunk.
+        self._pending_ids: list[int] = []
+        self._pending_lps: list[Any] = []
+
+    @property
+    def prompt_tokens(self) -> int:
+        return len(self.prompt_ids)
+
+    @property
+    def needs_history(self) -> bool:
+        return bool(self.processors)
+
+    def sample(self, logits: mx.array) -> tuple[mx.array, mx.array]:
+        """Apply this request's processors and sampler to one row of logits (1, V)."""
+        if self.processors:
+            assert self.history is not None
+            for process in self.processors:
+                logits = process(self.history, logits)
+        logprobs = logits - mx.logsumexp(logits, axis=-1, keepdims=True)
+        return self.sampler(logprobs), logprobs
+
+    def accept(self, token: int, logprobs: mx.array | None) -> GenerationChunk | None:
+        """Record a sampled token; return the chunk to send (``None``: nothing yet)."""
+        params = self.request.sampling
+        if self.first_token_at is None:
+            self.first_token_at = time.perf_counter()
+        if self.needs_history:
+            assert self.history is not None
+            self.history = mx.concatenate([self.history, mx.array([token])])
+        if token in self.eos and not params.ignore_eos:
+            return self._finish("stop", "", flush=True)
+        self.generated.append(token)
+        self._pending_ids.append(token)
+        if params.logprobs is not None and logprobs is not None:
+            self._pending_lps.append(
+                token_logprob(self.tokenizer, token, logprobs, params.logprobs))
+        self.detokenizer.add_token(token)
+        text, stopped = self.stops.feed(self.detokenizer.last_segment)
+        if stopped:
+            return self._finish("stop", text)
+        if len(self.generated) >= params.max_tokens:
+            return self._finish("length", text + self._flush())
+        if not text and not self._pending_lps:
+            return None
+        return self._chunk(text, None)
+
+    def cancel_chunk(self) -> GenerationChunk:
+        return self._finish("cancelled", "")
+
+    def _flush(self) -> str:
+        self.detokenizer.finalize()
+        text, stopped = self.stops.feed(self.detokenizer.last_segment)
+        return text if stopped else text + self.stops.flush()
+
+    def _finish(self, reason: FinishReason, text: str, flush: bool = False) -> GenerationChunk:
+        """The last chunk; ``flush`` releases text the detokenizer still holds."""
+        self.finished = True
+        return self._chunk(text + self._flush() if flush else text, reason)
+
+    def _chunk(self, text: str, reason: FinishReason | None) -> GenerationChunk:
+        chunk = GenerationChunk(text=text, token_ids=tuple(self._pending_ids),
+                                logprobs=tuple(self._pending_lps), finish_reason=reason,
+                                prompt_tokens=self.prompt_tokens,
+                                completion_tokens=len(self.generated))
+        self._pending_ids, self._pending_lps = [], []
+        return chunk
