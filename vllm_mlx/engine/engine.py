@@ -149,7 +149,10 @@ class Engine:
         inbox: asyncio.Queue[GenerationChunk | BaseException | None] = asyncio.Queue()
 
         def sink(item: GenerationChunk | BaseException | None) -> None:
-            loop.call_soon_threadsafe(inbox.put_nowait, item)
+            try:
+                loop.call_soon_threadsafe(inbox.put_nowait, item)
+            except RuntimeError:  # the caller's loop is gone: so is the caller
+                job.cancelled.set()
 
         job = self._submit(request, sink)
         try:

@@ -1,0 +1,121 @@
+"""Continuous batching: outputs equal unbatched outputs token for token, requests join
+mid-flight, cancellation frees the slot, and a full queue is refused."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from tests.engine.test_parity import noise_clip, noise_image
+from vllm_mlx.engine import (
+    ChatMessage,
+    Engine,
+    EngineOverloaded,
+    GenerationRequest,
+    ImagePart,
+    SamplingParams,
+    TextPart,
+    VideoPart,
+)
+
+
+def request(parts, **sampling) -> GenerationRequest:
+    return GenerationRequest(messages=(ChatMessage("user", tuple(parts)),),
+                             sampling=SamplingParams(**sampling))
+
+
+def mixed_requests(video: bool) -> list[GenerationRequest]:
+    requests = [
+        request([TextPart("Tell me a story.")], max_tokens=12),
+        request([ImagePart(noise_image(1)), TextPart("What is this?")], max_tokens=5),
+        request([TextPart("Hi")], max_tokens=9, temperature=0.9, top_p=0.9, seed=7),
+        request([ImagePart(noise_image(2)), ImagePart(noise_image(3, (40, 64))),
+                 TextPart("Compare.")], max_tokens=7, top_k=5, temperature=0.7, seed=3),
+        request([TextPart("Stop early please")], max_tokens=10, repetition_penalty=1.3),
+        request([TextPart("Count")], max_tokens=6, ignore_eos=True, logprobs=2),
+    ]
+    if video:
+        requests.append(request([VideoPart(noise_clip(4)), TextPart("What happens?")],
+                                max_tokens=8))
+    return requests
+
+
+async def run_staggered(engine: Engine, requests: list[GenerationRequest]) -> list:
+    """Start requests a few tokens apart, so later ones join a running batch."""
+    async def one(index: int, req: GenerationRequest):
+        await asyncio.sleep(0.01 * index)
+        return await engine.complete(req)
+
+    return await asyncio.gather(*(one(i, r) for i, r in enumerate(requests)))
+
+
+@pytest.mark.parametrize("arch", ["qwen2_vl", "qwen3_vl", "gemma3", "qwen3"])
+def test_batched_equals_unbatched(arch, engine_for):
+    engine = engine_for(arch)
+    requests = mixed_requests(video=engine.model.capabilities.native_video)
+    if not engine.model.is_vision:
+        requests = [r for r in requests
+                    if all(isinstance(p, TextPart) for m in r.messages for p in m.content)]
+    alone = [engine.complete_sync(r) for r in requests]
+    steps_before = engine.stats["decode_steps"]
+    together = asyncio.run(run_staggered(engine, requests))
+    for single, batched in zip(alone, together):
+        assert batched.token_ids == single.token_ids
+        assert batched.text == single.text
+        assert batched.finish_reason == single.finish_reason
+    tokens = sum(r.completion_tokens for r in together)
+    assert engine.stats["decode_steps"] - steps_before < tokens  # steps were shared
+
+
+def test_cancel_frees_the_slot(engine_for):
+    engine = engine_for("qwen2_vl")
+    cancelled_before = engine.stats["requests_cancelled"]
+
+    async def start_then_leave():
+        stream = engine.generate(request([TextPart("Go on forever")], max_tokens=2000,
+                                         ignore_eos=True))
+        seen = 0
+        async for _chunk in stream:
+            seen += 1
+            if seen == 3:
+                break
+        await stream.aclose()
+
+    asyncio.run(start_then_leave())
+    follow_up = engine.complete_sync(request([TextPart("Next")], max_tokens=3))
+    assert follow_up.completion_tokens <= 3
+    assert engine.stats["requests_cancelled"] == cancelled_before + 1
+    assert engine.stats["batch_size"] == 0
+
+
+def test_full_queue_is_refused(tiny_model):
+    engine = Engine.start(str(tiny_model("qwen3")), max_waiting=1, max_batch=1)
+    try:
+        async def flood():
+            async def one():
+                return await engine.complete(request([TextPart("x")], max_tokens=200,
+                                                     ignore_eos=True))
+            return await asyncio.gather(*(one() for _ in range(6)), return_exceptions=True)
+
+        results = asyncio.run(flood())
+        refused = [r for r in results if isinstance(r, EngineOverloaded)]
+        done = [r for r in results if not isinstance(r, BaseException)]
+        assert refused and done
+        assert all(r.completion_tokens == 200 for r in done)
+    finally:
+        engine.shutdown()
+
+
+def test_long_prompt_is_prefilled_in_chunks(tiny_model):
+    engine = Engine.start(str(tiny_model("qwen3")), prefill_chunk=16)
+    try:
+        long = request([TextPart("word " * 300)], max_tokens=4)
+        result = engine.complete_sync(long)
+        reference = Engine.start(str(tiny_model("qwen3")), prefill_chunk=4096)
+        try:
+            assert reference.complete_sync(long).token_ids == result.token_ids
+        finally:
+            reference.shutdown()
+    finally:
+        engine.shutdown()
