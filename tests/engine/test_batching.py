@@ -4,6 +4,7 @@ mid-flight, cancellation frees the slot, and a full queue is refused."""
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 
@@ -86,6 +87,9 @@ def test_cancel_frees_the_slot(engine_for):
     follow_up = engine.complete_sync(request([TextPart("Next")], max_tokens=3))
     assert follow_up.completion_tokens <= 3
     assert engine.stats["requests_cancelled"] == cancelled_before + 1
+    deadline = time.monotonic() + 5  # the gauge is set when the owner's step ends
+    while engine.stats["batch_size"] and time.monotonic() < deadline:
+        time.sleep(0.01)
     assert engine.stats["batch_size"] == 0
 
 

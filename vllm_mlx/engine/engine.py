@@ -42,10 +42,10 @@ class Engine:
     """Owns the model and the MLX thread. Create with :meth:`start`."""
 
     def __init__(self, max_waiting: int = 256, max_batch: int = 32,
-                 prefill_chunk: int = 512) -> None:
+                 prefill_chunk: int = 512, prefix_cache_bytes: int = 512 << 20) -> None:
         self._jobs: queue.Queue[_Job | None] = queue.Queue(maxsize=max_waiting)
-        self._max_batch = max_batch
-        self._prefill_chunk = prefill_chunk
+        self._scheduler_options = {"max_batch": max_batch, "prefill_chunk": prefill_chunk,
+                                   "prefix_cache_bytes": prefix_cache_bytes}
         self._scheduler: Scheduler | None = None
         self._ready = threading.Event()
         self._load_error: BaseException | None = None
@@ -55,10 +55,10 @@ class Engine:
 
     @classmethod
     def start(cls, reference: str, options: LoadOptions | None = None,
-              max_waiting: int = 256, max_batch: int = 32, prefill_chunk: int = 512
-              ) -> Engine:
+              max_waiting: int = 256, max_batch: int = 32, prefill_chunk: int = 512,
+              prefix_cache_bytes: int = 512 << 20) -> Engine:
         """Load ``reference`` on a new owner thread; raise its load error, if any."""
-        engine = cls(max_waiting, max_batch, prefill_chunk)
+        engine = cls(max_waiting, max_batch, prefill_chunk, prefix_cache_bytes)
         engine._thread = threading.Thread(target=engine._run, args=(reference, options),
                                           name="mlx-engine", daemon=True)
         engine._thread.start()
@@ -79,8 +79,7 @@ class Engine:
             self._load_error = exc
             self._ready.set()
             return
-        scheduler = Scheduler(self._loaded, max_batch=self._max_batch,
-                              prefill_chunk=self._prefill_chunk)
+        scheduler = Scheduler(self._loaded, **self._scheduler_options)
         self._scheduler = scheduler
         self._ready.set()
         try:

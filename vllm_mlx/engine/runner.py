@@ -57,15 +57,26 @@ class ModelRunner:
             if hasattr(self.lm, name):
                 setattr(self.lm, name, None)
 
-    def start_prefill(self, prompt: PreparedPrompt, cache: list[Any]) -> PrefillState:
-        """Run the vision encoder (if any) and return the prompt ready for chunks."""
+    def start_prefill(self, prompt: PreparedPrompt, cache: list[Any], cached: int = 0,
+                      rope_deltas: Any = None, text_suffix: bool = False) -> PrefillState:
+        """Ready the prompt for chunks; ``cached`` positions are already in ``cache``.
+
+        Vision models run their encoder here, unless the reused prefix already holds
+        every media token (``text_suffix``): then only the text suffix is embedded and
+        its positions follow from the cache offset and the prefix's ``rope_deltas``.
+        """
         self._reset_position_state()
         if not self.vision:
-            return PrefillState(prompt.input_ids, None)
+            return PrefillState(prompt.input_ids, None, done=cached)
+        model = self.loaded.model
+        if cached and text_suffix:
+            suffix = prompt.input_ids[:, cached:]
+            embeds = model.get_input_embeddings(suffix, None).inputs_embeds
+            kwargs = {"rope_deltas": rope_deltas} if rope_deltas is not None else {}
+            return PrefillState(suffix, embeds, kwargs)
         from mlx_vlm.generate.common import _chunked_prefill_enabled
 
         kwargs = dict(prompt.model_kwargs)
-        model = self.loaded.model
         output = model.get_input_embeddings(prompt.input_ids, prompt.pixel_values,
                                             mask=prompt.mask, **kwargs)
         kwargs.update({k: v for k, v in output.to_dict().items()
@@ -73,7 +84,8 @@ class ModelRunner:
         chunked = _chunked_prefill_enabled(model, input_ids=prompt.input_ids,
                                            inputs_embeds=output.inputs_embeds,
                                            prompt_cache=cache, prefill_kwargs=kwargs)
-        return PrefillState(prompt.input_ids, output.inputs_embeds, kwargs, chunked=chunked)
+        return PrefillState(prompt.input_ids, output.inputs_embeds, kwargs, done=cached,
+                            chunked=chunked)
 
     def prefill_chunk(self, state: PrefillState, cache: list[Any]) -> None:
         """Put the next chunk of the prompt (never its last token) into the cache."""

@@ -22,6 +22,7 @@ from ._mlx import mx
 from .errors import EngineError
 from .inputs import prepare_prompt
 from .loader import LoadedModel
+from .prefix_cache import CacheHit, PrefixCache, cacheable, media_hashes, rebuild
 from .runner import ModelRunner, extend_batch, filter_batch
 from .sampler import KeyedSampler, request_processors
 from .sequence import Sequence, Sink
@@ -32,11 +33,21 @@ from .types import GenerationRequest
 logger = logging.getLogger(__name__)
 
 
+def media_token_ids(config: dict[str, Any]) -> list[int]:
+    """Placeholder token ids that stand for image or video content in a prompt."""
+    keys = ("image_token_id", "image_token_index", "video_token_id", "video_token_index")
+    sources = (config, config.get("text_config") or {})
+    return [int(src[k]) for src in sources for k in keys if isinstance(src.get(k), int)]
+
+
 class Scheduler:
     def __init__(self, loaded: LoadedModel, *, max_batch: int = 32,
-                 prefill_chunk: int = 512) -> None:
+                 prefill_chunk: int = 512, prefix_cache_bytes: int = 512 << 20) -> None:
         self.loaded = loaded
         self.runner = ModelRunner(loaded, prefill_chunk)
+        self.prefix: PrefixCache | None = None
+        if prefix_cache_bytes > 0 and cacheable(self.runner.new_cache()):
+            self.prefix = PrefixCache(prefix_cache_bytes, media_token_ids(loaded.config))
         self.max_batch = max_batch
         self.eos = eos_token_ids(loaded)
         self.waiting: deque[Sequence] = deque()
@@ -110,10 +121,38 @@ class Scheduler:
         prompt = prepare_prompt(self.loaded, seq.request)
         seq.prompt_ids = prompt.input_ids.reshape(-1).tolist()
         seq.cache = self.runner.new_cache()
-        seq.prefill = self.runner.start_prefill(prompt, seq.cache)
+        hit = self._lookup(seq)
+        if hit is None:
+            seq.prefill = self.runner.start_prefill(prompt, seq.cache)
+        else:
+            assert self.prefix is not None
+            rebuild(hit, seq.cache)
+            seq.cached_tokens = hit.length
+            text_suffix = not self.prefix.suffix_has_media(seq.prompt_ids, hit.length)
+            if text_suffix and seq.media:
+                self.stats.vision_encodes_skipped += 1
+            seq.prefill = self.runner.start_prefill(prompt, seq.cache, hit.length,
+                                                    hit.rope_deltas, text_suffix)
         if seq.needs_history:
             seq.history = mx.array(seq.prompt_ids)
         self.stats.prompt_tokens += len(seq.prompt_ids)
+
+    def _lookup(self, seq: Sequence) -> CacheHit | None:
+        if self.prefix is None:
+            return None
+        seq.media = media_hashes(m for m in seq.request.messages)
+        hit = self.prefix.lookup(seq.prompt_ids, seq.media)
+        if hit is None:
+            self.stats.prefix_cache_misses += 1
+        else:
+            self.stats.prefix_cache_hits += 1
+            self.stats.prefix_cache_tokens_reused += hit.length
+        return hit
+
+    def _remember(self, seq: Sequence, cache: list[Any]) -> None:
+        if self.prefix is not None:
+            self.prefix.store(seq.prompt_ids + seq.generated, cache, seq.media, seq.rope_deltas)
+            self.stats.prefix_cache_bytes = self.prefix.nbytes
 
     def _finish_prefill(self, seq: Sequence) -> None:
         assert seq.prefill is not None and seq.cache is not None
@@ -122,6 +161,8 @@ class Scheduler:
         self.waiting.popleft()
         self.stats.observe_ttft(time.perf_counter() - seq.arrived)
         if self._emit(seq, int(token.item()), logprobs[0]):
+            if seq.finish_reason != "cancelled":
+                self._remember(seq, seq.cache)
             return
         self.batch = extend_batch(self.batch, seq.cache)
         if seq.rope_deltas is not None:
@@ -148,6 +189,9 @@ class Scheduler:
         self.stats.decode_steps += 1
         self.stats.decode_seconds += time.perf_counter() - started
         if finished:
+            if self.prefix is not None and self.batch is not None:
+                for i in finished:
+                    self._remember(self.running[i], [layer.extract(i) for layer in self.batch])
             self._remove_rows(finished)
 
     def _sample_rows(self, logits: mx.array) -> tuple[list[int], list[mx.array] | None]:

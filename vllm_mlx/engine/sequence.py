@@ -41,7 +41,9 @@ class Sequence:
     arrived: float = field(default_factory=time.perf_counter)
     first_token_at: float | None = None
     finished: bool = False
-    cached_tokens: int = 0
+    cached_tokens: int = 0  # prompt positions reused from the prefix cache
+    media: tuple[str, ...] = ()  # content hashes of the request's media, in order
+    finish_reason: FinishReason | None = None
 
     def __post_init__(self) -> None:
         self.stops = StopMatcher(self.request.sampling.stop)
@@ -102,6 +104,7 @@ class Sequence:
     def _finish(self, reason: FinishReason, text: str, flush: bool = False) -> GenerationChunk:
         """The last chunk; ``flush`` releases text the detokenizer still holds."""
         self.finished = True
+        self.finish_reason = reason
         return self._chunk(text + self._flush() if flush else text, reason)
 
     def _chunk(self, text: str, reason: FinishReason | None) -> GenerationChunk:

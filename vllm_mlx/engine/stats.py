@@ -29,6 +29,7 @@ class EngineStats:
     prefix_cache_misses: int = 0
     prefix_cache_tokens_reused: int = 0
     prefix_cache_bytes: int = 0
+    vision_encodes_skipped: int = 0
     ttft_sum: float = 0.0
     ttft_count: int = 0
     ttft_buckets: list[int] = field(default_factory=lambda: [0] * len(TTFT_BUCKETS))
