@@ -114,7 +114,8 @@ def test_video_sampling_fields_change_frame_count(vl_client, media_dir):
     bare = chat(vl_client, user(text("What happens?"),
                                 {"type": "video", "video": str(media_dir / "clip.mp4")}),
                 video_fps=1.0, video_max_frames=2)
-    assert bare.json()["usage"] == few.json()["usage"]
+    assert bare.json()["usage"]["prompt_tokens"] == few.json()["usage"]["prompt_tokens"]
+    assert bare.json()["usage"]["prompt_tokens_details"]["cached_tokens"] > 0  # same video
 
 
 def test_n_choices_and_seeded_sampling(vl_client):
@@ -189,3 +190,18 @@ def test_ignore_eos_and_min_tokens_give_fixed_length(vl_client):
 def test_model_names_accepted(vl_client, engine_for):
     for name in ("tiny-vl", "default", engine_for("qwen2_vl").model.reference):
         assert chat(vl_client, [{"role": "user", "content": "Hi"}], model=name).status_code == 200
+
+
+def test_timing_and_metrics(vl_client):
+    r = chat(vl_client, [{"role": "user", "content": "Time me"}], max_tokens=6,
+             ignore_eos=True)
+    timing = r.json()["timing"]
+    assert 0 < timing["ttft_s"] <= timing["total_s"]
+    text = vl_client.get("/metrics").text
+    for name in ("vllm_mlx_requests_finished_total", "vllm_mlx_batch_size",
+                 "vllm_mlx_prefix_cache_hits_total", "vllm_mlx_generated_tokens_total",
+                 'vllm_mlx_time_to_first_token_seconds_bucket{le="+Inf"}'):
+        assert name in text
+    finished = next(line for line in text.splitlines()
+                    if line.startswith("vllm_mlx_requests_finished_total "))
+    assert int(finished.split()[1]) > 0

@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import StreamingResponse
+from fastapi.responses import PlainTextResponse, StreamingResponse
 
+from .metrics import render_metrics
 from .protocol import (
     ChatCompletionRequest,
     ChatCompletionResponse,
@@ -26,6 +27,12 @@ async def health(request: Request) -> dict[str, Any]:
     engine = request.app.state.engine
     return {"status": "ok", "model": request.app.state.settings.served_name,
             "vision": engine.model.is_vision, "waiting": engine.waiting}
+
+
+@router.get("/metrics", response_class=PlainTextResponse)
+async def metrics(request: Request) -> PlainTextResponse:
+    text = render_metrics(request.app.state.engine.stats)
+    return PlainTextResponse(text, media_type="text/plain; version=0.0.4")
 
 
 @router.get("/v1/models", response_model=ModelList)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -18,7 +19,7 @@ from ..content import FileResolver
 from ..engine import Engine, GenerationChunk, GenerationRequest, SamplingParams
 from ..engine.types import TokenLogprob
 from .errors import APIError, to_api_error
-from .protocol import SamplingFields, TokenLogprobOut, TopLogprob
+from .protocol import SamplingFields, TokenLogprobOut, TopLogprob, UsageInfo
 
 
 @dataclass
@@ -127,6 +128,23 @@ async def merged_streams(engine: Engine, requests: list[GenerationRequest]
     finally:
         for task in tasks:
             task.cancel()
+
+
+def usage_info(prompt: int, completion: int, cached: int = 0) -> UsageInfo:
+    details = {"cached_tokens": cached} if cached else None
+    return UsageInfo(prompt_tokens=prompt, completion_tokens=completion,
+                     total_tokens=prompt + completion, prompt_tokens_details=details)
+
+
+def timing(start: float, first: float | None, tokens: int) -> dict[str, float]:
+    """Per-response timing: time to first token, total, and decode rate after it."""
+    end = time.perf_counter()
+    out = {"total_s": round(end - start, 4)}
+    if first is not None:
+        out["ttft_s"] = round(first - start, 4)
+        if tokens > 1 and end > first:
+            out["decode_tokens_per_s"] = round((tokens - 1) / (end - first), 2)
+    return out
 
 
 def sse(payload: dict[str, Any] | str) -> str:

@@ -111,6 +111,7 @@ class Sequence:
         chunk = GenerationChunk(text=text, token_ids=tuple(self._pending_ids),
                                 logprobs=tuple(self._pending_lps), finish_reason=reason,
                                 prompt_tokens=self.prompt_tokens,
-                                completion_tokens=len(self.generated))
+                                completion_tokens=len(self.generated),
+                                cached_tokens=self.cached_tokens)
         self._pending_ids, self._pending_lps = [], []
         return chunk

@@ -127,7 +127,7 @@ class GenerationChunk:
     finish_reason: FinishReason | None = None
     prompt_tokens: int = 0
     completion_tokens: int = 0
-    error: str | None = None
+    cached_tokens: int = 0  # prompt tokens served from the prefix cache
 
 
 @dataclass(frozen=True)
@@ -140,6 +140,7 @@ class GenerationResult:
     prompt_tokens: int
     completion_tokens: int
     logprobs: tuple[TokenLogprob, ...] = ()
+    cached_tokens: int = 0
 
     @classmethod
     def from_chunks(cls, chunks: list[GenerationChunk]) -> GenerationResult:
@@ -151,4 +152,5 @@ class GenerationResult:
             prompt_tokens=last.prompt_tokens,
             completion_tokens=last.completion_tokens,
             logprobs=tuple(lp for c in chunks for lp in c.logprobs),
+            cached_tokens=last.cached_tokens,
         )
