@@ -64,6 +64,8 @@ class APIKeyMiddleware:
             return await self.app(scope, receive, send)
         if scope["type"] == "websocket":
             await receive()  # websocket.connect
+            # accept first: a close before the handshake completes is an HTTP 403, not 1008
+            await send({"type": "websocket.accept"})
             await send({"type": "websocket.close", "code": 1008, "reason": "invalid API key"})
             return None
         await send_error(send, APIError(401, "Invalid or missing API key. Send it as "

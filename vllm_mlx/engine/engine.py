@@ -127,10 +127,11 @@ class Engine:
         """A snapshot of the scheduler's counters (see :class:`EngineStats`)."""
         return self._scheduler.stats.snapshot() if self._scheduler is not None else {}
 
-    def _submit(self, request: GenerationRequest, sink: _Sink) -> _Job:
+    def _submit(self, request: GenerationRequest, sink: _Sink,
+                cancelled: threading.Event) -> _Job:
         if self._closed:
             raise EngineClosed("the engine is shut down")
-        job = _Job(request, sink)
+        job = _Job(request, sink, cancelled)
         try:
             self._jobs.put_nowait(job)
         except queue.Full:
@@ -146,33 +147,37 @@ class Engine:
         """Chunks as they are decoded; closing the iterator cancels the request."""
         loop = asyncio.get_running_loop()
         inbox: asyncio.Queue[GenerationChunk | BaseException | None] = asyncio.Queue()
+        cancelled = threading.Event()
 
+        # The sink must not refer to the job (job -> sink -> job would keep every
+        # request's media alive until a full garbage collection).
         def sink(item: GenerationChunk | BaseException | None) -> None:
             try:
                 loop.call_soon_threadsafe(inbox.put_nowait, item)
             except RuntimeError:  # the caller's loop is gone: so is the caller
-                job.cancelled.set()
+                cancelled.set()
 
-        job = self._submit(request, sink)
+        self._submit(request, sink, cancelled)
         try:
             while (item := await inbox.get()) is not None:
                 if isinstance(item, BaseException):
                     raise item
                 yield item
         finally:
-            job.cancelled.set()
+            cancelled.set()
 
     def generate_sync(self, request: GenerationRequest) -> Iterator[GenerationChunk]:
         """Blocking twin of :meth:`generate`, for scripts and the Python API."""
         inbox: queue.Queue[GenerationChunk | BaseException | None] = queue.Queue()
-        job = self._submit(request, inbox.put)
+        cancelled = threading.Event()
+        self._submit(request, inbox.put, cancelled)
         try:
             while (item := inbox.get()) is not None:
                 if isinstance(item, BaseException):
                     raise item
                 yield item
         finally:
-            job.cancelled.set()
+            cancelled.set()
 
     def complete_sync(self, request: GenerationRequest) -> GenerationResult:
         return GenerationResult.from_chunks(list(self.generate_sync(request)))

@@ -150,7 +150,7 @@ class Scheduler:
         return hit
 
     def _remember(self, seq: Sequence, cache: list[Any]) -> None:
-        if self.prefix is not None:
+        if self.prefix is not None and seq.request.cache_prefix:
             self.prefix.store(seq.prompt_ids + seq.generated, cache, seq.media, seq.rope_deltas)
             self.stats.prefix_cache_bytes = self.prefix.nbytes
 
@@ -191,7 +191,9 @@ class Scheduler:
         if finished:
             if self.prefix is not None and self.batch is not None:
                 for i in finished:
-                    self._remember(self.running[i], [layer.extract(i) for layer in self.batch])
+                    if self.running[i].request.cache_prefix:
+                        self._remember(self.running[i],
+                                       [layer.extract(i) for layer in self.batch])
             self._remove_rows(finished)
 
     def _sample_rows(self, logits: mx.array) -> tuple[list[int], list[mx.array] | None]:

@@ -103,6 +103,7 @@ class GenerationRequest:
     images: tuple[Image.Image, ...] = ()  # only with ``prompt``
     videos: tuple[VideoClip, ...] = ()  # only with ``prompt``
     request_id: str = ""
+    cache_prefix: bool = True  # False: leave this request's KV out of the prefix cache
 
     def __post_init__(self) -> None:
         if (self.prompt is None) == (not self.messages):
