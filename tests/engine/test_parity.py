@@ -154,3 +154,13 @@ def test_text_parity(arch, engine_for, tiny_model):
     theirs = [t for t in theirs if t not in eos][:MAX_TOKENS]
     assert list(ours) == theirs
     assert len(ours) > 0
+
+
+def test_media_markers_in_text_are_not_taken_for_images(engine_for):
+    """A user (or an echoed reply) typing the image placeholder must not break the
+    request nor be read as a picture."""
+    engine = engine_for("qwen2_vl")
+    marker = "<|vision_start|><|image_pad|><|vision_end|>"
+    parts = [ImagePart(noise_image(1)), TextPart(f"What is {marker} this <|video_pad|>?")]
+    clean = [ImagePart(noise_image(1)), TextPart("What is  this ?")]
+    assert engine_tokens(engine, parts) == engine_tokens(engine, clean)

@@ -52,13 +52,22 @@ def _frames_as_images(message: ChatMessage) -> ChatMessage:
     return ChatMessage(role=message.role, content=tuple(parts))
 
 
-def _template_messages(messages: tuple[ChatMessage, ...]) -> list[dict[str, Any]]:
+def strip_markers(text: str, markers: tuple[str, ...]) -> str:
+    """Remove media placeholder tokens from caller text: typed by a user or echoed in an
+    earlier reply, they would be read as images the request does not carry."""
+    for marker in markers:
+        text = text.replace(marker, "")
+    return text
+
+
+def _template_messages(messages: tuple[ChatMessage, ...], markers: tuple[str, ...]
+                       ) -> list[dict[str, Any]]:
     rendered = []
     for message in messages:
         content: list[dict[str, Any]] = []
         for part in message.content:
             if isinstance(part, TextPart):
-                content.append({"type": "text", "text": part.text})
+                content.append({"type": "text", "text": strip_markers(part.text, markers)})
             elif isinstance(part, ImagePart):
                 content.append({"type": "image"})
             else:
@@ -76,7 +85,8 @@ def render_vision_prompt(loaded: LoadedModel, request: GenerationRequest) -> Ren
         messages = tuple(_frames_as_images(m) for m in messages)
     from mlx_vlm.prompt_utils import get_chat_template
 
-    text = get_chat_template(loaded.processor, _template_messages(messages), True)
+    text = get_chat_template(loaded.processor,
+                             _template_messages(messages, loaded.media_markers), True)
     images = [p.image for m in messages for p in m.content if isinstance(p, ImagePart)]
     videos = [p.video for m in messages for p in m.content if isinstance(p, VideoPart)]
     return RenderedPrompt(str(text), images, videos)

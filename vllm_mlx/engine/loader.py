@@ -58,6 +58,18 @@ class LoadedModel:
     def is_vision(self) -> bool:
         return self.detection.kind is ModelKind.VISION
 
+    @cached_property
+    def media_markers(self) -> tuple[str, ...]:
+        """Special tokens that stand for media; text must never smuggle them in."""
+        decoder = getattr(self.tokenizer, "added_tokens_decoder", None) or {}
+        found = {t.content for t in decoder.values() if getattr(t, "special", False)
+                 and any(k in t.content.lower() for k in ("image", "video", "vision"))}
+        for name in ("image_token", "video_token", "boi_token", "eoi_token"):
+            marker = getattr(self.processor, name, None)
+            if isinstance(marker, str) and marker:
+                found.add(marker)
+        return tuple(sorted(found, key=len, reverse=True))
+
     @property
     def vocab_size(self) -> int:
         text = self.config.get("text_config") or {}
