@@ -1,0 +1,83 @@
+"""What the chat UI needs from a model: the :class:`ChatBackend` protocol.
+
+Contract:
+
+- ``info`` describes the model once, at start (name, whether it sees images / video,
+  random weights, where it runs); the UI shows it.
+- ``stream(conversation, options)`` is an async iterator of text pieces for a reply to
+  the conversation's last user turn. Closing it early (the Stop button, a closed tab)
+  cancels the generation. Failures the user should read raise :class:`BackendError`.
+- ``video_jobs`` is a :class:`~vllm_mlx.ui.videos.VideoJobs` client when the backend has a
+  video generation model (the Videos tab is built only then), else ``None``.
+- ``close()`` releases the engine or HTTP client.
+
+Two implementations: :class:`~vllm_mlx.ui.local.InProcessBackend` (an
+:class:`~vllm_mlx.engine.Engine` in this process) and
+:class:`~vllm_mlx.ui.remote.RemoteBackend` (a running ``vllm-mlx serve`` through the
+OpenAI SDK).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+from .conversation import Conversation
+
+if TYPE_CHECKING:
+    from .videos import VideoJobs
+
+
+class BackendError(RuntimeError):
+    """A failure to show the user as is (bad media, server error, engine overloaded)."""
+
+
+@dataclass(frozen=True)
+class BackendInfo:
+    model: str
+    vision: bool
+    video: bool  # accepts video input
+    location: str  # "in-process" or the server URL
+    random_weights: bool = False
+
+    def describe(self) -> str:
+        """One Markdown line for the page header."""
+        if self.vision:
+            sees = "sees images and video" if self.video else "sees images (no video)"
+        else:
+            sees = "text only: images and videos are refused"
+        line = f"**Model:** `{self.model}` ({self.location}), {sees}"
+        if self.random_weights:
+            line += ". *Random weights: a test fixture, its replies are noise.*"
+        return line
+
+
+@dataclass(frozen=True)
+class GenerationOptions:
+    max_tokens: int = 512
+    temperature: float = 0.7
+    video_fps: float = 2.0
+    video_max_frames: int = 32
+    system_prompt: str = ""
+
+    def __post_init__(self) -> None:
+        if self.max_tokens < 1:
+            raise ValueError("max tokens must be at least 1")
+        if self.temperature < 0:
+            raise ValueError("temperature must be >= 0")
+        if self.video_fps <= 0 or self.video_max_frames < 1:
+            raise ValueError("video fps must be > 0 and max frames at least 1")
+
+
+class ChatBackend(Protocol):
+    @property
+    def info(self) -> BackendInfo: ...
+
+    @property
+    def video_jobs(self) -> VideoJobs | None: ...
+
+    def stream(self, conversation: Conversation,
+               options: GenerationOptions) -> AsyncIterator[str]: ...
+
+    def close(self) -> None: ...
