@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -28,7 +29,14 @@ def _serve_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--api-key", default=None, help="require this key on every route")
     p.add_argument("--max-tokens", type=int, default=256, help="default max_tokens")
     p.add_argument("--max-tokens-limit", type=int, default=8192)
-    p.add_argument("--max-waiting-requests", type=int, default=256)
+    p.add_argument("--max-waiting-requests", type=int, default=256,
+                   help="queued requests beyond the running batch; more get 429")
+    p.add_argument("--max-batch-size", type=int, default=32,
+                   help="requests decoded together (continuous batching)")
+    p.add_argument("--prefill-chunk", type=int, default=512,
+                   help="prompt tokens prefilled per scheduler step")
+    p.add_argument("--prefix-cache-mb", type=float, default=512.0,
+                   help="memory for reusable prompt KV (0 disables the prefix cache)")
     p.add_argument("--media-root", action="append", default=[], metavar="DIR",
                    help="allow local media paths under DIR (repeatable)")
     p.add_argument("--allow-private-urls", action="store_true",
@@ -41,10 +49,30 @@ def _serve_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--trust-remote-code", action="store_true")
     p.add_argument("--no-fast-blas", action="store_true",
                    help="keep the mlx-cpu wheel's reference BLAS (Linux)")
-    p.add_argument("--storage-path", type=Path, default=None)
+    p.add_argument("--storage-path", type=Path, default=None,
+                   help="predictions database, uploaded files, video jobs (default: "
+                        "$VLLM_MLX_STORAGE_PATH or $VLLM_OMNI_STORAGE_PATH, else the user "
+                        "cache)")
     p.add_argument("--tiny-cache-dir", type=Path, default=None,
                    help="where tiny:ARCH models are built (default: the user cache)")
     p.add_argument("--log-level", default="info")
+    p.add_argument("--stream-max-message-mb", type=float, default=8.0,
+                   help="live video: largest WebSocket message (larger ones close with 1009)")
+    p.add_argument("--stream-max-window", type=int, default=32,
+                   help="live video: most frames a connection may analyse at once")
+    p.add_argument("--stream-max-connections", type=int, default=64)
+    p.add_argument("--callback-secret", default=None,
+                   help="HMAC-SHA256 key signing prediction callbacks (default: a random key "
+                        "kept in the storage folder)")
+    p.add_argument("--session-ttl", type=float, default=3600.0,
+                   help="seconds an idle chat session_id is kept")
+    p.add_argument("--max-sessions", type=int, default=1024)
+    p.add_argument("--video-model", default=None, metavar="PATH_OR_ID",
+                   help="also generate videos (/v1/videos) with this Wan model: a Diffusers "
+                        "folder, a Hub repo id or tiny:wan2_1 (a video MODEL alone serves "
+                        "only videos)")
+    p.add_argument("--video-queue-size", type=int, default=16,
+                   help="video jobs that may wait; more are refused with 429")
 
 
 def _tiny_parser(sub: argparse._SubParsersAction) -> None:
@@ -56,12 +84,27 @@ def _tiny_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dtype", default="float32")
 
 
+def _stream_parser(sub: argparse._SubParsersAction) -> None:
+    from .stream.cli import add_parser
+
+    add_parser(sub)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vllm-mlx", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     _serve_parser(sub)
     _tiny_parser(sub)
+    _stream_parser(sub)
     return parser
+
+
+def _storage_path(flag: Path | None) -> Path:
+    import os
+
+    # VLLM_OMNI_STORAGE_PATH: the name vLLM-Omni's video API uses (seed 002)
+    env = os.environ.get("VLLM_MLX_STORAGE_PATH") or os.environ.get("VLLM_OMNI_STORAGE_PATH")
+    return (flag or (Path(env) if env else default_cache_dir() / "storage")).expanduser()
 
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
@@ -71,41 +114,73 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         served_model_name=args.served_model_name, api_key=args.api_key, force_kind=force,
         trust_remote_code=args.trust_remote_code, fast_blas=not args.no_fast_blas,
         default_max_tokens=args.max_tokens, max_tokens_limit=args.max_tokens_limit,
-        max_waiting_requests=args.max_waiting_requests,
+        max_waiting_requests=args.max_waiting_requests, max_batch_size=args.max_batch_size,
+        prefill_chunk_tokens=args.prefill_chunk,
+        prefix_cache_bytes=int(args.prefix_cache_mb * 1024 * 1024),
         media_roots=tuple(Path(r).expanduser().resolve() for r in args.media_root),
         allow_private_urls=args.allow_private_urls,
         max_body_bytes=int(args.max_body_mb * 1024 * 1024),
         cors_origins=tuple(args.cors_origin),
-        storage_path=args.storage_path or default_cache_dir() / "storage",
+        storage_path=_storage_path(args.storage_path),
         tiny_cache_dir=args.tiny_cache_dir, log_level=args.log_level,
+        stream_max_message_bytes=int(args.stream_max_message_mb * 1024 * 1024),
+        stream_max_window=args.stream_max_window,
+        stream_max_connections=args.stream_max_connections,
+        callback_secret=args.callback_secret, session_ttl_s=args.session_ttl,
+        max_sessions=args.max_sessions,
+        video_model=args.video_model, video_queue_size=args.video_queue_size,
     )
 
 
 def serve(settings: Settings) -> int:
     from .blas import activate_fast_blas
 
-    blas = activate_fast_blas(settings.fast_blas)
+    activate_fast_blas(settings.fast_blas)  # logs which BLAS is in use
     from .engine import Engine, LoadOptions, ModelLoadError
+    from .videos.cli import VideoModelError, start_videos
 
-    logger.info("BLAS: %s (%s)", blas.name, blas.reason)
+    try:
+        videos = start_videos(settings)  # the video model, or None
+    except VideoModelError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if videos is not None and settings.video_model is None:  # MODEL is a video model
+        return _run(settings, None, videos)
     options = LoadOptions(force_kind=settings.force_kind, served_name=settings.served_name,
                           trust_remote_code=settings.trust_remote_code,
                           tiny_cache_dir=settings.tiny_cache_dir)
     try:
-        engine = Engine.start(settings.model, options, settings.max_waiting_requests)
+        engine = Engine.start(settings.model, options, settings.max_waiting_requests,
+                              max_batch=settings.max_batch_size,
+                              prefill_chunk=settings.prefill_chunk_tokens,
+                              prefix_cache_bytes=settings.prefix_cache_bytes)
     except ModelLoadError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        if videos is not None:
+            videos.shutdown()
         return 2
     _announce(engine, settings)
+    return _run(settings, engine, videos)
+
+
+def _run(settings: Settings, engine: object | None, videos: object | None) -> int:
     import uvicorn
 
     from .api.app import create_app
 
+    # uvicorn shuts down gracefully on SIGINT/SIGTERM, then re-raises the signal for the
+    # handler that was installed before it; a quiet one makes Ctrl-C end without a trace.
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: None)
     try:
-        uvicorn.run(create_app(settings, engine), host=settings.host, port=settings.port,
-                    log_level=settings.log_level, timeout_graceful_shutdown=5)
+        uvicorn.run(create_app(settings, engine, videos),  # type: ignore[arg-type]
+                    host=settings.host, port=settings.port,
+                    log_level=settings.log_level, timeout_graceful_shutdown=5,
+                    ws_max_size=settings.stream_max_message_bytes)
     finally:
-        engine.shutdown()
+        for part in (engine, videos):
+            if part is not None:
+                part.shutdown()  # type: ignore[attr-defined]
     return 0
 
 
@@ -123,7 +198,12 @@ def _announce(engine: object, settings: Settings) -> None:
 
 def tiny_model(args: argparse.Namespace) -> int:
     from .tiny import build_tiny_model
+    from .videos.model import TINY_ARCHS
 
+    if args.arch in TINY_ARCHS:  # diffusion video models (vllm_mlx.diffusion)
+        from .videos.cli import tiny_video_model
+
+        return tiny_video_model(args)
     try:
         path = build_tiny_model(args.out, args.arch, args.preset, seed=args.seed,
                                 dtype=args.dtype)
@@ -140,6 +220,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.command == "serve":
         return serve(settings_from_args(args))
+    if args.command == "stream":
+        from .stream.cli import main as stream_main
+
+        return stream_main(args)
     return tiny_model(args)
 
 

@@ -34,6 +34,10 @@ class Settings:
     default_max_tokens: int = 256
     max_tokens_limit: int = 8192
     max_waiting_requests: int = 256
+    # continuous batching and caches
+    max_batch_size: int = 32
+    prefill_chunk_tokens: int = 512
+    prefix_cache_bytes: int = 512 * 1024 * 1024
     # media
     media_roots: tuple[Path, ...] = ()
     allow_private_urls: bool = False
@@ -45,6 +49,17 @@ class Settings:
     storage_path: Path = field(default_factory=lambda: default_cache_dir() / "storage")
     tiny_cache_dir: Path | None = None
     log_level: str = "info"
+    # live video over WebSocket (vllm_mlx.stream)
+    stream_max_message_bytes: int = 8 * 1024 * 1024
+    stream_max_window: int = 32
+    stream_max_connections: int = 64
+    # structured domain predictions (vllm_mlx.domains)
+    callback_secret: str | None = None  # HMAC key for callbacks; None: one kept in storage
+    session_ttl_s: float = 3600.0  # chat session_id expiry
+    max_sessions: int = 1024
+    # diffusion video generation jobs (vllm_mlx.videos)
+    video_model: str | None = None  # --video-model; None: `model` itself when it is one
+    video_queue_size: int = 16  # jobs that may wait; more get 429
 
     @property
     def served_name(self) -> str:

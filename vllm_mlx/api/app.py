@@ -22,9 +22,13 @@ from ..config import Settings
 from ..content import ContentError
 from ..engine import Engine, EngineError
 from ..media import MediaError, MediaPolicy
+from ..stream.route import install_stream
+from ..videos.service import VideoJobs
 from .errors import APIError, to_api_error, validation_message
 from .middleware import APIKeyMiddleware, BodyLimitMiddleware
 from .routes import router
+from .routes_domains import install_domains
+from .routes_videos import install_video_only, install_videos
 from .serving_chat import ChatService
 from .serving_common import ServingContext
 from .serving_completion import CompletionService
@@ -62,23 +66,34 @@ def _install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(Exception, on_known)  # last resort: a logged 500
 
 
-def create_app(settings: Settings, engine: Engine) -> FastAPI:
+def create_app(settings: Settings, engine: Engine | None,
+               videos: VideoJobs | None = None) -> FastAPI:
+    """``engine`` None: no chat model (video-only server); ``videos``: the video jobs."""
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with httpx.AsyncClient(follow_redirects=False) as client:
-            app.state.serving.http = client
+            if engine is not None:
+                app.state.serving.http = client
             yield
 
     app = FastAPI(title="vllm-mlx", version=__version__, lifespan=lifespan,
                   description="Local OpenAI-compatible multimodal inference on MLX")
-    ctx = ServingContext(engine=engine, settings=settings)
     app.state.settings = settings
     app.state.engine = engine
-    app.state.serving = ctx
-    app.state.chat = ChatService(ctx, media_policy(settings))
-    app.state.completions = CompletionService(ctx)
-    app.include_router(router)
+    if engine is None:
+        install_video_only(app)
+    else:
+        ctx = ServingContext(engine=engine, settings=settings)
+        app.state.serving = ctx
+        app.state.chat = ChatService(ctx, media_policy(settings))
+        app.state.completions = CompletionService(ctx)
+        app.include_router(router)
     # Feature routers: each feature module owns its routes and puts its state on app.state.
+    if engine is not None:
+        install_domains(app, settings, engine)
+        install_stream(app, settings, engine)
+    install_videos(app, settings, videos)
     _install_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
     if settings.cors_origins:

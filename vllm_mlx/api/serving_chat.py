@@ -9,11 +9,11 @@ ending an error with one error chunk and ``[DONE]`` instead of a broken stream.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
-from ..content import Resolver, VideoSampling, parse_messages, resolve_messages
+from ..content import MessageRef, Resolver, VideoSampling, parse_messages, resolve_messages
 from ..engine import GenerationRequest, GenerationResult
 from ..media import MediaPolicy
 from .errors import APIError
@@ -38,7 +38,19 @@ from .serving_common import (
     sampling_params,
     sse,
     sse_error,
+    timing,
+    usage_info,
 )
+
+OnReply = Callable[[str], None]
+
+
+class ChatHook(Protocol):
+    """A feature's say in a chat request (e.g. VLM Run domains and sessions): it may rewrite
+    the request and its parsed messages, and get the first choice's reply text."""
+
+    def begin(self, req: ChatCompletionRequest, refs: tuple[MessageRef, ...]
+              ) -> tuple[ChatCompletionRequest, tuple[MessageRef, ...], OnReply | None]: ...
 
 
 @dataclass
@@ -47,12 +59,14 @@ class PreparedChat:
     requests: list[GenerationRequest]
     include_usage: bool
     logprobs: bool
+    on_reply: OnReply | None = None
 
 
 class ChatService:
     def __init__(self, ctx: ServingContext, policy: MediaPolicy) -> None:
         self.ctx = ctx
         self.policy = policy
+        self.hook: ChatHook | None = None
 
     def _response_format(self, req: ChatCompletionRequest) -> dict[str, Any]:
         fmt = req.response_format
@@ -75,8 +89,10 @@ class ChatService:
         return Resolver(self.policy, video, self.ctx.files)
 
     async def prepare(self, req: ChatCompletionRequest) -> PreparedChat:
+        refs, on_reply = parse_messages(req.messages), None
+        if self.hook is not None:
+            req, refs, on_reply = self.hook.begin(req, refs)
         model = self.ctx.check_model(req.model)
-        refs = parse_messages(req.messages)
         max_tokens = self.ctx.max_tokens(req.max_completion_tokens, req.max_tokens)
         want_logprobs = req.logprobs or req.top_logprobs is not None
         sampling = sampling_params(
@@ -86,15 +102,18 @@ class ChatService:
         request = GenerationRequest(messages=messages, sampling=sampling,
                                     request_id=new_id("chatcmpl"))
         include_usage = bool(req.stream_options and req.stream_options.include_usage)
-        return PreparedChat(model, fan_out(request, req.n), include_usage, want_logprobs)
+        return PreparedChat(model, fan_out(request, req.n), include_usage, want_logprobs,
+                            on_reply)
 
     async def complete(self, prepared: PreparedChat) -> ChatCompletionResponse:
-        start = time.perf_counter()
-        results: list[GenerationResult] = []
+        start, first = time.perf_counter(), None
         chunks: dict[int, list[Any]] = {i: [] for i in range(len(prepared.requests))}
         async for index, chunk in merged_streams(self.ctx.engine, prepared.requests):
+            first = first or time.perf_counter()
             chunks[index].append(chunk)
         results = [GenerationResult.from_chunks(chunks[i]) for i in sorted(chunks)]
+        if prepared.on_reply is not None:
+            prepared.on_reply(results[0].text)
         choices = [ChatChoice(
             index=i, message=ChatMessageOut(content=r.text), finish_reason=r.finish_reason,
             logprobs=ChoiceLogprobs(content=chat_logprobs(r.logprobs))
@@ -104,9 +123,8 @@ class ChatService:
         completion = sum(r.completion_tokens for r in results)
         return ChatCompletionResponse(
             id=prepared.requests[0].request_id, model=prepared.model, choices=choices,
-            usage=UsageInfo(prompt_tokens=prompt, completion_tokens=completion,
-                            total_tokens=prompt + completion),
-            timing={"total_s": round(time.perf_counter() - start, 4)},
+            usage=usage_info(prompt, completion, results[0].cached_tokens),
+            timing=timing(start, first, completion),
         )
 
     async def stream(self, prepared: PreparedChat) -> AsyncIterator[str]:
@@ -119,11 +137,13 @@ class ChatService:
 
         yield chunk([ChatChunkChoice(index=i, delta=DeltaMessage(role="assistant", content=""))
                      for i in range(len(prepared.requests))])
-        prompt_tokens, completion = 0, {}
+        prompt_tokens, completion, reply = 0, {}, []
         try:
             async for index, piece in merged_streams(self.ctx.engine, prepared.requests):
-                prompt_tokens = piece.prompt_tokens
+                prompt_tokens, cached = piece.prompt_tokens, piece.cached_tokens
                 completion[index] = piece.completion_tokens
+                if index == 0:
+                    reply.append(piece.text)
                 if not piece.text and piece.finish_reason is None:
                     continue
                 logprobs = (ChoiceLogprobs(content=chat_logprobs(piece.logprobs))
@@ -131,10 +151,10 @@ class ChatService:
                 yield chunk([ChatChunkChoice(
                     index=index, delta=DeltaMessage(content=piece.text or None),
                     logprobs=logprobs, finish_reason=piece.finish_reason)])
+            if prepared.on_reply is not None:
+                prepared.on_reply("".join(reply))
             if prepared.include_usage:
-                total = sum(completion.values())
-                yield chunk([], UsageInfo(prompt_tokens=prompt_tokens, completion_tokens=total,
-                                          total_tokens=prompt_tokens + total))
+                yield chunk([], usage_info(prompt_tokens, sum(completion.values()), cached))
         except Exception as exc:  # reported in-band: the HTTP status is already sent
             yield sse_error(exc)
         yield SSE_DONE

@@ -1,0 +1,165 @@
+"""A validated form + the model's defaults -> the exact settings a job runs with.
+
+Contract: :func:`make_plan` resolves a :class:`~vllm_mlx.videos.form.VideoForm` against the
+pipeline (``WanPipeline.resolve``: defaults, ranges, ``num_frames`` rounded to ``1 + 4k``)
+and returns a :class:`JobPlan` - every setting explicit, the seed drawn now - so a job
+re-run after a restart produces the same video. Bad values raise ``APIError`` 400.
+
+- ``num_frames`` defaults to ``seconds * fps`` when ``seconds`` is given.
+- The model works in multiples of 16 pixels: another even ``width`` / ``height`` is
+  generated at the next multiple of 16 and centre-cropped back (said in ``notes``).
+- Frame interpolation by ``2**exp`` gives ``(N-1) * 2**exp + 1`` frames at ``fps * 2**exp``.
+
+:func:`finish_frames` applies the crop and the interpolation to generated frames.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..api.errors import APIError
+from .form import VideoForm
+
+MULTIPLE = 16
+MAX_SIDE = 4096
+
+
+@dataclass(frozen=True)
+class JobPlan:
+    prompt: str
+    negative_prompt: str
+    width: int  # output size
+    height: int
+    gen_width: int  # generated size (multiples of 16), centre-cropped to the output size
+    gen_height: int
+    num_frames: int  # generated frames (1 + 4k)
+    fps: int
+    num_inference_steps: int
+    guidance_scale: float
+    flow_shift: float
+    seed: int
+    scheduler: str
+    max_sequence_length: int
+    interpolation_exp: int
+    seconds: str
+    notes: tuple[str, ...] = ()
+
+    @property
+    def size(self) -> str:
+        return f"{self.width}x{self.height}"
+
+    @property
+    def output_frames(self) -> int:
+        return (self.num_frames - 1) * 2**self.interpolation_exp + 1
+
+    @property
+    def output_fps(self) -> int:
+        return self.fps * 2**self.interpolation_exp
+
+    def request(self, image: Any | None = None) -> Any:
+        from ..diffusion import VideoGenRequest
+
+        return VideoGenRequest(
+            prompt=self.prompt, negative_prompt=self.negative_prompt, width=self.gen_width,
+            height=self.gen_height, num_frames=self.num_frames, fps=self.fps,
+            num_inference_steps=self.num_inference_steps, guidance_scale=self.guidance_scale,
+            flow_shift=self.flow_shift, seed=self.seed, scheduler=self.scheduler, image=image,
+            max_sequence_length=self.max_sequence_length,
+        )
+
+    def settings(self) -> dict[str, Any]:
+        """The effective settings, as reported in the job record."""
+        return {"num_frames": self.output_frames, "fps": self.output_fps,
+                "num_inference_steps": self.num_inference_steps,
+                "guidance_scale": self.guidance_scale, "flow_shift": self.flow_shift,
+                "seed": self.seed, "scheduler": self.scheduler}
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> JobPlan:
+        names = {f.name for f in dataclasses.fields(cls)}
+        values = {k: v for k, v in data.items() if k in names}
+        values["notes"] = tuple(values.get("notes", ()))
+        return cls(**values)
+
+
+def _side(name: str, value: int, notes: list[str]) -> int:
+    if not MULTIPLE <= value <= MAX_SIDE:
+        raise APIError(400, f"{name} must be between {MULTIPLE} and {MAX_SIDE}, got {value}",
+                       param=name, code="invalid_value")
+    if value % 2:
+        raise APIError(400, f"{name} must be even (H.264 yuv420p), got {value}",
+                       param=name, code="invalid_value")
+    generated = -(-value // MULTIPLE) * MULTIPLE
+    if generated != value:
+        notes.append(f"{name} {value} generated at {generated} and centre-cropped: the model "
+                     f"works in multiples of {MULTIPLE} pixels")
+    return generated
+
+
+def _duration(form: VideoForm, frames: int, fps: int) -> str:
+    if form.seconds is not None:
+        return str(form.seconds)
+    return f"{round(frames / fps, 2):g}"
+
+
+def make_plan(form: VideoForm, pipeline: Any, image: Any | None = None) -> JobPlan:
+    """Resolve ``form`` on ``pipeline`` (a ``WanPipeline``); ``APIError`` 400 when invalid."""
+    defaults = pipeline.defaults
+    width = form.width if form.width is not None else defaults.width
+    height = form.height if form.height is not None else defaults.height
+    notes: list[str] = []
+    gen_width, gen_height = _side("width", width, notes), _side("height", height, notes)
+    fps = form.fps if form.fps is not None else defaults.fps
+    frames = form.num_frames
+    if frames is None and form.seconds is not None:
+        frames = form.seconds * fps
+    request = dataclasses.replace(
+        _base_request(form, image), width=gen_width, height=gen_height, num_frames=frames, fps=fps
+    )
+    try:
+        resolved = pipeline.resolve(request)
+    except ValueError as exc:
+        raise APIError(400, str(exc), code="invalid_value") from None
+    plan = JobPlan(
+        prompt=resolved.prompt, negative_prompt=resolved.negative_prompt, width=width,
+        height=height, gen_width=gen_width, gen_height=gen_height,
+        num_frames=resolved.num_frames, fps=resolved.fps,
+        num_inference_steps=resolved.num_inference_steps,
+        guidance_scale=resolved.guidance_scale, flow_shift=resolved.flow_shift,
+        seed=resolved.seed, scheduler=resolved.scheduler,
+        max_sequence_length=resolved.max_sequence_length,
+        interpolation_exp=form.interpolation_exp, seconds="",
+        notes=(*resolved.notes, *notes, *form.notes),
+    )
+    return dataclasses.replace(plan, seconds=_duration(form, plan.output_frames, plan.output_fps))
+
+
+def _base_request(form: VideoForm, image: Any | None) -> Any:
+    from ..diffusion import VideoGenRequest
+
+    return VideoGenRequest(
+        prompt=form.prompt, negative_prompt=form.negative_prompt,
+        num_inference_steps=form.num_inference_steps, guidance_scale=form.guidance_scale,
+        flow_shift=form.flow_shift, seed=form.seed, scheduler=form.scheduler, image=image,
+        max_sequence_length=form.max_sequence_length,
+    )
+
+
+def finish_frames(frames: np.ndarray, fps: int, plan: JobPlan) -> tuple[np.ndarray, float]:
+    """Centre-crop to the output size, then interpolate; returns ``(frames, fps)``."""
+    top = (frames.shape[1] - plan.height) // 2
+    left = (frames.shape[2] - plan.width) // 2
+    frames = frames[:, top:top + plan.height, left:left + plan.width]
+    if plan.interpolation_exp:
+        from ..diffusion import interpolate_frames
+
+        frames, fps = interpolate_frames(np.ascontiguousarray(frames), fps,
+                                         plan.interpolation_exp)
+    return np.ascontiguousarray(frames), fps

@@ -1,0 +1,279 @@
+"""Video generation jobs: create, run one at a time, store, list, download, delete, recover.
+
+Contract: :meth:`VideoJobs.start` resolves the model reference, loads the pipeline on the
+worker thread, opens the store and recovers: jobs a previous process left ``in_progress`` are
+marked ``failed`` (``server_restarted``: the job may have been what stopped it), ``queued``
+ones run again with the same plan (and seed), completed jobs whose file is gone are marked
+``failed``. Then:
+
+- :meth:`create` stores a ``queued`` record (and the reference image) and queues the job
+  (``APIError`` 429 when ``max_queued`` jobs wait); :meth:`get` / :meth:`list_videos` return
+  records with the running job's live ``progress`` (``100 * step / total`` after each
+  denoising step, at most 99 until the video is written; 100 once ``completed``).
+- :meth:`delete` removes the record and its files at once and cancels the job: dequeued when
+  waiting, stopped at its next denoising step (or VAE chunk) when running.
+- :meth:`content_path` is the mp4 of a ``completed`` job (404 unknown or unfinished, 422
+  failed). :meth:`submit_sync` runs a job without storing anything; ``job.done`` gets
+  ``(mp4 bytes, seconds)``.
+- A failed generation ends ``failed`` with ``error = {code, message}``; records never stay
+  ``in_progress`` after their job stops. :meth:`shutdown` puts a running job back to
+  ``queued`` so that the next start runs it again.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..api.errors import APIError
+from .model import resolve_video_model
+from .plan import JobPlan, finish_frames, make_plan
+from .store import JobStore, write_atomic
+from .worker import Job, JobWorker, QueueFull, WorkerStopped
+
+logger = logging.getLogger(__name__)
+RESTART = ("server_restarted",
+           "the server stopped while this job was running; submit it again")
+MAX_LIST = 100
+
+
+def _now() -> int:
+    return int(time.time())
+
+
+@dataclass(frozen=True)
+class VideoModelInfo:
+    name: str
+    reference: str
+    path: Path
+    random_weights: bool
+
+    @property
+    def names(self) -> set[str]:
+        return {self.name, "default", self.reference, str(self.path)}
+
+
+class VideoJobs:
+    def __init__(self, info: VideoModelInfo, store: JobStore, max_queued: int) -> None:
+        self.model, self.store = info, store
+        self.worker = JobWorker(self._load, self._execute, max_queued)
+        self.pipeline: Any = None
+
+    @classmethod
+    def start(cls, reference: str, storage_path: Path, *, name: str | None = None,
+              tiny_cache_dir: Path | None = None, max_queued: int = 16) -> VideoJobs:
+        """Load the model and recover stored jobs (``VideoModelError`` / ``OSError``)."""
+        path, random_weights = resolve_video_model(reference, tiny_cache_dir)
+        info = VideoModelInfo(name or reference, reference, path, random_weights)
+        jobs = cls(info, JobStore(storage_path), max_queued)
+        jobs.pipeline = jobs.worker.start()
+        jobs.recover()
+        return jobs
+
+    def shutdown(self) -> None:
+        self.worker.shutdown()
+        self.store.close()
+
+    def _load(self) -> Any:
+        from ..diffusion import WanPipeline
+
+        return WanPipeline.from_pretrained(self.model.path)
+
+    # --- requests ------------------------------------------------------------------------
+    def check_model(self, name: str | None) -> None:
+        if name is not None and name not in self.model.names:
+            raise APIError(404, f"The model '{name}' does not exist. This server generates "
+                           f"videos with '{self.model.name}' (also answers to 'default').",
+                           param="model", code="model_not_found")
+
+    def plan(self, form: Any, image: Any | None = None) -> JobPlan:
+        self.check_model(form.model)
+        return make_plan(form, self.pipeline, image)
+
+    def create(self, plan: JobPlan, image: tuple[bytes, Any] | None = None,
+               user: str | None = None) -> dict[str, Any]:
+        job = Job(f"video_{uuid.uuid4().hex}", plan, image[1] if image else None)
+        record = self._new_record(job.id, plan, user)
+        if image is not None:
+            write_atomic(self.store.input_path(job.id), image[0])
+        self.store.add(record, {"plan": plan.to_dict(), "image": image is not None})
+        try:
+            self.worker.submit(job)
+        except (QueueFull, WorkerStopped) as exc:
+            self.store.delete(job.id)
+            self.store.remove_files(job.id)
+            raise self._busy(exc) from None
+        return record
+
+    def submit_sync(self, plan: JobPlan, image: Any | None = None) -> Job:
+        job = Job(f"video_{uuid.uuid4().hex}", plan, image, persist=False)
+        try:
+            self.worker.submit(job)
+        except (QueueFull, WorkerStopped) as exc:
+            raise self._busy(exc) from None
+        return job
+
+    @staticmethod
+    def _busy(exc: Exception) -> APIError:
+        if isinstance(exc, QueueFull):
+            return APIError(429, f"the video queue is full ({exc}); retry later",
+                            code="queue_full")
+        return APIError(503, str(exc), code="shutting_down")
+
+    def _new_record(self, video_id: str, plan: JobPlan, user: str | None) -> dict[str, Any]:
+        return {
+            "id": video_id, "object": "video", "status": "queued", "progress": 0,
+            "created_at": _now(), "completed_at": None, "expires_at": None,
+            "model": self.model.name, "prompt": plan.prompt, "size": plan.size,
+            "seconds": plan.seconds, "quality": "standard", "remixed_from_video_id": None,
+            "error": None, "inference_time_s": None, "file_name": None,
+            "media_type": "video/mp4", "user": user, "settings": plan.settings(),
+            "notes": list(plan.notes),
+        }
+
+    def _live(self, record: dict[str, Any]) -> dict[str, Any]:
+        running = self.worker.running
+        if record["status"] == "in_progress" and running is not None \
+                and running.id == record["id"]:
+            return {**record, "progress": running.progress}
+        return record
+
+    def get(self, video_id: str) -> dict[str, Any]:
+        record = self.store.get(video_id)
+        if record is None:
+            raise APIError(404, f"No video job with id '{video_id}'", param="video_id",
+                           code="video_not_found")
+        return self._live(record)
+
+    def list_videos(self, after: str | None, limit: int, order: str) -> dict[str, Any]:
+        if order not in ("asc", "desc"):
+            raise APIError(400, f"order must be 'asc' or 'desc', got {order!r}", param="order")
+        if not 1 <= limit <= MAX_LIST:
+            raise APIError(400, f"limit must be between 1 and {MAX_LIST}, got {limit}",
+                           param="limit")
+        try:
+            records, more = self.store.page(after, limit, order == "asc")
+        except KeyError:
+            raise APIError(400, f"after: no video job with id '{after}'", param="after") from None
+        data = [self._live(r) for r in records]
+        return {"object": "list", "data": data, "first_id": data[0]["id"] if data else None,
+                "last_id": data[-1]["id"] if data else None, "has_more": more}
+
+    def content_path(self, video_id: str) -> Path:
+        record = self.get(video_id)
+        if record["status"] == "failed":
+            error = record.get("error") or {}
+            raise APIError(422, f"video {video_id} failed: {error.get('message', 'unknown')}",
+                           param="video_id", code="video_failed")
+        path = self.store.video_path(video_id)
+        if record["status"] != "completed" or not path.is_file():
+            raise APIError(404, f"video {video_id} is not ready (status {record['status']}); "
+                           "poll GET /v1/videos/{id} until it is completed",
+                           param="video_id", code="video_not_ready")
+        return path
+
+    def delete(self, video_id: str) -> dict[str, Any]:
+        self.get(video_id)
+        self.worker.cancel(video_id, "deleted")
+        self.store.delete(video_id)
+        self.store.remove_files(video_id)
+        return {"id": video_id, "deleted": True, "object": "video.deleted"}
+
+    # --- the worker side -----------------------------------------------------------------
+    def _execute(self, pipeline: Any, job: Job) -> None:
+        from ..diffusion import Cancelled
+
+        if job.persist and self.store.update(job.id, status="in_progress") is None:
+            job.done.set_exception(Cancelled("deleted before it started"))
+            return
+        started = time.perf_counter()
+        try:
+            result = pipeline.generate(job.plan.request(job.image),
+                                       progress=lambda step, total: _progress(job, step, total),
+                                       should_cancel=job.cancel.is_set)
+            frames, fps = finish_frames(result.frames, result.fps, job.plan)
+            if job.cancel.is_set():
+                raise Cancelled(job.cancel_reason or "cancelled")
+            output = self._write(job, frames, fps)
+        except Cancelled as exc:
+            self._cancelled(job, exc)
+        except Exception as exc:
+            logger.exception("video job %s failed", job.id)
+            self._failed(job, exc)
+        else:
+            seconds = round(time.perf_counter() - started, 3)
+            if job.persist:
+                self._completed(job, seconds, result.notes)
+            job.done.set_result((output, seconds))
+
+    def _write(self, job: Job, frames: Any, fps: float) -> bytes | None:
+        from ..diffusion import encode_mp4, write_mp4
+
+        if not job.persist:
+            return encode_mp4(frames, fps)
+        write_mp4(frames, fps, self.store.video_path(job.id))
+        return None
+
+    def _completed(self, job: Job, seconds: float, notes: list[str]) -> None:
+        self.store.input_path(job.id).unlink(missing_ok=True)
+        notes = [*job.plan.notes, *(n for n in notes if n not in job.plan.notes)]
+        record = self.store.update(job.id, status="completed", progress=100,
+                                   completed_at=_now(), inference_time_s=seconds,
+                                   file_name=self.store.video_path(job.id).name, notes=notes)
+        if record is None:  # deleted while the file was being written
+            self.store.remove_files(job.id)
+
+    def _cancelled(self, job: Job, exc: Exception) -> None:
+        if job.persist and job.cancel_reason == "shutdown":
+            self.store.update(job.id, status="queued", progress=0)
+        elif job.persist:
+            self.store.remove_files(job.id)
+        job.done.set_exception(exc)
+
+    def _failed(self, job: Job, exc: Exception) -> None:
+        if job.persist:
+            self._mark_failed([job.id], "generation_failed", f"video generation failed: {exc}")
+            self.store.video_path(job.id).unlink(missing_ok=True)
+        job.done.set_exception(exc)
+
+    def _mark_failed(self, ids: Iterable[str], code: str, message: str) -> None:
+        for video_id in ids:
+            self.store.input_path(video_id).unlink(missing_ok=True)
+            self.store.update(video_id, status="failed", completed_at=_now(),
+                              error={"code": code, "message": message})
+
+    # --- restart -------------------------------------------------------------------------
+    def recover(self) -> None:
+        self.store.sweep_temp_files()
+        self._mark_failed(self.store.ids_with_status("in_progress"), *RESTART)
+        missing = [i for i in self.store.ids_with_status("completed")
+                   if not self.store.video_path(i).is_file()]
+        self._mark_failed(missing, "output_missing", "the video file is missing from storage")
+        for video_id in self.store.ids_with_status("queued"):
+            try:
+                job = self._stored_job(video_id)
+            except Exception as exc:  # a record this version cannot run: say why
+                self._mark_failed([video_id], "recovery_failed",
+                                  f"could not run again after a restart: {exc}")
+                continue
+            self.worker.submit(job, bounded=False)
+
+    def _stored_job(self, video_id: str) -> Job:
+        from ..media import decode_image
+
+        stored = self.store.plan(video_id) or {}
+        plan = JobPlan.from_dict(stored["plan"])
+        image = None
+        if stored.get("image"):
+            data = self.store.input_path(video_id).read_bytes()
+            image = decode_image(data)
+        return Job(video_id, plan, image)
+
+
+def _progress(job: Job, step: int, total: int) -> None:
+    job.progress = min(99, 100 * step // max(total, 1))
