@@ -28,6 +28,16 @@ def png_bytes(seed: int = 0, size: tuple[int, int] = (40, 30)) -> bytes:
     return buffer.getvalue()
 
 
+def mp4_info(data: bytes) -> tuple[int, int, int, float]:
+    """(width, height, decoded frames, average fps) of an mp4."""
+    import av
+
+    with av.open(io.BytesIO(data)) as container:
+        stream = container.streams.video[0]
+        frames = sum(1 for _ in container.decode(stream))
+        return stream.width, stream.height, frames, float(stream.average_rate)
+
+
 def wait_for(check: Callable[[], Any], timeout: float = 60.0, every: float = 0.02) -> Any:
     """Poll ``check`` until it returns something truthy; fail after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout

@@ -21,8 +21,7 @@ import pytest
 from openai import OpenAI
 
 from tests.e2e.conftest import Server, start_server, stop_server
-from tests.videos.conftest import png_bytes, wait_for
-from tests.videos.test_routes import mp4_info
+from tests.videos.conftest import mp4_info, png_bytes, wait_for
 
 SEED_CREATE = """create_response=$(curl -s http://localhost:8091/v1/videos \\
 -F "prompt=A cinematic tracking shot of a mountain lake at sunrise" \\

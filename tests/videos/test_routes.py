@@ -4,20 +4,11 @@ deletion of running jobs, the queue bound, reference images and bad input."""
 from __future__ import annotations
 
 import base64
-import io
 import json
 
-import av
 import pytest
 
-from tests.videos.conftest import FAST, png_bytes, poll_done, wait_for
-
-
-def mp4_info(data: bytes) -> tuple[int, int, int, float]:
-    with av.open(io.BytesIO(data)) as container:
-        stream = container.streams.video[0]
-        frames = sum(1 for _ in container.decode(stream))
-        return stream.width, stream.height, frames, float(stream.average_rate)
+from tests.videos.conftest import FAST, mp4_info, png_bytes, poll_done, wait_for
 
 
 def create(client, **fields: str) -> dict:

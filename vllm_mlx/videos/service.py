@@ -71,7 +71,11 @@ class VideoJobs:
         path, random_weights = resolve_video_model(reference, tiny_cache_dir)
         info = VideoModelInfo(name or reference, reference, path, random_weights)
         jobs = cls(info, JobStore(storage_path), max_queued)
-        jobs.pipeline = jobs.worker.start()
+        try:
+            jobs.pipeline = jobs.worker.start()
+        except BaseException:
+            jobs.store.close()
+            raise
         jobs.recover()
         return jobs
 
