@@ -33,7 +33,7 @@ def _serve_parser(sub: argparse._SubParsersAction) -> None:
                    help="queued requests beyond the running batch; more get 429")
     p.add_argument("--max-batch-size", type=int, default=32,
                    help="requests decoded together (continuous batching)")
-    p.add_argument("--prefill-chunk", type=int, default=512,
+    p.add_argument("--prefill-chunk", type=int, default=256,
                    help="prompt tokens prefilled per scheduler step")
     p.add_argument("--prefix-cache-mb", type=float, default=512.0,
                    help="memory for reusable prompt KV (0 disables the prefix cache)")

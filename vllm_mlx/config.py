@@ -36,7 +36,7 @@ class Settings:
     max_waiting_requests: int = 256
     # continuous batching and caches
     max_batch_size: int = 32
-    prefill_chunk_tokens: int = 512
+    prefill_chunk_tokens: int = 256
     prefix_cache_bytes: int = 512 * 1024 * 1024
     # media
     media_roots: tuple[Path, ...] = ()

@@ -123,3 +123,26 @@ def test_long_prompt_is_prefilled_in_chunks(tiny_model):
             reference.shutdown()
     finally:
         engine.shutdown()
+
+
+def test_short_request_is_not_stuck_behind_a_long_prefill(tiny_model):
+    """Prefill picks the prompt closest to done: a short request that arrives while a
+    long prompt is being prefilled gets its first token before the long one does."""
+    engine = Engine.start(str(tiny_model("qwen3")), prefill_chunk=8)
+    try:
+        long = request([TextPart("word " * 400)], max_tokens=2)
+        short = request([TextPart("Hi")], max_tokens=2)
+        firsts: dict[str, float] = {}
+
+        async def timed(name: str, req: GenerationRequest, delay: float) -> None:
+            await asyncio.sleep(delay)
+            async for _ in engine.generate(req):
+                firsts.setdefault(name, time.perf_counter())
+
+        async def both() -> None:
+            await asyncio.gather(timed("long", long, 0.0), timed("short", short, 0.05))
+
+        asyncio.run(both())
+        assert firsts["short"] < firsts["long"]
+    finally:
+        engine.shutdown()

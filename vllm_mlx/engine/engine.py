@@ -42,7 +42,7 @@ class Engine:
     """Owns the model and the MLX thread. Create with :meth:`start`."""
 
     def __init__(self, max_waiting: int = 256, max_batch: int = 32,
-                 prefill_chunk: int = 512, prefix_cache_bytes: int = 512 << 20) -> None:
+                 prefill_chunk: int = 256, prefix_cache_bytes: int = 512 << 20) -> None:
         self._jobs: queue.Queue[_Job | None] = queue.Queue(maxsize=max_waiting)
         self._scheduler_options = {"max_batch": max_batch, "prefill_chunk": prefill_chunk,
                                    "prefix_cache_bytes": prefix_cache_bytes}
@@ -55,7 +55,7 @@ class Engine:
 
     @classmethod
     def start(cls, reference: str, options: LoadOptions | None = None,
-              max_waiting: int = 256, max_batch: int = 32, prefill_chunk: int = 512,
+              max_waiting: int = 256, max_batch: int = 32, prefill_chunk: int = 256,
               prefix_cache_bytes: int = 512 << 20) -> Engine:
         """Load ``reference`` on a new owner thread; raise its load error, if any."""
         engine = cls(max_waiting, max_batch, prefill_chunk, prefix_cache_bytes)

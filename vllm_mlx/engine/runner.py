@@ -34,7 +34,7 @@ class PrefillState:
 
 
 class ModelRunner:
-    def __init__(self, loaded: LoadedModel, prefill_chunk: int = 512) -> None:
+    def __init__(self, loaded: LoadedModel, prefill_chunk: int = 256) -> None:
         self.loaded = loaded
         self.chunk_size = prefill_chunk
         self.vision = loaded.is_vision

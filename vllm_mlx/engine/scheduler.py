@@ -1,10 +1,11 @@
 """Continuous batching on the owner thread.
 
-Each :meth:`Scheduler.step` does, in order: drop cancelled requests; advance the
-prefill of the oldest waiting request by one chunk (its vision-encoder pass happens when
-its prefill starts); run one decode step for every request in the running batch. So a
-long prompt never stalls the others for more than one chunk, and requests join and leave
-the batch at token granularity with their own sampling settings, stops and lengths.
+Each :meth:`Scheduler.step` does, in order: drop cancelled requests; advance one waiting
+request's prefill by one chunk (newcomers are started first, with their vision-encoder
+pass; then the prompt with the fewest tokens left); run one decode step for every request
+in the running batch. So a long prompt never stalls decoding, nor a short prompt's first
+token, for more than one chunk, and requests join and leave the batch at token
+granularity with their own sampling settings, stops and lengths.
 
 A request keeps its own cache while it is prefilled; when its first token is sampled
 the cache is merged into the batch cache (the rows' order is ``self.running``'s).
@@ -42,7 +43,7 @@ def media_token_ids(config: dict[str, Any]) -> list[int]:
 
 class Scheduler:
     def __init__(self, loaded: LoadedModel, *, max_batch: int = 32,
-                 prefill_chunk: int = 512, prefix_cache_bytes: int = 512 << 20) -> None:
+                 prefill_chunk: int = 256, prefix_cache_bytes: int = 512 << 20) -> None:
         self.loaded = loaded
         self.runner = ModelRunner(loaded, prefill_chunk)
         self.prefix: PrefixCache | None = None
@@ -87,7 +88,7 @@ class Scheduler:
     def step(self) -> None:
         self._drop_cancelled()
         if self.waiting:
-            self._advance_prefill(self.waiting[0])
+            self._advance_prefill(self._next_prefill())
         if self.running:
             self._decode()
         self.stats.batch_size = len(self.running)
@@ -100,6 +101,14 @@ class Scheduler:
         self._reset_batch()
 
     # -- prefill -----------------------------------------------------------------------
+    def _next_prefill(self) -> Sequence:
+        """Start newcomers first (one encoder pass each), then the prompt closest to done:
+        a short request never waits behind a long prompt for more than one chunk."""
+        for seq in self.waiting:
+            if seq.prefill is None:
+                return seq
+        return min(self.waiting, key=lambda s: s.prefill.remaining if s.prefill else 0)
+
     def _advance_prefill(self, seq: Sequence) -> None:
         started = time.perf_counter()
         try:
@@ -158,7 +167,7 @@ class Scheduler:
         assert seq.prefill is not None and seq.cache is not None
         logits, seq.rope_deltas = self.runner.prefill_last(seq.prefill, seq.cache)
         token, logprobs = seq.sample(logits)
-        self.waiting.popleft()
+        self.waiting.remove(seq)
         self.stats.observe_ttft(time.perf_counter() - seq.arrived)
         if self._emit(seq, int(token.item()), logprobs[0]):
             if seq.finish_reason != "cancelled":
@@ -173,8 +182,8 @@ class Scheduler:
         self.running.append(seq)
 
     def _fail_waiting(self, seq: Sequence, error: EngineError) -> None:
-        if self.waiting and self.waiting[0] is seq:
-            self.waiting.popleft()
+        if seq in self.waiting:
+            self.waiting.remove(seq)
         self.stats.requests_failed += 1
         seq.sink(error)
 
