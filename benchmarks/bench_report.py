@@ -5,7 +5,8 @@ Contract:
 * :func:`machine_line` describes the machine in one line: CPU model (``/proc/cpuinfo`` on
   Linux, ``sysctl`` on macOS), logical cores, RAM, OS, Python, load average at call time.
 * :func:`header` is the markdown preamble of one result: date (UTC), machine, the exact
-  command line, and a note (e.g. "measured under load").
+  command line, the git commit (flagging uncommitted changes), and a note (e.g. "measured
+  under load").
 * :func:`write_section` replaces the block between ``<!-- BEGIN key -->`` and
   ``<!-- END key -->`` in a markdown file, or appends it; the rest of the file is untouched.
 """
@@ -55,6 +56,20 @@ def machine_line() -> str:
             f"load average {load}")
 
 
+def code_version() -> str:
+    """The checkout's commit, and whether the work tree had uncommitted changes."""
+    repo = Path(__file__).resolve().parent.parent
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=repo, text=True,
+                              capture_output=True, timeout=30, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               cwd=repo, text=True, capture_output=True, timeout=30,
+                               check=True).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown (not a git checkout)"
+    return f"{head}" + (" + uncommitted changes" if dirty else "")
+
+
 def command_line() -> str:
     return "python " + " ".join(shlex.quote(a) for a in sys.argv)
 
@@ -62,7 +77,7 @@ def command_line() -> str:
 def header(title: str, note: str = "") -> str:
     now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     lines = [f"### {title}", "", f"- Date: {now}", f"- Machine: {machine_line()}",
-             f"- Command: `{command_line()}`"]
+             f"- Command: `{command_line()}`", f"- Code: {code_version()}"]
     if note:
         lines.append(f"- Note: {note}")
     return "\n".join(lines) + "\n"
