@@ -90,7 +90,8 @@ def write_section(key: str, markdown: str, path: Path = RESULTS_MD) -> None:
     text = path.read_text() if path.exists() else "# Benchmark results\n\n"
     if begin in text and end in text:
         head, rest = text.split(begin, 1)
-        text = head + block + rest.split(end, 1)[1].lstrip("\n")
+        tail = rest.split(end, 1)[1].lstrip("\n")
+        text = head + block + ("\n" + tail if tail else "")
     else:
         text = text.rstrip("\n") + "\n\n" + block
     path.write_text(text)
