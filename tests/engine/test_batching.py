@@ -4,6 +4,7 @@ mid-flight, cancellation frees the slot, and a full queue is refused."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 
 import pytest
@@ -146,3 +147,26 @@ def test_short_request_is_not_stuck_behind_a_long_prefill(tiny_model):
         assert firsts["short"] < firsts["long"]
     finally:
         engine.shutdown()
+
+
+@pytest.mark.parametrize("arch", ["qwen3", "llama"])
+def test_prompts_arriving_together_are_prefilled_together(arch, engine_for):
+    """Text prompts of different lengths that arrive together are prefilled in one
+    forward pass (right-padded) and still give their unbatched greedy tokens."""
+    engine = engine_for(arch)
+    prompts = ["Hi", "Tell me a long story about a cat and a dog.", "Count to ten",
+               "Why is the sky blue? Explain it to a child in a few sentences."]
+    requests = [dataclasses.replace(request([TextPart(p)], max_tokens=6, ignore_eos=True),
+                                    cache_prefix=False)  # no prefix hits: prefill it all
+                for p in prompts]
+    alone = [engine.complete_sync(r) for r in requests]
+    before = engine.stats
+
+    async def together():
+        return await asyncio.gather(*(engine.complete(r) for r in requests))
+
+    results = asyncio.run(together())
+    after = engine.stats
+    assert [r.token_ids for r in results] == [r.token_ids for r in alone]
+    assert after["prefill_group_rows"] - before["prefill_group_rows"] >= 2
+    assert after["prefill_groups"] > before["prefill_groups"]

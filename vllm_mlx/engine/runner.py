@@ -1,11 +1,14 @@
 """Prefill and batched-decode primitives over the libraries' own model modules.
 
-A request is prefilled alone into its own per-layer cache (for vision models: one
-vision-encoder pass, then the language model over the prompt embeddings in chunks, the
-way mlx-vlm's ``generate_step`` does). Decoding then runs many requests at once: their
-caches are merged into the libraries' left-padded batch caches (``BatchKVCache`` and
-friends), and per-row state the model needs (Qwen's mRoPE ``rope_deltas``) is passed
-explicitly. Batched greedy decoding reproduces single-request greedy tokens.
+A request is prefilled into its own per-layer cache. For vision models: one vision-encoder
+pass (or its output from the feature cache), then the language model over the prompt
+embeddings in chunks, the way mlx-vlm's ``generate_step`` does. The last chunks of several
+text prompts can share one forward pass (``prefill_rows``).
+
+Decoding runs many requests at once: their caches are merged into the libraries'
+left-padded batch caches (``BatchKVCache`` and friends), and per-row state the model needs
+(Qwen's mRoPE ``rope_deltas``) is passed explicitly. Batched greedy decoding reproduces
+single-request greedy tokens.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from typing import Any
 from ._mlx import mx
 from .inputs import PreparedPrompt
 from .loader import LoadedModel
+from .vision_cache import VisionFeatureCache, feature_key
 
 
 @dataclass
@@ -34,8 +38,10 @@ class PrefillState:
 
 
 class ModelRunner:
-    def __init__(self, loaded: LoadedModel, prefill_chunk: int = 256) -> None:
+    def __init__(self, loaded: LoadedModel, prefill_chunk: int = 256,
+                 vision_cache_bytes: int = 256 << 20) -> None:
         self.loaded = loaded
+        self.features = VisionFeatureCache(vision_cache_bytes)
         self.chunk_size = prefill_chunk
         self.vision = loaded.is_vision
         self.lm = loaded.model.language_model if self.vision else loaded.model
@@ -58,12 +64,15 @@ class ModelRunner:
                 setattr(self.lm, name, None)
 
     def start_prefill(self, prompt: PreparedPrompt, cache: list[Any], cached: int = 0,
-                      rope_deltas: Any = None, text_suffix: bool = False) -> PrefillState:
+                      rope_deltas: Any = None, text_suffix: bool = False,
+                      media: tuple[str, ...] = ()) -> PrefillState:
         """Ready the prompt for chunks; ``cached`` positions are already in ``cache``.
 
         Vision models run their encoder here, unless the reused prefix already holds
         every media token (``text_suffix``): then only the text suffix is embedded and
         its positions follow from the cache offset and the prefix's ``rope_deltas``.
+        Otherwise the vision tower's output comes from the feature cache when the same
+        ``media`` (content hashes, in order) were encoded before.
         """
         self._reset_position_state()
         if not self.vision:
@@ -77,8 +86,10 @@ class ModelRunner:
         from mlx_vlm.generate.common import _chunked_prefill_enabled
 
         kwargs = dict(prompt.model_kwargs)
-        output = model.get_input_embeddings(prompt.input_ids, prompt.pixel_values,
-                                            mask=prompt.mask, **kwargs)
+        key = feature_key(media, prompt.pixel_values, prompt.model_kwargs)
+        with self.features.around(model, key):
+            output = model.get_input_embeddings(prompt.input_ids, prompt.pixel_values,
+                                                mask=prompt.mask, **kwargs)
         kwargs.update({k: v for k, v in output.to_dict().items()
                        if k != "inputs_embeds" and v is not None})
         chunked = _chunked_prefill_enabled(model, input_ids=prompt.input_ids,
@@ -120,6 +131,34 @@ class ModelRunner:
             deltas = mx.array(deltas).reshape(-1)[:1].reshape(1, 1)
         return logits, deltas
 
+    def prefill_rows(self, states: list[PrefillState], caches: list[list[Any]]) -> list[Any]:
+        """Text models: put every prompt but its last token into the cache, for several
+        prompts in one forward; return their batch cache (rows in ``states`` order).
+
+        The prompts' remaining lengths differ: they are right-padded, and the batch cache
+        turns the padding into left padding afterwards (``prepare`` / ``finalize``).
+        """
+        if len(states) == 1 or not all(hasattr(c, "prepare") for c in caches[0]):
+            for state, cache in zip(states, caches):
+                while state.remaining > 1:
+                    self.prefill_chunk(state, cache)
+            return merge_caches(caches)
+        batch = merge_caches(caches)
+        lengths = [s.remaining - 1 for s in states]
+        longest = max(lengths)
+        if longest > 0:
+            rows = [mx.pad(s.input_ids[0, s.done:s.done + n], (0, longest - n))
+                    for s, n in zip(states, lengths)]
+            for layer in batch:
+                layer.prepare(right_padding=[longest - n for n in lengths])
+            self.lm(mx.stack(rows), cache=batch)
+            for layer in batch:
+                layer.finalize()
+            mx.eval([c.state for c in batch])
+        for state, n in zip(states, lengths):
+            state.done += n
+        return batch
+
     def decode(self, tokens: mx.array, cache: list[Any], rope_deltas: mx.array | None
                ) -> mx.array:
         """One step for a batch: tokens (B, 1) -> logits (B, V)."""
@@ -137,7 +176,11 @@ def merge_caches(caches: list[list[Any]]) -> list[Any]:
 
 
 def extend_batch(batch: list[Any] | None, single: list[Any]) -> list[Any]:
-    joined = merge_caches([single])
+    return join_batches(batch, merge_caches([single]))
+
+
+def join_batches(batch: list[Any] | None, joined: list[Any]) -> list[Any]:
+    """Append the rows of batch cache ``joined`` to ``batch`` (in place)."""
     if batch is None:
         return joined
     for mine, theirs in zip(batch, joined):

@@ -1,14 +1,24 @@
 """Continuous batching on the owner thread.
 
-Each :meth:`Scheduler.step` does, in order: drop cancelled requests; advance one waiting
-request's prefill by one chunk (newcomers are started first, with their vision-encoder
-pass; then the prompt with the fewest tokens left); run one decode step for every request
-in the running batch. So a long prompt never stalls decoding, nor a short prompt's first
-token, for more than one chunk, and requests join and leave the batch at token
-granularity with their own sampling settings, stops and lengths.
+Each :meth:`Scheduler.step` does, in order: drop cancelled requests; advance prefill by
+at most one chunk of work; run one decode step for every request in the running batch.
+So a long prompt never stalls decoding, nor a short prompt's first token, for more than
+one chunk, and requests join and leave the batch at token granularity with their own
+sampling settings, stops and lengths.
 
-A request keeps its own cache while it is prefilled; when its first token is sampled
-the cache is merged into the batch cache (the rows' order is ``self.running``'s).
+Prefill, text models: every newcomer is started (tokenised, prefix cache consulted); then
+the prompts that can finish within one chunk of tokens are prefilled together in one
+forward pass, all but their last token, and join the running batch, whose next decode
+step reads their last prompt token and samples their first token. Otherwise the prompt
+with the fewest tokens left advances by one chunk. So requests that arrive together get
+their first tokens together.
+
+Prefill, vision models (one action per step): start one newcomer (its vision-encoder
+pass), or advance the prompt with the fewest tokens left by one chunk, or finish it and
+sample its first token before it joins the batch.
+
+A request keeps its own cache while it is prefilled; when it joins, the cache is merged
+into the batch cache (the rows' order is ``self.running``'s).
 """
 
 from __future__ import annotations
@@ -16,7 +26,8 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from ._mlx import mx
@@ -24,7 +35,7 @@ from .errors import EngineError
 from .inputs import prepare_prompt
 from .loader import LoadedModel
 from .prefix_cache import CacheHit, PrefixCache, cacheable, media_hashes, rebuild
-from .runner import ModelRunner, extend_batch, filter_batch
+from .runner import ModelRunner, extend_batch, filter_batch, join_batches
 from .sampler import KeyedSampler, request_processors
 from .sequence import Sequence, Sink
 from .stats import EngineStats
@@ -43,9 +54,10 @@ def media_token_ids(config: dict[str, Any]) -> list[int]:
 
 class Scheduler:
     def __init__(self, loaded: LoadedModel, *, max_batch: int = 32,
-                 prefill_chunk: int = 256, prefix_cache_bytes: int = 512 << 20) -> None:
+                 prefill_chunk: int = 256, prefix_cache_bytes: int = 512 << 20,
+                 vision_cache_bytes: int = 256 << 20) -> None:
         self.loaded = loaded
-        self.runner = ModelRunner(loaded, prefill_chunk)
+        self.runner = ModelRunner(loaded, prefill_chunk, vision_cache_bytes)
         self.prefix: PrefixCache | None = None
         if prefix_cache_bytes > 0 and cacheable(self.runner.new_cache()):
             self.prefix = PrefixCache(prefix_cache_bytes, media_token_ids(loaded.config))
@@ -88,7 +100,16 @@ class Scheduler:
     def step(self) -> None:
         self._drop_cancelled()
         if self.waiting:
-            self._advance_prefill(self._next_prefill())
+            started = time.perf_counter()
+            features = self.runner.features
+            if self.runner.vision:
+                self._advance_prefill(self._next_prefill())
+            else:
+                self._prefill_text()
+            self.stats.prefill_seconds += time.perf_counter() - started
+            self.stats.vision_cache_hits = features.hits
+            self.stats.vision_cache_misses = features.misses
+            self.stats.vision_cache_bytes = features.nbytes
         if self.running:
             self._decode()
         self.stats.batch_size = len(self.running)
@@ -110,29 +131,81 @@ class Scheduler:
         return min(self.waiting, key=lambda s: s.prefill.remaining if s.prefill else 0)
 
     def _advance_prefill(self, seq: Sequence) -> None:
-        started = time.perf_counter()
-        try:
+        """One prefill action for one request (vision models, and long text prompts)."""
+        with self._failing(seq):
             if seq.prefill is None:
                 self._start(seq)
-            elif seq.prefill.remaining > 1 + self.runner.chunk_size:
+            elif seq.prefill.remaining > 1 + self.runner.chunk_size or not self.runner.vision:
                 assert seq.cache is not None
                 self.runner.prefill_chunk(seq.prefill, seq.cache)
             else:
                 self._finish_prefill(seq)
+
+    @contextmanager
+    def _failing(self, *seqs: Sequence) -> Iterator[None]:
+        """Fail these requests, and only these, if the block raises."""
+        try:
+            yield
         except EngineError as exc:
-            self._fail_waiting(seq, exc)
+            for seq in seqs:
+                self._fail_waiting(seq, exc)
         except Exception as exc:  # a library failure on one request must not stop others
-            logger.exception("prefill failed for %s", seq.request.request_id)
-            self._fail_waiting(seq, EngineError(f"prefill failed: {type(exc).__name__}: {exc}"))
-        self.stats.prefill_seconds += time.perf_counter() - started
+            logger.exception("prefill failed for %s", [s.request.request_id for s in seqs])
+            error = EngineError(f"prefill failed: {type(exc).__name__}: {exc}")
+            for seq in seqs:
+                self._fail_waiting(seq, error)
+
+    def _prefill_text(self) -> None:
+        for seq in [s for s in self.waiting if s.prefill is None]:
+            with self._failing(seq):
+                self._start(seq)
+        group = self._finishing_group()
+        if group:
+            with self._failing(*group):
+                self._join(group)
+        elif self.waiting:
+            self._advance_prefill(self._next_prefill())
+
+    def _finishing_group(self) -> list[Sequence]:
+        """Prompts that fit, together, in one chunk of tokens (all but their last),
+        shortest first; always at least one if any fits alone."""
+        budget = self.runner.chunk_size
+        fitting = sorted((s for s in self.waiting if s.prefill is not None
+                          and s.prefill.remaining - 1 <= budget),
+                         key=lambda s: s.prefill.remaining if s.prefill else 0)
+        group: list[Sequence] = []
+        for seq in fitting:
+            assert seq.prefill is not None
+            budget -= seq.prefill.remaining - 1
+            if group and budget < 0:
+                break
+            group.append(seq)
+        return group
+
+    def _join(self, group: list[Sequence]) -> None:
+        """Prefill the group into one batch cache and append it to the running batch; the
+        next decode step reads each one's last prompt token."""
+        states = [seq.prefill for seq in group]
+        caches = [seq.cache for seq in group]
+        assert all(states) and all(caches)
+        joined = self.runner.prefill_rows(states, caches)  # type: ignore[arg-type]
+        if len(group) > 1:
+            self.stats.prefill_groups += 1
+            self.stats.prefill_group_rows += len(group)
+        self.batch = join_batches(self.batch, joined)
+        for seq in group:
+            self.waiting.remove(seq)
+            seq.cache, seq.prefill = None, None
+            self.running.append(seq)
 
     def _start(self, seq: Sequence) -> None:
         prompt = prepare_prompt(self.loaded, seq.request)
         seq.prompt_ids = prompt.input_ids.reshape(-1).tolist()
         seq.cache = self.runner.new_cache()
+        seq.media = media_hashes(seq.request.messages) if self.runner.vision else ()
         hit = self._lookup(seq)
         if hit is None:
-            seq.prefill = self.runner.start_prefill(prompt, seq.cache)
+            seq.prefill = self.runner.start_prefill(prompt, seq.cache, media=seq.media)
         else:
             assert self.prefix is not None
             rebuild(hit, seq.cache)
@@ -141,7 +214,7 @@ class Scheduler:
             if text_suffix and seq.media:
                 self.stats.vision_encodes_skipped += 1
             seq.prefill = self.runner.start_prefill(prompt, seq.cache, hit.length,
-                                                    hit.rope_deltas, text_suffix)
+                                                    hit.rope_deltas, text_suffix, seq.media)
         if seq.needs_history:
             seq.history = mx.array(seq.prompt_ids)
         self.stats.prompt_tokens += len(seq.prompt_ids)
@@ -149,7 +222,6 @@ class Scheduler:
     def _lookup(self, seq: Sequence) -> CacheHit | None:
         if self.prefix is None:
             return None
-        seq.media = media_hashes(m for m in seq.request.messages)
         hit = self.prefix.lookup(seq.prompt_ids, seq.media)
         if hit is None:
             self.stats.prefix_cache_misses += 1
@@ -190,9 +262,16 @@ class Scheduler:
     # -- decode ------------------------------------------------------------------------
     def _decode(self) -> None:
         started = time.perf_counter()
-        tokens = mx.array([[s.generated[-1]] for s in self.running])
+        # A row that joined after a batched prefill has no token yet: it reads its last
+        # prompt token, and this step samples its first token.
+        first = [not s.generated for s in self.running]
+        tokens = mx.array([[s.generated[-1] if s.generated else s.prompt_ids[-1]]
+                           for s in self.running])
         logits = self.runner.decode(tokens, self.batch, self.deltas)
         sampled, rows = self._sample_rows(logits)
+        now = time.perf_counter()
+        for seq in (s for s, new in zip(self.running, first) if new):
+            self.stats.observe_ttft(now - seq.arrived)
         finished = [i for i, seq in enumerate(self.running)
                     if self._emit(seq, sampled[i], rows[i] if rows else None)]
         self.stats.decode_steps += 1

@@ -22,6 +22,8 @@ class EngineStats:
     prefill_seconds: float = 0.0
     decode_seconds: float = 0.0
     decode_steps: int = 0
+    prefill_groups: int = 0
+    prefill_group_rows: int = 0
     batch_size: int = 0
     prefilling: int = 0
     waiting: int = 0
@@ -30,6 +32,9 @@ class EngineStats:
     prefix_cache_tokens_reused: int = 0
     prefix_cache_bytes: int = 0
     vision_encodes_skipped: int = 0
+    vision_cache_hits: int = 0
+    vision_cache_misses: int = 0
+    vision_cache_bytes: int = 0
     ttft_sum: float = 0.0
     ttft_count: int = 0
     ttft_buckets: list[int] = field(default_factory=lambda: [0] * len(TTFT_BUCKETS))
