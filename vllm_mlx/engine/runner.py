@@ -13,6 +13,7 @@ single-request greedy tokens.
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,6 +21,7 @@ from ._mlx import mx
 from .inputs import PreparedPrompt
 from .loader import LoadedModel
 from .vision_cache import VisionFeatureCache, feature_key
+from .vision_passes import SplitTower, evaluate, shadowed
 
 
 @dataclass
@@ -31,6 +33,7 @@ class PrefillState:
     kwargs: dict[str, Any] = field(default_factory=dict)
     done: int = 0  # prompt positions already in the cache
     chunked: bool = True
+    encoder_passes: list[Any] = field(default_factory=list)  # lazy, evaluated one per step
 
     @property
     def remaining(self) -> int:
@@ -42,6 +45,7 @@ class ModelRunner:
                  vision_cache_bytes: int = 256 << 20) -> None:
         self.loaded = loaded
         self.features = VisionFeatureCache(vision_cache_bytes)
+        self.encoder_passes = 0  # vision-tower passes evaluated so far
         self.chunk_size = prefill_chunk
         self.vision = loaded.is_vision
         self.lm = loaded.model.language_model if self.vision else loaded.model
@@ -87,7 +91,9 @@ class ModelRunner:
 
         kwargs = dict(prompt.model_kwargs)
         key = feature_key(media, prompt.pixel_values, prompt.model_kwargs)
-        with self.features.around(model, key):
+        split = SplitTower(model.vision_tower) if hasattr(model, "vision_tower") else None
+        with shadowed(model, "vision_tower", split) if split else nullcontext(), \
+                self.features.around(model, key):
             output = model.get_input_embeddings(prompt.input_ids, prompt.pixel_values,
                                                 mask=prompt.mask, **kwargs)
         kwargs.update({k: v for k, v in output.to_dict().items()
@@ -95,8 +101,16 @@ class ModelRunner:
         chunked = _chunked_prefill_enabled(model, input_ids=prompt.input_ids,
                                            inputs_embeds=output.inputs_embeds,
                                            prompt_cache=cache, prefill_kwargs=kwargs)
-        return PrefillState(prompt.input_ids, output.inputs_embeds, kwargs, done=cached,
-                            chunked=chunked)
+        state = PrefillState(prompt.input_ids, output.inputs_embeds, kwargs, done=cached,
+                             chunked=chunked, encoder_passes=split.pieces if split else [])
+        self.encode_next(state)
+        return state
+
+    def encode_next(self, state: PrefillState) -> None:
+        """Run the next vision-tower pass of the prompt (one image or video piece)."""
+        if state.encoder_passes:
+            evaluate(state.encoder_passes.pop(0))
+            self.encoder_passes += 1
 
     def prefill_chunk(self, state: PrefillState, cache: list[Any]) -> None:
         """Put the next chunk of the prompt (never its last token) into the cache."""

@@ -110,6 +110,7 @@ class Scheduler:
             self.stats.vision_cache_hits = features.hits
             self.stats.vision_cache_misses = features.misses
             self.stats.vision_cache_bytes = features.nbytes
+            self.stats.vision_encoder_passes = self.runner.encoder_passes
         if self.running:
             self._decode()
         self.stats.batch_size = len(self.running)
@@ -135,6 +136,8 @@ class Scheduler:
         with self._failing(seq):
             if seq.prefill is None:
                 self._start(seq)
+            elif seq.prefill.encoder_passes:
+                self.runner.encode_next(seq.prefill)
             elif seq.prefill.remaining > 1 + self.runner.chunk_size or not self.runner.vision:
                 assert seq.cache is not None
                 self.runner.prefill_chunk(seq.prefill, seq.cache)

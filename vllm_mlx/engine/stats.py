@@ -32,6 +32,7 @@ class EngineStats:
     prefix_cache_tokens_reused: int = 0
     prefix_cache_bytes: int = 0
     vision_encodes_skipped: int = 0
+    vision_encoder_passes: int = 0
     vision_cache_hits: int = 0
     vision_cache_misses: int = 0
     vision_cache_bytes: int = 0

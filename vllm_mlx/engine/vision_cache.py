@@ -25,6 +25,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from ._mlx import mx
+from .vision_passes import shadowed
 
 Key = tuple[Any, ...]
 
@@ -85,11 +86,8 @@ class VisionFeatureCache:
             self.misses += 1
             cached = []
             shadow = _Shadow(tower, cached, replay=False)
-        object.__setattr__(model, "vision_tower", shadow)
-        try:
+        with shadowed(model, "vision_tower", shadow):
             yield
-        finally:
-            object.__delattr__(model, "vision_tower")
         if key not in self._entries and cached:
             self._store(key, cached)
 
