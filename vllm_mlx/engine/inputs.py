@@ -15,7 +15,7 @@ from typing import Any
 from PIL import Image
 
 from ._mlx import mx
-from .errors import UnsupportedInput
+from .errors import InvalidRequest, UnsupportedInput
 from .loader import LoadedModel
 from .types import ChatMessage, GenerationRequest, ImagePart, TextPart, VideoClip, VideoPart
 
@@ -116,15 +116,19 @@ def prepare_vision_prompt(loaded: LoadedModel, rendered: RenderedPrompt) -> Prep
     from mlx_vlm.utils import prepare_inputs, should_add_special_tokens
 
     video_kwargs = _video_inputs(rendered.videos)
-    inputs = prepare_inputs(
-        loaded.processor,
-        images=rendered.images or None,
-        prompts=rendered.text,
-        image_token_index=getattr(loaded.model.config, "image_token_index", None),
-        add_special_tokens=should_add_special_tokens(loaded.capabilities.model_type,
-                                                     loaded.processor),
-        **video_kwargs,
-    )
+    try:
+        inputs = prepare_inputs(
+            loaded.processor,
+            images=rendered.images or None,
+            prompts=rendered.text,
+            image_token_index=getattr(loaded.model.config, "image_token_index", None),
+            add_special_tokens=should_add_special_tokens(loaded.capabilities.model_type,
+                                                         loaded.processor),
+            **video_kwargs,
+        )
+    except ValueError as exc:  # the processor refuses the media (e.g. aspect ratio > 200)
+        raise InvalidRequest(f"this model's processor cannot take the media: {exc}",
+                             param="messages") from exc
     extra = {k: v for k, v in inputs.items()
              if k not in ("input_ids", "pixel_values", "attention_mask")}
     return PreparedPrompt(

@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from ._mlx import mx
+from ._mlx import int_list, mx
 from .errors import EngineError
 from .inputs import prepare_prompt
 from .loader import LoadedModel
@@ -203,7 +203,7 @@ class Scheduler:
 
     def _start(self, seq: Sequence) -> None:
         prompt = prepare_prompt(self.loaded, seq.request)
-        seq.prompt_ids = prompt.input_ids.reshape(-1).tolist()
+        seq.prompt_ids = int_list(prompt.input_ids)
         seq.cache = self.runner.new_cache()
         seq.media = media_hashes(seq.request.messages) if self.runner.vision else ()
         hit = self._lookup(seq)
@@ -244,7 +244,7 @@ class Scheduler:
         token, logprobs = seq.sample(logits)
         self.waiting.remove(seq)
         self.stats.observe_ttft(time.perf_counter() - seq.arrived)
-        if self._emit(seq, int(token.item()), logprobs[0]):
+        if self._emit(seq, int_list(token)[0], logprobs[0]):
             if seq.finish_reason != "cancelled":
                 self._remember(seq, seq.cache)
             return
@@ -270,6 +270,7 @@ class Scheduler:
         first = [not s.generated for s in self.running]
         tokens = mx.array([[s.generated[-1] if s.generated else s.prompt_ids[-1]]
                            for s in self.running])
+        assert self.batch is not None
         logits = self.runner.decode(tokens, self.batch, self.deltas)
         sampled, rows = self._sample_rows(logits)
         now = time.perf_counter()
@@ -291,14 +292,14 @@ class Scheduler:
         simple = all(s.sampler.greedy and not s.processors
                      and s.request.sampling.logprobs is None for s in self.running)
         if simple:
-            return mx.argmax(logits, axis=-1).tolist(), None
+            return int_list(mx.argmax(logits, axis=-1)), None
         picks, rows = [], []
         for i, seq in enumerate(self.running):
             token, logprobs = seq.sample(logits[i:i + 1])
             picks.append(token)
             rows.append(logprobs[0])
         mx.eval(picks)
-        return [int(t.item()) for t in picks], rows
+        return [int_list(t)[0] for t in picks], rows
 
     def _emit(self, seq: Sequence, token: int, logprobs: mx.array | None) -> bool:
         """Deliver a token's chunk; return True when the sequence is finished."""

@@ -24,6 +24,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import numpy as np
+
 from ._mlx import mx
 
 
@@ -99,7 +101,7 @@ def _split_calls(pixels: Any, args: tuple[Any, ...], step: int
 
 def _split_by_grid(pixels: mx.array, grid: mx.array, rest: tuple[Any, ...], step: int
                    ) -> list[tuple[Any, tuple[Any, ...]]] | None:
-    rows = [tuple(int(v) for v in row) for row in grid.tolist()]
+    rows = [tuple(row) for row in np.asarray(grid, dtype=np.int64).tolist()]
     if sum(t * h * w for t, h, w in rows) != pixels.shape[0]:
         return None  # not the layout this split assumes: one joint pass
     calls, offset = [], 0
