@@ -34,6 +34,9 @@ class PrefillState:
     done: int = 0  # prompt positions already in the cache
     chunked: bool = True
     encoder_passes: list[Any] = field(default_factory=list)  # lazy, evaluated one per step
+    # A text suffix after a reused prefix: its last chunk goes in one forward pass with
+    # the last token (the cold path keeps mlx-vlm's split, for parity with its output).
+    whole: bool = False
 
     @property
     def remaining(self) -> int:
@@ -86,7 +89,7 @@ class ModelRunner:
             suffix = prompt.input_ids[:, cached:]
             embeds = model.get_input_embeddings(suffix, None).inputs_embeds
             kwargs = {"rope_deltas": rope_deltas} if rope_deltas is not None else {}
-            return PrefillState(suffix, embeds, kwargs)
+            return PrefillState(suffix, embeds, kwargs, whole=True)
         from mlx_vlm.generate.common import _chunked_prefill_enabled
 
         kwargs = dict(prompt.model_kwargs)
@@ -129,7 +132,7 @@ class ModelRunner:
 
     def prefill_last(self, state: PrefillState, cache: list[Any]) -> tuple[mx.array, Any]:
         """Logits (1, V) after the whole prompt, and the request's rope deltas."""
-        while state.remaining > 1:
+        while state.remaining > (self.chunk_size if state.whole else 1):
             self.prefill_chunk(state, cache)
         lo = state.done
         if self.vision:

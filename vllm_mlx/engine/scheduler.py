@@ -136,6 +136,9 @@ class Scheduler:
         with self._failing(seq):
             if seq.prefill is None:
                 self._start(seq)
+                assert seq.prefill is not None
+                if seq.prefill.whole and seq.prefill.remaining <= self.runner.chunk_size:
+                    self._finish_prefill(seq)  # a short text follow-up: one forward pass
             elif seq.prefill.encoder_passes:
                 self.runner.encode_next(seq.prefill)
             elif seq.prefill.remaining > 1 + self.runner.chunk_size or not self.runner.vision:
