@@ -160,6 +160,8 @@ class CLIPPreprocess:
         size, crop = data.get("size", default_size), data.get("crop_size", default_size)
         size = size.get("shortest_edge", size.get("height")) if isinstance(size, dict) else size
         crop = crop.get("height") if isinstance(crop, dict) else crop
+        if size is None or crop is None:
+            raise ValueError(f"{path}: no 'shortest_edge' / 'height' in size or crop_size")
         mean, std = data.get("image_mean", CLIP_MEAN), data.get("image_std", CLIP_STD)
         return cls(int(size), int(crop), tuple(mean), tuple(std))
 

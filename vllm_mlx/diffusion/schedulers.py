@@ -164,6 +164,8 @@ class UniPCScheduler(FlowScheduler):
         order = self._order
         h, rks, d1s = self._history(index, order, offset=1)
         s0, st = self.sigmas[index - 1], self.sigmas[index]
+        if self._last_sample is None:  # step() only corrects after a first step
+            raise RuntimeError("UniC corrector called before any previous sample")
         base, scale = self._update(self._last_sample, s0, st, h)
         if order == 1:
             rhos = np.array([0.5])

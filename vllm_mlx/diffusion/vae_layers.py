@@ -92,11 +92,14 @@ class CausalConv3d(nn.Module):
         t_out = (t_in - kt) // st + 1
         if t_out <= 0:
             return mx.zeros((b, 0, h, w, self.weight.shape[0]), dtype=x.dtype)
-        out = None
-        for k in range(kt):
+
+        def tap(k: int) -> mx.array:
             frames = ctx[:, k : k + st * (t_out - 1) + 1 : st].reshape(b * t_out, h, w, c)
-            y = conv2d_frames(frames, self.weight[:, k], stride=ss, padding=self._pad)
-            out = y if out is None else out + y
+            return conv2d_frames(frames, self.weight[:, k], stride=ss, padding=self._pad)
+
+        out = tap(0)
+        for k in range(1, kt):
+            out = out + tap(k)
         out = out + self.bias
         return out.reshape(b, t_out, *out.shape[1:])
 

@@ -124,10 +124,12 @@ def _blend(frames: np.ndarray, factor: int) -> np.ndarray:
 def _drain(graph: av.filter.Graph, sink: dict[int, np.ndarray]) -> None:
     while True:
         try:
-            frame = graph.pull()
+            frame = graph.vpull()  # the graph's only sink is a video ``buffersink``
         except (av.BlockingIOError, av.EOFError):
             return
-        sink[int(frame.pts)] = frame.to_ndarray(format="rgb24")
+        if frame.pts is None:
+            raise RuntimeError("minterpolate produced a frame without a timestamp")
+        sink[frame.pts] = frame.to_ndarray(format="rgb24")
 
 
 def _minterpolate(frames: np.ndarray, fps: int | float, factor: int) -> dict[int, np.ndarray]:
@@ -135,7 +137,9 @@ def _minterpolate(frames: np.ndarray, fps: int | float, factor: int) -> dict[int
     _, h, w, _ = frames.shape
     rate = Fraction(fps).limit_denominator(1000)
     graph = av.filter.Graph()
-    src = graph.add_buffer(width=w, height=h, format="rgb24", time_base=1 / rate)
+    src = graph.add_buffer(
+        width=w, height=h, format=av.VideoFormat("rgb24"), time_base=1 / rate
+    )
     mi = graph.add("minterpolate", f"fps={rate * factor}:mi_mode=mci")
     src.link_to(mi)
     mi.link_to(graph.add("buffersink"))

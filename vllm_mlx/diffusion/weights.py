@@ -14,10 +14,13 @@ Known extras of real checkpoints are dropped (``norm_added_q`` of Wan I2V, the t
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TypeVar, cast
 
 from mlx.utils import tree_flatten
 
 from ._mlx import mx, nn
+
+M = TypeVar("M", bound=nn.Module)
 
 _IGNORED = ("norm_added_q.", "encoder.embed_tokens.", "position_ids", "text_model.", "logit_scale")
 
@@ -51,12 +54,20 @@ def read_safetensors(folder: Path) -> dict[str, mx.array]:
         raise FileNotFoundError(f"no *.safetensors in {folder}")
     weights: dict[str, mx.array] = {}
     for file in files:
-        weights.update(mx.load(str(file)))
+        loaded = mx.load(str(file))
+        if not isinstance(loaded, dict):  # a .safetensors file always loads as a dict
+            raise ValueError(f"{file} did not load as a name -> array mapping")
+        weights.update(loaded)
     return weights
 
 
+def _named_parameters(model: nn.Module) -> list[tuple[str, mx.array]]:
+    # without ``destination``, ``tree_flatten`` returns a list (its stub says list-or-dict)
+    return cast(list[tuple[str, mx.array]], tree_flatten(model.parameters()))
+
+
 def _check_names(model: nn.Module, names: set[str], folder: Path) -> None:
-    expected = {k for k, _ in tree_flatten(model.parameters())}
+    expected = {k for k, _ in _named_parameters(model)}
     missing, unexpected = sorted(expected - names), sorted(names - expected)
     if missing or unexpected:
         raise ValueError(
@@ -65,7 +76,7 @@ def _check_names(model: nn.Module, names: set[str], folder: Path) -> None:
         )
 
 
-def load_component(model: nn.Module, folder: Path, dtype: mx.Dtype = mx.float32) -> nn.Module:
+def load_component(model: M, folder: Path, dtype: mx.Dtype = mx.float32) -> M:
     """Load a component folder's safetensors into ``model`` (strict, converted, cast)."""
     raw = read_safetensors(folder)
     if "shared.weight" not in raw and "encoder.embed_tokens.weight" in raw:
@@ -83,4 +94,4 @@ def load_component(model: nn.Module, folder: Path, dtype: mx.Dtype = mx.float32)
 
 def torch_state(model: nn.Module) -> dict[str, mx.array]:
     """The model's parameters, named and laid out as in a Diffusers checkpoint."""
-    return {name: to_torch(name, value) for name, value in tree_flatten(model.parameters())}
+    return {name: to_torch(name, value) for name, value in _named_parameters(model)}

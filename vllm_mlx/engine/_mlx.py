@@ -10,12 +10,11 @@ from ..blas import activate_fast_blas
 activate_fast_blas()  # keeps an earlier explicit choice; otherwise the default (on)
 
 import mlx.core as mx  # noqa: E402
+import numpy as np  # noqa: E402
 
 __all__ = ["int_list", "mx"]
 
 
 def int_list(array: mx.array) -> list[int]:
     """An integer array's values, flattened, as Python ints (typed, unlike ``tolist``)."""
-    values = array.reshape(-1).tolist()
-    assert isinstance(values, list)  # a 1-d array always gives a list
-    return [int(v) for v in values]
+    return [int(v) for v in np.asarray(array).reshape(-1).tolist()]

@@ -82,7 +82,7 @@ def json_logits_processor(compiler: GrammarCompiler, schema: dict[str, Any] | No
 
     def process(tokens: mx.array, logits: mx.array) -> mx.array:
         if not state["first"]:
-            matcher.consume_token(int(tokens.reshape(-1)[-1].item()))
+            matcher.consume_token(int(tokens.reshape(-1)[-1]))
         state["first"] = False
         llnp.fill_next_token_bitmask(matcher, bitmask, 0)
         allowed = np.unpackbits(bitmask[0].view(np.uint8), bitorder="little")

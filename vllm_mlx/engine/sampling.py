@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import cast
 
 from ._mlx import mx
 from .types import TokenLogprob
@@ -78,9 +79,11 @@ def token_logprob(tokenizer, token: int, logprobs: mx.array, top: int) -> TokenL
         ids = mx.argpartition(-flat, kth=k - 1)[:k]
         values = flat[ids]
         order = mx.argsort(-values)
-        ids, values = ids[order].tolist(), values[order].tolist()
+        # 1-D arrays: ``tolist`` gives flat lists of scalars (its stub says nested-or-scalar)
+        top_ids = cast(list[int], ids[order].tolist())
+        top_values = cast(list[float], values[order].tolist())
         alternatives = tuple(
-            (int(i), tokenizer.decode([int(i)]), float(v)) for i, v in zip(ids, values)
+            (int(i), tokenizer.decode([int(i)]), float(v)) for i, v in zip(top_ids, top_values)
         )
     return TokenLogprob(token_id=token, token=tokenizer.decode([token]),
-                        logprob=float(flat[token].item()), top=alternatives)
+                        logprob=float(flat[token]), top=alternatives)
