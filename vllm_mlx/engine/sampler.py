@@ -2,7 +2,9 @@
 
 Each request owns its random key (from its ``seed``, or fresh), so a seeded request
 samples the same tokens whatever else shares its batch. Filters (top-k, top-p, min-p)
-and penalties reuse mlx-lm's implementations; temperature 0 is argmax.
+and penalties reuse mlx-lm's implementations; temperature 0 (or below ``GREEDY_BELOW``) is
+argmax. Rows that share their filters are sampled together: one batched filter pass, and
+per-row Gumbel noise from each row's key.
 """
 
 from __future__ import annotations
@@ -12,10 +14,14 @@ from collections.abc import Callable
 from typing import Any
 
 from ._mlx import mx
+from .errors import InvalidRequest
 from .sampling import LogitsProcessor, eos_suppressor
 from .types import SamplingParams
 
 RowSampler = Callable[[mx.array], mx.array]  # (1, V) log-probs -> (1,) token
+
+GREEDY_BELOW = 1e-5  # temperatures this small are argmax: 1 / t would overflow
+_SEED_SPACE = 2**64  # PRNG keys are unsigned 64-bit
 
 
 class KeyedSampler:
@@ -23,27 +29,49 @@ class KeyedSampler:
 
     def __init__(self, params: SamplingParams) -> None:
         self.params = params
-        seed = params.seed if params.seed is not None else secrets.randbits(63)
+        seed = params.seed % _SEED_SPACE if params.seed is not None else secrets.randbits(63)
         self._key = mx.random.key(seed)
 
     @property
     def greedy(self) -> bool:
-        return self.params.temperature == 0
+        return self.params.temperature < GREEDY_BELOW
+
+    @property
+    def filters(self) -> tuple[int, float, float, float]:
+        """What shapes the distribution; rows that share it are sampled in one batch."""
+        p = self.params
+        return p.top_k, p.top_p, p.min_p, p.temperature
+
+    def noise(self, shape: tuple[int, ...], dtype: mx.Dtype) -> mx.array:
+        """Gumbel noise from this request's own key: argmax(logits + noise) samples."""
+        self._key, use = mx.random.split(self._key)
+        return mx.random.gumbel(shape, dtype=dtype, key=use)
 
     def __call__(self, logprobs: mx.array) -> mx.array:
         if self.greedy:
             return mx.argmax(logprobs, axis=-1)
-        from mlx_lm.sample_utils import apply_min_p, apply_top_k, apply_top_p
+        return sample_batch(logprobs, [self])
 
-        p = self.params
-        if p.top_k > 0:
-            logprobs = apply_top_k(logprobs, p.top_k)
-        if 0 < p.top_p < 1:
-            logprobs = apply_top_p(logprobs, p.top_p)
-        if p.min_p > 0:
-            logprobs = apply_min_p(logprobs, p.min_p)
-        self._key, use = mx.random.split(self._key)
-        return mx.random.categorical(logprobs * (1 / p.temperature), key=use)
+
+def sample_batch(logprobs: mx.array, samplers: list[KeyedSampler]) -> mx.array:
+    """One token per row of (N, V) log-probs; the samplers share ``filters``.
+
+    Each row draws its noise from its own key, so a seeded request samples the same
+    tokens alone or batched with any others.
+    """
+    from mlx_lm.sample_utils import apply_min_p, apply_top_k, apply_top_p
+
+    p = samplers[0].params
+    if 0 < p.top_k < logprobs.shape[-1]:
+        logprobs = apply_top_k(logprobs, p.top_k)
+    if 0 < p.top_p < 1:
+        logprobs = apply_top_p(logprobs, p.top_p)
+    if p.min_p > 0:
+        logprobs = apply_min_p(logprobs, p.min_p)
+    scaled = logprobs * (1 / p.temperature)
+    row = (1, scaled.shape[-1])
+    noise = mx.concatenate([s.noise(row, scaled.dtype) for s in samplers])
+    return mx.argmax(scaled + noise, axis=-1)
 
 
 def request_processors(params: SamplingParams, eos_ids: list[int],
@@ -61,6 +89,10 @@ def request_processors(params: SamplingParams, eos_ids: list[int],
     ))
     if params.json_schema is not None or params.json_object:
         from .constrained import json_logits_processor
+
+        if params.ignore_eos or params.min_tokens > 0:
+            raise InvalidRequest("JSON output ends where the JSON value ends: it cannot be "
+                                 "combined with ignore_eos or min_tokens", param="min_tokens")
 
         processors.append(json_logits_processor(grammar(), params.json_schema))
     suppress = eos_suppressor(eos_ids, params.min_tokens, params.ignore_eos)

@@ -31,18 +31,20 @@ from contextlib import contextmanager
 from typing import Any
 
 from ._mlx import int_list, mx
-from .errors import EngineError
+from .errors import EngineError, InvalidRequest
 from .inputs import prepare_prompt
 from .loader import LoadedModel
 from .prefix_cache import CacheHit, PrefixCache, cacheable, media_hashes, rebuild
 from .runner import ModelRunner, extend_batch, filter_batch, join_batches
-from .sampler import KeyedSampler, request_processors
+from .sampler import KeyedSampler, request_processors, sample_batch
 from .sequence import Sequence, Sink
 from .stats import EngineStats
 from .tokens import eos_token_ids, new_detokenizer
 from .types import GenerationRequest
 
 logger = logging.getLogger(__name__)
+
+MAX_OVERTAKES = 4  # prefill actions a started prompt may be skipped before it goes next
 
 
 def media_token_ids(config: dict[str, Any]) -> list[int]:
@@ -103,7 +105,9 @@ class Scheduler:
             started = time.perf_counter()
             features = self.runner.features
             if self.runner.vision:
-                self._advance_prefill(self._next_prefill())
+                seq = self._next_prefill()
+                self._served(seq)
+                self._advance_prefill(seq)
             else:
                 self._prefill_text()
             self.stats.prefill_seconds += time.perf_counter() - started
@@ -125,11 +129,26 @@ class Scheduler:
     # -- prefill -----------------------------------------------------------------------
     def _next_prefill(self) -> Sequence:
         """Start newcomers first (one encoder pass each), then the prompt closest to done:
-        a short request never waits behind a long prompt for more than one chunk."""
+        a short request never waits behind a long prompt for more than one chunk. A started
+        prompt overtaken ``MAX_OVERTAKES`` times goes next, so none waits forever."""
+        late = self._overdue()
+        if late is not None:
+            return late
         for seq in self.waiting:
             if seq.prefill is None:
                 return seq
         return min(self.waiting, key=lambda s: s.prefill.remaining if s.prefill else 0)
+
+    def _overdue(self) -> Sequence | None:
+        started = [s for s in self.waiting if s.prefill is not None]
+        late = max(started, key=lambda s: s.overtaken, default=None)
+        return late if late is not None and late.overtaken >= MAX_OVERTAKES else None
+
+    def _served(self, *served: Sequence) -> None:
+        """Count one overtake for every started prompt that this prefill action skipped."""
+        for seq in self.waiting:
+            if seq.prefill is not None:
+                seq.overtaken = 0 if any(seq is s for s in served) else seq.overtaken + 1
 
     def _advance_prefill(self, seq: Sequence) -> None:
         """One prefill action for one request (vision models, and long text prompts)."""
@@ -165,20 +184,27 @@ class Scheduler:
         for seq in [s for s in self.waiting if s.prefill is None]:
             with self._failing(seq):
                 self._start(seq)
-        group = self._finishing_group()
+        late = self._overdue()
+        group = self._finishing_group(late)
+        if late is not None and late not in group:
+            group = []  # it needs more than one chunk: it advances alone this step
         if group:
+            self._served(*group)
             with self._failing(*group):
                 self._join(group)
         elif self.waiting:
-            self._advance_prefill(self._next_prefill())
+            seq = late or self._next_prefill()
+            self._served(seq)
+            self._advance_prefill(seq)
 
-    def _finishing_group(self) -> list[Sequence]:
+    def _finishing_group(self, first: Sequence | None = None) -> list[Sequence]:
         """Prompts that fit, together, in one chunk of tokens (all but their last),
-        shortest first; always at least one if any fits alone."""
+        ``first`` then shortest first; always at least one if any fits alone."""
         budget = self.runner.chunk_size
         fitting = sorted((s for s in self.waiting if s.prefill is not None
                           and s.prefill.remaining - 1 <= budget),
-                         key=lambda s: s.prefill.remaining if s.prefill else 0)
+                         key=lambda s: (s is not first,
+                                        s.prefill.remaining if s.prefill else 0))
         group: list[Sequence] = []
         for seq in fitting:
             assert seq.prefill is not None
@@ -207,6 +233,9 @@ class Scheduler:
     def _start(self, seq: Sequence) -> None:
         prompt = prepare_prompt(self.loaded, seq.request)
         seq.prompt_ids = int_list(prompt.input_ids)
+        if not seq.prompt_ids:
+            raise InvalidRequest("the prompt is empty: give at least one token",
+                                 param="prompt")
         seq.cache = self.runner.new_cache()
         seq.media = media_hashes(seq.request.messages) if self.runner.vision else ()
         hit = self._lookup(seq)
@@ -292,17 +321,39 @@ class Scheduler:
             self._remove_rows(finished)
 
     def _sample_rows(self, logits: mx.array) -> tuple[list[int], list[mx.array] | None]:
+        """Each row's token (and its log-probs, when any request wants them).
+
+        Rows with logits processors are sampled one by one; the others in one batch per
+        distinct set of filters (greedy rows: one argmax)."""
         simple = all(s.sampler.greedy and not s.processors
                      and s.request.sampling.logprobs is None for s in self.running)
         if simple:
             return int_list(mx.argmax(logits, axis=-1)), None
-        picks, rows = [], []
+        logprobs = logits - mx.logsumexp(logits, axis=-1, keepdims=True)
+        rows = [logprobs[i] for i in range(len(self.running))]
+        picked: list[tuple[list[int], mx.array]] = []
+        groups: dict[Any, list[int]] = {}
         for i, seq in enumerate(self.running):
-            token, logprobs = seq.sample(logits[i:i + 1])
-            picks.append(token)
-            rows.append(logprobs[0])
-        mx.eval(picks)
-        return [int_list(t)[0] for t in picks], rows
+            if seq.processors:
+                token, own = seq.sample(logits[i:i + 1])
+                picked.append(([i], token))
+                rows[i] = own[0]
+            else:
+                groups.setdefault("greedy" if seq.sampler.greedy else seq.sampler.filters,
+                                  []).append(i)
+        for key, members in groups.items():
+            batch = logprobs[mx.array(members)]
+            samplers = [self.running[i].sampler for i in members]
+            tokens = (mx.argmax(batch, axis=-1) if key == "greedy"
+                      else sample_batch(batch, samplers))
+            picked.append((members, tokens))
+        mx.eval([chosen for _, chosen in picked])
+        out = [0] * len(self.running)
+        for members, chosen in picked:
+            for i, token_id in zip(members, int_list(chosen)):
+                out[i] = token_id
+        wants = any(s.request.sampling.logprobs is not None for s in self.running)
+        return out, rows if wants else None
 
     def _emit(self, seq: Sequence, token: int, logprobs: mx.array | None) -> bool:
         """Deliver a token's chunk; return True when the sequence is finished."""

@@ -22,7 +22,7 @@ from .types import FinishReason, GenerationChunk, GenerationRequest
 Sink = Callable[[Any], None]
 
 
-@dataclass
+@dataclass(eq=False)  # identity: the scheduler removes sequences from lists
 class Sequence:
     request: GenerationRequest
     sink: Sink
@@ -44,6 +44,7 @@ class Sequence:
     cached_tokens: int = 0  # prompt positions reused from the prefix cache
     media: tuple[str, ...] = ()  # content hashes of the request's media, in order
     finish_reason: FinishReason | None = None
+    overtaken: int = 0  # prefill actions that went to other prompts since this one's last
 
     def __post_init__(self) -> None:
         self.stops = StopMatcher(self.request.sampling.stop)

@@ -1,0 +1,59 @@
+"""KeyedSampler and batched sampling: edge settings that must not fail, and a seeded row
+that samples the same token alone or batched with others."""
+
+from __future__ import annotations
+
+import pytest
+
+from vllm_mlx.engine import SamplingParams
+from vllm_mlx.engine._mlx import int_list, mx
+from vllm_mlx.engine.errors import InvalidRequest
+from vllm_mlx.engine.sampler import KeyedSampler, request_processors, sample_batch
+
+VOCAB = 64
+
+
+def logprobs(rows: int, seed: int = 0) -> mx.array:
+    logits = mx.random.normal((rows, VOCAB), key=mx.random.key(seed))
+    return logits - mx.logsumexp(logits, axis=-1, keepdims=True)
+
+
+def sampled(params: SamplingParams, rows: mx.array, draws: int = 8) -> list[int]:
+    sampler = KeyedSampler(params)
+    return [int_list(sampler(rows))[0] for _ in range(draws)]
+
+
+@pytest.mark.parametrize("top_k", [VOCAB, VOCAB + 1, 10**6])
+def test_top_k_at_or_above_the_vocabulary_means_no_top_k(top_k):
+    row = logprobs(1)
+    plain = sampled(SamplingParams(temperature=1.0, seed=3), row)
+    assert sampled(SamplingParams(temperature=1.0, seed=3, top_k=top_k), row) == plain
+
+
+@pytest.mark.parametrize("temperature", [1e-300, 1e-9, 5e-6])
+def test_vanishing_temperature_is_greedy(temperature):
+    row = logprobs(1, seed=4)
+    best = int_list(mx.argmax(row, axis=-1))[0]
+    assert sampled(SamplingParams(temperature=temperature), row) == [best] * 8
+
+
+def test_seeds_beyond_64_bits_fold_into_the_key_space():
+    row = logprobs(1, seed=5)
+    folded = sampled(SamplingParams(temperature=1.0, seed=7), row)
+    assert sampled(SamplingParams(temperature=1.0, seed=7 + 2**64), row) == folded
+    assert len(set(sampled(SamplingParams(temperature=1.0, seed=-1), row))) >= 1
+
+
+def test_a_seeded_row_samples_the_same_alone_or_batched():
+    rows = logprobs(4, seed=6)
+    params = [SamplingParams(temperature=0.8, top_p=0.9, top_k=20, seed=s) for s in range(4)]
+    alone = [sampled(p, rows[i:i + 1], draws=5) for i, p in enumerate(params)]
+    samplers = [KeyedSampler(p) for p in params]
+    batched = [int_list(sample_batch(rows, samplers)) for _ in range(5)]
+    assert [[draw[i] for draw in batched] for i in range(4)] == alone
+
+
+def test_json_output_with_eos_suppression_is_refused():
+    with pytest.raises(InvalidRequest):
+        request_processors(SamplingParams(json_object=True, min_tokens=3), [0],
+                           lambda: None)
