@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import signal
 import sys
 from collections.abc import Sequence
@@ -37,6 +38,8 @@ def _serve_parser(sub: argparse._SubParsersAction) -> None:
                    help="prompt tokens prefilled per scheduler step")
     p.add_argument("--prefix-cache-mb", type=float, default=512.0,
                    help="memory for reusable prompt KV (0 disables the prefix cache)")
+    p.add_argument("--vision-cache-mb", type=float, default=256.0,
+                   help="memory for reusable vision-encoder outputs (0 disables it)")
     p.add_argument("--media-root", action="append", default=[], metavar="DIR",
                    help="allow local media paths under DIR (repeatable)")
     p.add_argument("--allow-private-urls", action="store_true",
@@ -73,6 +76,20 @@ def _serve_parser(sub: argparse._SubParsersAction) -> None:
                         "only videos)")
     p.add_argument("--video-queue-size", type=int, default=16,
                    help="video jobs that may wait; more are refused with 429")
+    p.add_argument("--shutdown-grace", type=float, default=30.0, metavar="SECONDS",
+                   help="on SIGTERM/Ctrl-C, stop accepting connections and let in-flight "
+                        "requests finish for up to this long (a second Ctrl-C cuts it short)")
+    group = p.add_argument_group("one model across several Macs (MLX distributed)")
+    group.add_argument("--hostfile", type=Path, default=None,
+                       help="mlx.launch hostfile: start one process per host, rank 0 serves")
+    group.add_argument("--backend", choices=("ring", "mpi"), default=None,
+                       help="MLX distributed backend (default: the hostfile's, else ring)")
+    group.add_argument("--parallel", choices=("tensor", "pipeline"), default="tensor",
+                       help="split every layer across hosts, or give each host some layers")
+    group.add_argument("--group-port", type=int, default=32323,
+                       help="ring backend: first TCP port the hosts connect on")
+    group.add_argument("--group-timeout", type=float, default=120.0, metavar="SECONDS",
+                       help="a step waiting longer than this on another host fails the group")
 
 
 def _tiny_parser(sub: argparse._SubParsersAction) -> None:
@@ -117,6 +134,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         max_waiting_requests=args.max_waiting_requests, max_batch_size=args.max_batch_size,
         prefill_chunk_tokens=args.prefill_chunk,
         prefix_cache_bytes=int(args.prefix_cache_mb * 1024 * 1024),
+        vision_cache_bytes=int(args.vision_cache_mb * 1024 * 1024),
         media_roots=tuple(Path(r).expanduser().resolve() for r in args.media_root),
         allow_private_urls=args.allow_private_urls,
         max_body_bytes=int(args.max_body_mb * 1024 * 1024),
@@ -129,10 +147,15 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         callback_secret=args.callback_secret, session_ttl_s=args.session_ttl,
         max_sessions=args.max_sessions,
         video_model=args.video_model, video_queue_size=args.video_queue_size,
+        shutdown_grace_s=args.shutdown_grace,
+        hostfile=args.hostfile, distributed_backend=args.backend, parallel=args.parallel,
+        group_port=args.group_port, group_timeout_s=args.group_timeout,
     )
 
 
-def serve(settings: Settings) -> int:
+def serve(settings: Settings, coordinator: object | None = None, group: object | None = None
+          ) -> int:
+    """Serve ``settings.model``; ``coordinator`` and ``group`` only on a distributed rank 0."""
     from .blas import activate_fast_blas
 
     activate_fast_blas(settings.fast_blas)  # logs which BLAS is in use
@@ -148,12 +171,15 @@ def serve(settings: Settings) -> int:
         return _run(settings, None, videos)
     options = LoadOptions(force_kind=settings.force_kind, served_name=settings.served_name,
                           trust_remote_code=settings.trust_remote_code,
-                          tiny_cache_dir=settings.tiny_cache_dir)
+                          tiny_cache_dir=settings.tiny_cache_dir, group=group,
+                          parallel=settings.parallel)
     try:
         engine = Engine.start(settings.model, options, settings.max_waiting_requests,
                               max_batch=settings.max_batch_size,
                               prefill_chunk=settings.prefill_chunk_tokens,
-                              prefix_cache_bytes=settings.prefix_cache_bytes)
+                              prefix_cache_bytes=settings.prefix_cache_bytes,
+                              vision_cache_bytes=settings.vision_cache_bytes,
+                              coordinator=coordinator)  # type: ignore[arg-type]
     except ModelLoadError as exc:
         print(f"error: {exc}", file=sys.stderr)
         if videos is not None:
@@ -167,6 +193,10 @@ def _run(settings: Settings, engine: object | None, videos: object | None) -> in
     import uvicorn
 
     from .api.app import create_app
+    from .api.redact import redact_root_handlers, uvicorn_log_config
+
+    secrets = (settings.api_key, settings.callback_secret)
+    redact_root_handlers(secrets)  # keys never reach the logs (?api_key=..., Bearer ...)
 
     # uvicorn shuts down gracefully on SIGINT/SIGTERM, then re-raises the signal for the
     # handler that was installed before it; a quiet one makes Ctrl-C end without a trace.
@@ -175,7 +205,9 @@ def _run(settings: Settings, engine: object | None, videos: object | None) -> in
     try:
         uvicorn.run(create_app(settings, engine, videos),  # type: ignore[arg-type]
                     host=settings.host, port=settings.port,
-                    log_level=settings.log_level, timeout_graceful_shutdown=5,
+                    log_level=settings.log_level,
+                    timeout_graceful_shutdown=math.ceil(settings.shutdown_grace_s),
+                    log_config=uvicorn_log_config(secrets),
                     ws_max_size=settings.stream_max_message_bytes)
     finally:
         for part in (engine, videos):
@@ -219,7 +251,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     level = getattr(args, "log_level", "info").upper()
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.command == "serve":
-        return serve(settings_from_args(args))
+        settings = settings_from_args(args)
+        if settings.hostfile is not None:
+            from .distributed.serve import serve_distributed
+
+            return serve_distributed(settings, list(sys.argv[1:] if argv is None else argv))
+        return serve(settings)
     if args.command == "stream":
         from .stream.cli import main as stream_main
 

@@ -38,6 +38,7 @@ class Settings:
     max_batch_size: int = 32
     prefill_chunk_tokens: int = 256
     prefix_cache_bytes: int = 512 * 1024 * 1024
+    vision_cache_bytes: int = 256 * 1024 * 1024
     # media
     media_roots: tuple[Path, ...] = ()
     allow_private_urls: bool = False
@@ -60,6 +61,20 @@ class Settings:
     # diffusion video generation jobs (vllm_mlx.videos)
     video_model: str | None = None  # --video-model; None: `model` itself when it is one
     video_queue_size: int = 16  # jobs that may wait; more get 429
+    # SIGTERM/SIGINT: seconds in-flight requests may take to finish before they are cut off
+    shutdown_grace_s: float = 30.0
+    # one model across several processes or machines (vllm_mlx.distributed)
+    hostfile: Path | None = None  # --hostfile: one process per host, through mlx.launch
+    distributed_backend: str | None = None  # ring | mpi; None: the hostfile's, else ring
+    parallel: str = "tensor"  # tensor | pipeline
+    group_port: int = 32323  # ring backend: first TCP port between the ranks
+    group_timeout_s: float = 120.0  # a step waiting longer on another rank fails the group
+    group_size: int = 1  # processes serving the model (set by rank 0 once the group formed)
+
+    @property
+    def parallel_mode(self) -> str:
+        """What /v1/models and /metrics report: "none" for one process."""
+        return self.parallel if self.group_size > 1 else "none"
 
     @property
     def served_name(self) -> str:

@@ -147,6 +147,19 @@ def test_logprobs(vl_client):
     assert all(len(item["top_logprobs"]) == 3 and item["logprob"] <= 0 for item in content)
 
 
+
+def test_logprobs_of_grammar_masked_tokens_are_numbers(vl_client):
+    # found by fuzzing: a token the grammar forbids has logprob -inf, which came out as null
+    r = chat(vl_client, [{"role": "user", "content": "x"}], max_tokens=3, logprobs=True,
+             top_logprobs=4, response_format={"type": "json_object"})
+    assert r.status_code == 200, r.text
+    content = r.json()["choices"][0]["logprobs"]["content"]
+    values = [item["logprob"] for item in content]
+    values += [top["logprob"] for item in content for top in item["top_logprobs"]]
+    assert all(isinstance(v, float) and -9999.0 <= v <= 0 for v in values), values
+    assert -9999.0 in values  # "{" is the only token allowed first: the others are masked
+
+
 SCHEMA = {
     "type": "object",
     "properties": {

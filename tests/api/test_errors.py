@@ -140,3 +140,50 @@ def test_server_still_answers_after_bad_input(vl_client):
     vl_client.post("/v1/chat/completions", content=b"{{{",
                    headers={"content-type": "application/json"})
     assert post_chat(vl_client, ok_body()).status_code == 200
+
+
+# --- found by fuzzing the OpenAPI schema (tests/fuzz) -------------------------------------
+def test_405_names_every_method_of_the_path(vl_client):
+    error = assert_error(vl_client.get("/v1/chat/completions"), 405, "method_not_allowed")
+    assert error["type"] == "invalid_request_error"
+    assert vl_client.get("/v1/chat/completions").headers["allow"] == "POST"
+    # two routes share the path: Starlette alone named only the first one's method
+    response = vl_client.put("/v1/files/file-1")
+    assert_error(response, 405)
+    assert response.headers["allow"] == "DELETE, GET"
+    # "sync" also fits /v1/videos/{video_id}; the Allow of /v1/videos/sync is still its own
+    assert vl_client.options("/v1/videos/sync").headers["allow"] == "POST"
+
+
+@pytest.mark.parametrize("patch, param", [
+    ({"repetition_penalty": 1e-300}, "repetition_penalty"),  # logits overflow: NaN logprobs
+    ({"logit_bias": {"15": 1e9}}, "logit_bias"),
+    ({"extra_body": {"video_fps": 1000}}, None),  # the nested form skipped the bounds
+    ({"extra_body": {"video_max_frames": 10**6}}, None),
+])
+def test_values_that_break_sampling_are_400(vl_client, patch, param):
+    error = assert_error(post_chat(vl_client, {**ok_body(), **patch}), 400)
+    if param is not None:
+        assert error["param"].startswith(param)
+
+
+def test_empty_prompt_in_a_list_is_400(vl_client):
+    r = vl_client.post("/v1/completions", json={"prompt": ["a", ""], "max_tokens": 2})
+    assert assert_error(r, 400)["param"].startswith("prompt")
+
+
+@pytest.mark.parametrize("seed", [-247, -(2**63), 2**64 + 5])
+def test_any_integer_seed_is_reproducible(vl_client, seed):
+    body = {**ok_body(), "seed": seed, "temperature": 1.0, "n": 2}
+    first, second = (post_chat(vl_client, body) for _ in range(2))
+    assert first.status_code == 200, first.text
+    texts = [[c["message"]["content"] for c in r.json()["choices"]] for r in (first, second)]
+    assert texts[0] == texts[1]
+
+
+@pytest.mark.parametrize("patch", [{"ignore_eos": True}, {"min_tokens": 5}])
+def test_eos_suppression_with_json_output_is_400(vl_client, patch):
+    # the engine masked every token once the JSON was done: '{"a":true}!!!!' and NaN logprobs
+    body = {**ok_body(), **patch, "response_format": {"type": "json_object"}}
+    error = assert_error(post_chat(vl_client, body), 400)
+    assert error["param"] == next(iter(patch))

@@ -51,3 +51,22 @@ def test_completions_multiple_prompts_and_stream(vl_client):
     plain = vl_client.post("/v1/completions", json={"prompt": "a", "max_tokens": 4,
                                                     "temperature": 0})
     assert streamed == plain.json()["choices"][0]["text"]
+
+
+def test_openapi_documents_the_real_error_responses(vl_client):
+    schema = vl_client.get("/openapi.json").json()
+    assert "HTTPValidationError" not in schema["components"]["schemas"]
+    error_ref = {"$ref": "#/components/schemas/ErrorResponse"}
+    for path, item in schema["paths"].items():
+        for method, operation in item.items():
+            responses = operation["responses"]
+            assert "422" not in responses, (method, path)  # validation errors are 400s
+            assert responses["default"]["content"]["application/json"]["schema"] == error_ref
+            if operation.get("parameters") or "requestBody" in operation:
+                assert "400" in responses, (method, path)
+    chat = schema["paths"]["/v1/chat/completions"]["post"]["responses"]["200"]["content"]
+    assert set(chat) == {"application/json", "text/event-stream"}
+    videos = schema["paths"]["/v1/videos"]["post"]
+    assert {"multipart/form-data", "application/json"} <= set(videos["requestBody"]["content"])
+    content = schema["paths"]["/v1/videos/{video_id}/content"]["get"]["responses"]["200"]
+    assert set(content["content"]) == {"video/mp4"}

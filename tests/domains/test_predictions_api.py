@@ -281,3 +281,13 @@ def test_request_is_recorded_without_media_unless_logging_is_off(client):
         "domain": "image.caption", "images": [b64_png(1)],
         "metadata": {"allow_logging": False}}).json()
     assert store.get_prediction(private["id"])["request"] is None
+
+
+@pytest.mark.parametrize("path", ["/v1/predictions", "/v1/files"])
+def test_skip_beyond_sqlite_integers_is_400(client, path) -> None:
+    # found by fuzzing: skip=2**63 reached SQLite and overflowed into a 500
+    too_far = client.get(path, params={"skip": 2**63, "limit": 1})
+    assert too_far.status_code == 400, too_far.text
+    assert too_far.json()["error"]["param"].endswith("skip")
+    last = client.get(path, params={"skip": 2**63 - 1, "limit": 1})
+    assert last.status_code == 200 and last.json() == []

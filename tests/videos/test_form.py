@@ -54,7 +54,8 @@ def test_all_seed_fields_parse() -> None:
     ({"guidance_scale": "nan"}, "guidance_scale", "must be"),
     ({"guidance_scale_2": "-1"}, "guidance_scale_2", ">= 0"),
     ({"boundary_ratio": "1.5"}, "boundary_ratio", "<= 1"),
-    ({"flow_shift": "0"}, "flow_shift", "> 0"),
+    ({"flow_shift": "0"}, "flow_shift", ">= 0.01"),
+    ({"flow_shift": "5e-324"}, "flow_shift", ">= 0.01"),  # found by fuzzing: ZeroDivisionError
     ({"enable_frame_interpolation": "maybe"}, "enable_frame_interpolation", "true or false"),
     ({"frame_interpolation_exp": "9"}, "frame_interpolation_exp", "between 1 and 4"),
     ({"lora": json.dumps({"name": "x", "path": "/x"})}, "lora", "not supported"),

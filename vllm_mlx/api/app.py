@@ -7,7 +7,7 @@ for media fetches); nothing is module-global, so several apps can live in one pr
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 
 import httpx
@@ -26,6 +26,7 @@ from ..stream.route import install_stream
 from ..videos.service import VideoJobs
 from .errors import APIError, to_api_error, validation_message
 from .middleware import APIKeyMiddleware, BodyLimitMiddleware
+from .openapi import install_openapi
 from .routes import router
 from .routes_domains import install_domains
 from .routes_videos import install_video_only, install_videos
@@ -41,9 +42,21 @@ def media_policy(settings: Settings) -> MediaPolicy:
                        allow_private_urls=settings.allow_private_urls)
 
 
+_HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
+
+
+def _allow_header(request: Request, exc: HTTPException) -> Mapping[str, str] | None:
+    """Every method of the matched path (Starlette's 405 names only one route's): the
+    operations the OpenAPI document lists for the route's path template."""
+    template = getattr(request.scope.get("route"), "path", None)
+    operations = request.app.openapi()["paths"].get(template, {})
+    methods = sorted(key.upper() for key in operations if key in _HTTP_METHODS)
+    return {"Allow": ", ".join(methods)} if methods else exc.headers
+
+
 def _install_error_handlers(app: FastAPI) -> None:
-    def respond(error: APIError) -> JSONResponse:
-        return JSONResponse(error.body(), status_code=error.status)
+    def respond(error: APIError, headers: Mapping[str, str] | None = None) -> JSONResponse:
+        return JSONResponse(error.body(), status_code=error.status, headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def on_validation(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -54,9 +67,11 @@ def _install_error_handlers(app: FastAPI) -> None:
         return respond(APIError(400, message, param=param, code="invalid_request"))
 
     @app.exception_handler(HTTPException)
-    async def on_http(_: Request, exc: HTTPException) -> JSONResponse:
+    async def on_http(request: Request, exc: HTTPException) -> JSONResponse:
         message = exc.detail if isinstance(exc.detail, str) else "request failed"
-        return respond(APIError(exc.status_code, message, code=_HTTP_CODES.get(exc.status_code)))
+        headers = _allow_header(request, exc) if exc.status_code == 405 else exc.headers
+        return respond(APIError(exc.status_code, message, code=_HTTP_CODES.get(exc.status_code)),
+                       headers)
 
     async def on_known(_: Request, exc: Exception) -> JSONResponse:
         return respond(to_api_error(exc))
@@ -95,10 +110,11 @@ def create_app(settings: Settings, engine: Engine | None,
         install_stream(app, settings, engine)
     install_videos(app, settings, videos)
     _install_error_handlers(app)
+    install_openapi(app)
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
-    if settings.cors_origins:
-        app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origins),
-                           allow_methods=["*"], allow_headers=["*"])
     if settings.api_key:
         app.add_middleware(APIKeyMiddleware, api_key=settings.api_key)
+    if settings.cors_origins:  # outermost: preflights carry no key, and a 401 needs CORS headers
+        app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origins),
+                           allow_methods=["*"], allow_headers=["*"])
     return app

@@ -1,9 +1,11 @@
-"""``/metrics`` in the Prometheus text format, rendered from the engine's counters."""
+"""``/metrics`` in the Prometheus text format, rendered from the engine's counters, plus
+MLX's allocator gauges (active, cache and peak memory; safe to read from any thread)."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from ..engine._mlx import mx
 from ..engine.stats import TTFT_BUCKETS
 
 _COUNTERS = {
@@ -14,10 +16,15 @@ _COUNTERS = {
     "prompt_tokens": "Prompt tokens processed",
     "generated_tokens": "Tokens generated",
     "decode_steps": "Batched decode steps",
+    "prefill_groups": "Forward passes that finished several text prompts' prefill together",
+    "prefill_group_rows": "Prompts whose prefill finished in such a shared forward pass",
     "prefix_cache_hits": "Prompts that reused a cached prefix",
     "prefix_cache_misses": "Prompts with no reusable prefix",
     "prefix_cache_tokens_reused": "Prompt tokens served from the prefix cache",
     "vision_encodes_skipped": "Vision encoder passes skipped thanks to the prefix cache",
+    "vision_encoder_passes": "Vision-tower passes run (one per image or video piece)",
+    "vision_cache_hits": "Vision encoder passes served from the vision feature cache",
+    "vision_cache_misses": "Vision encoder passes run and recorded in the feature cache",
 }
 _SECONDS = {
     "prefill_seconds": "Time spent prefilling prompts",
@@ -28,12 +35,23 @@ _GAUGES = {
     "prefilling": "Requests admitted and waiting for or in prefill",
     "waiting": "Requests queued before admission",
     "prefix_cache_bytes": "Bytes held by the prefix cache",
+    "vision_cache_bytes": "Bytes held by the vision feature cache",
 }
 
 
 def _metric(name: str, kind: str, help_text: str, value: float) -> list[str]:
     full = f"vllm_mlx_{name}"
     return [f"# HELP {full} {help_text}", f"# TYPE {full} {kind}", f"{full} {value}"]
+
+
+def _mlx_memory() -> list[str]:
+    lines: list[str] = []
+    for name, read, text in (
+            ("active", mx.get_active_memory, "Bytes held by live MLX arrays"),
+            ("cache", mx.get_cache_memory, "Bytes MLX keeps cached for reuse"),
+            ("peak", mx.get_peak_memory, "Most bytes MLX arrays held at once since start")):
+        lines += _metric(f"mlx_{name}_memory_bytes", "gauge", text, read())
+    return lines
 
 
 def _ttft(stats: dict[str, Any]) -> list[str]:
@@ -47,7 +65,15 @@ def _ttft(stats: dict[str, Any]) -> list[str]:
     return lines
 
 
-def render_metrics(stats: dict[str, Any]) -> str:
+def _group(size: int, parallel: str) -> list[str]:
+    """How many processes serve the model (vllm_mlx.distributed) and how it is split."""
+    info = "vllm_mlx_parallel_info"
+    return _metric("group_size", "gauge", "Processes serving the model together", size) + [
+        f"# HELP {info} How the model is split across the group (none: one process)",
+        f"# TYPE {info} gauge", f'{info}{{mode="{parallel}"}} 1']
+
+
+def render_metrics(stats: dict[str, Any], group_size: int = 1, parallel: str = "none") -> str:
     if not stats:
         return ""
     lines: list[str] = []
@@ -62,4 +88,6 @@ def render_metrics(stats: dict[str, Any]) -> str:
     lines += _metric("decode_tokens_per_second", "gauge",
                      "Generated tokens per second of decode time since start", round(rate, 3))
     lines += _ttft(stats)
+    lines += _mlx_memory()
+    lines += _group(group_size, parallel)
     return "\n".join(lines) + "\n"

@@ -11,9 +11,14 @@ from __future__ import annotations
 
 import time
 import uuid
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from ..content import ROLES
+
+MAX_VIDEO_FPS = 120
+MAX_VIDEO_FRAMES = 1024
 
 
 def new_id(prefix: str) -> str:
@@ -61,8 +66,9 @@ class SamplingFields(_Lenient):
     stream_options: StreamOptions | None = None
     presence_penalty: float | None = Field(default=None, ge=-2, le=2)
     frequency_penalty: float | None = Field(default=None, ge=-2, le=2)
-    repetition_penalty: float | None = Field(default=None, gt=0, le=10)
-    logit_bias: dict[str, float] | None = None
+    # Below 0.01 the penalty overflows logits to inf and the log-probabilities to NaN.
+    repetition_penalty: float | None = Field(default=None, ge=0.01, le=10)
+    logit_bias: dict[str, Annotated[float, Field(ge=-100, le=100)]] | None = None
     ignore_eos: bool = False
     min_tokens: int = Field(default=0, ge=0)
     user: str | None = None
@@ -80,32 +86,66 @@ class SamplingFields(_Lenient):
         return (self.stop,) if isinstance(self.stop, str) else tuple(self.stop)
 
 
+def _part(kind: str | list[str], field: str, value: dict[str, Any]) -> dict[str, Any]:
+    type_ = {"enum": kind} if isinstance(kind, list) else {"const": kind}
+    return {"type": "object", "required": ["type", field],
+            "properties": {"type": type_, field: value}}
+
+
+_URL = {"type": "string", "pattern": "\\S"}
+_MEDIA_REF = {"anyOf": [_URL, {"type": "object", "required": ["url"], "properties": {"url": _URL}}]}
+# What vllm_mlx.content.parse_messages accepts; documentation only (it parses messages itself,
+# reporting errors with their JSON path).
+MESSAGE_JSON_SCHEMA: dict[str, Any] = {
+    "type": "object", "required": ["role"],
+    "properties": {
+        "role": {"enum": list(ROLES)},
+        "content": {"anyOf": [{"type": "string"}, {"type": "null"}, {"type": "array", "items": {
+            "anyOf": [
+                {"type": "string"},
+                _part(["text", "input_text"], "text", {"type": "string"}),
+                _part(["image_url", "input_image"], "image_url", _MEDIA_REF),
+                {**_part(["image_url", "input_image"], "url", _MEDIA_REF),
+                 "not": {"required": ["image_url"]}},
+                _part("image", "image", _MEDIA_REF),
+                _part("video_url", "video_url", _MEDIA_REF),
+                _part("video", "video", _MEDIA_REF),
+                _part("input_file", "file_id", {"type": "string", "minLength": 1}),
+            ]}}]},
+    },
+}
+
+
 class ChatCompletionRequest(SamplingFields):
-    messages: list[Any] = Field(min_length=1)
+    messages: list[Any] = Field(min_length=1, json_schema_extra={"items": MESSAGE_JSON_SCHEMA})
     max_completion_tokens: int | None = Field(default=None, ge=1)
     logprobs: bool = False
     top_logprobs: int | None = Field(default=None, ge=0, le=20)
     response_format: ResponseFormat | None = None
-    video_fps: float | None = Field(default=None, gt=0, le=120)
-    video_max_frames: int | None = Field(default=None, ge=1, le=1024)
+    video_fps: float | None = Field(default=None, gt=0, le=MAX_VIDEO_FPS)
+    video_max_frames: int | None = Field(default=None, ge=1, le=MAX_VIDEO_FRAMES)
     extra_body: dict[str, Any] | None = None
 
     @model_validator(mode="after")
     def _lift_extra_body(self) -> ChatCompletionRequest:
         nested = self.extra_body or {}
-        if self.video_fps is None and isinstance(nested.get("video_fps"), (int, float)):
-            self.video_fps = float(nested["video_fps"])
-        if self.video_max_frames is None and isinstance(nested.get("video_max_frames"), int):
-            self.video_max_frames = int(nested["video_max_frames"])
-        if self.video_fps is not None and self.video_fps <= 0:
-            raise ValueError("video_fps must be > 0")
-        if self.video_max_frames is not None and self.video_max_frames < 1:
-            raise ValueError("video_max_frames must be >= 1")
+        fps, frames = nested.get("video_fps"), nested.get("video_max_frames")
+        if self.video_fps is None and isinstance(fps, (int, float)) and not isinstance(fps, bool):
+            self.video_fps = float(fps)
+        if self.video_max_frames is None and isinstance(frames, int) \
+                and not isinstance(frames, bool):
+            self.video_max_frames = frames
+        # lifted values skip the field constraints: check the same bounds here
+        if self.video_fps is not None and not 0 < self.video_fps <= MAX_VIDEO_FPS:
+            raise ValueError(f"video_fps must be > 0 and <= {MAX_VIDEO_FPS}")
+        if self.video_max_frames is not None \
+                and not 1 <= self.video_max_frames <= MAX_VIDEO_FRAMES:
+            raise ValueError(f"video_max_frames must be between 1 and {MAX_VIDEO_FRAMES}")
         return self
 
 
 class CompletionRequest(SamplingFields):
-    prompt: str | list[str] = Field(min_length=1)
+    prompt: str | list[Annotated[str, Field(min_length=1)]] = Field(min_length=1)
     logprobs: int | None = Field(default=None, ge=0, le=20)
     echo: bool = False
 
@@ -214,8 +254,27 @@ class ModelCard(BaseModel):
     capabilities: ModelCapabilities
     max_model_len: int | None = None
     random_weights: bool = False
+    group_size: int = 1  # processes serving the model together (vllm_mlx.distributed)
+    parallel: Literal["none", "tensor", "pipeline"] = "none"
 
 
 class ModelList(BaseModel):
     object: Literal["list"] = "list"
     data: list[ModelCard]
+
+
+class ErrorDetail(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    message: str
+    type: str
+    param: str | None
+    code: str | None
+
+
+class ErrorResponse(BaseModel):
+    """The one error shape of every route: ``{"error": {message, type, param, code}}``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    error: ErrorDetail

@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import PlainTextResponse, StreamingResponse
 
+from .disconnect import unless_disconnected
 from .metrics import render_metrics
 from .protocol import (
     ChatCompletionRequest,
@@ -19,6 +20,11 @@ from .serving_completion import model_list
 
 router = APIRouter()
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+# With ``stream: true`` the 200 is a stream of server-sent events; each event's ``data`` is one
+# JSON chunk (or an error in the one error shape), and the last is ``[DONE]``.
+STREAM_RESPONSES: dict[int | str, dict[str, Any]] = {200: {"content": {"text/event-stream": {
+    "schema": {"type": "object", "required": ["data"],
+               "properties": {"data": {"type": "string"}, "event": {"type": "string"}}}}}}}
 
 
 @router.get("/health")
@@ -31,7 +37,9 @@ async def health(request: Request) -> dict[str, Any]:
 
 @router.get("/metrics", response_class=PlainTextResponse)
 async def metrics(request: Request) -> PlainTextResponse:
-    text = render_metrics(request.app.state.engine.stats)
+    settings = request.app.state.settings
+    text = render_metrics(request.app.state.engine.stats, settings.group_size,
+                          settings.parallel_mode)
     return PlainTextResponse(text, media_type="text/plain; version=0.0.4")
 
 
@@ -40,17 +48,18 @@ async def list_models(request: Request) -> ModelList:
     return model_list(request.app.state.serving)
 
 
-@router.post("/v1/chat/completions", response_model=ChatCompletionResponse)
+@router.post("/v1/chat/completions", response_model=ChatCompletionResponse,
+             responses=STREAM_RESPONSES)
 async def chat_completions(body: ChatCompletionRequest, request: Request) -> Any:
     service = request.app.state.chat
     prepared = await service.prepare(body)
     if body.stream:
         return StreamingResponse(service.stream(prepared), media_type="text/event-stream",
                                  headers=SSE_HEADERS)
-    return await service.complete(prepared)
+    return await unless_disconnected(request, service.complete(prepared))
 
 
-@router.post("/v1/completions", response_model=CompletionResponse)
+@router.post("/v1/completions", response_model=CompletionResponse, responses=STREAM_RESPONSES)
 async def completions(body: CompletionRequest, request: Request) -> Any:
     service = request.app.state.completions
     model, requests = service.prepare(body)
@@ -58,4 +67,5 @@ async def completions(body: CompletionRequest, request: Request) -> Any:
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
         return StreamingResponse(service.stream(model, requests, include_usage),
                                  media_type="text/event-stream", headers=SSE_HEADERS)
-    return await service.complete(model, requests, body.logprobs is not None)
+    return await unless_disconnected(
+        request, service.complete(model, requests, body.logprobs is not None))

@@ -42,10 +42,11 @@ from ..domains.store import Store
 from ..engine import Engine
 from .errors import APIError
 from .protocol import ChatCompletionResponse, ModelList
-from .routes import chat_completions, list_models
+from .routes import STREAM_RESPONSES, chat_completions, list_models
 from .serving_common import ServingContext
 
 router = APIRouter()
+MAX_SKIP = 2**63 - 1  # SQLite's largest integer: more overflowed into a 500
 
 
 def _files(request: Request) -> FileStore:
@@ -88,7 +89,7 @@ async def audio_generate() -> dict[str, Any]:
 
 
 @router.get("/v1/predictions", response_model=list[Prediction])
-async def list_predictions(request: Request, skip: int = Query(0, ge=0),
+async def list_predictions(request: Request, skip: int = Query(0, ge=0, le=MAX_SKIP),
                            limit: int = Query(10, ge=1, le=1000)) -> list[dict[str, Any]]:
     return _service(request).list(skip, limit)
 
@@ -121,7 +122,7 @@ async def upload_file(request: Request, file: Annotated[UploadFile, File()],
 
 
 @router.get("/v1/files", response_model=list[FileObject], response_model_exclude_none=True)
-async def list_files(request: Request, skip: int = Query(0, ge=0),
+async def list_files(request: Request, skip: int = Query(0, ge=0, le=MAX_SKIP),
                      limit: int = Query(10, ge=1, le=1000)) -> list[dict[str, Any]]:
     return [public(r) for r in _files(request).list(skip, limit)]
 
@@ -146,7 +147,7 @@ async def delete_file(file_id: str, request: Request) -> dict[str, Any]:
 
 # The seed's OpenAI base URL is ``.../v1/openai``: answer there too.
 router.add_api_route("/v1/openai/chat/completions", chat_completions, methods=["POST"],
-                     response_model=ChatCompletionResponse)
+                     response_model=ChatCompletionResponse, responses=STREAM_RESPONSES)
 router.add_api_route("/v1/openai/models", list_models, methods=["GET"], response_model=ModelList)
 
 

@@ -28,6 +28,7 @@ from ..videos.reference import load_reference
 from ..videos.service import VideoJobs
 from ..videos.worker import Job, JobCancelled, WorkerStopped
 from .errors import APIError
+from .protocol_videos import CREATE_BODY, MP4_RESPONSE, VideoDeleted, VideoList, VideoObject
 
 router = APIRouter()
 video_only = APIRouter()
@@ -81,7 +82,8 @@ async def _prepare(request: Request) -> tuple[VideoJobs, VideoForm, Any, Any]:
     return jobs, form, jobs.plan(form, image[1] if image else None), image
 
 
-@router.post("/v1/videos")
+@router.post("/v1/videos", response_model=None, responses={200: {"model": VideoObject}},
+             openapi_extra=CREATE_BODY)
 async def create_video(request: Request) -> dict[str, Any]:
     jobs, form, plan, image = await _prepare(request)
     return await asyncio.to_thread(jobs.create, plan, image, form.user)
@@ -107,7 +109,8 @@ async def _wait(request: Request, jobs: VideoJobs, job: Job) -> tuple[bytes, flo
                        type="server_error") from None
 
 
-@router.post("/v1/videos/sync")
+@router.post("/v1/videos/sync", response_class=Response, responses=MP4_RESPONSE,
+             openapi_extra=CREATE_BODY)
 async def create_video_sync(request: Request) -> Response:
     jobs, _, plan, image = await _prepare(request)
     job = jobs.submit_sync(plan, image[1] if image else None)
@@ -118,18 +121,20 @@ async def create_video_sync(request: Request) -> Response:
     return Response(data, media_type="video/mp4", headers=headers)
 
 
-@router.get("/v1/videos")
+@router.get("/v1/videos", response_model=None, responses={200: {"model": VideoList}})
 async def list_videos(request: Request, after: str | None = None,
                       limit: int = Query(20), order: str = Query("desc")) -> dict[str, Any]:
     return await asyncio.to_thread(_jobs(request).list_videos, after, limit, order)
 
 
-@router.get("/v1/videos/{video_id}")
+@router.get("/v1/videos/{video_id}", response_model=None,
+            responses={200: {"model": VideoObject}})
 async def get_video(video_id: str, request: Request) -> dict[str, Any]:
     return await asyncio.to_thread(_jobs(request).get, video_id)
 
 
-@router.get("/v1/videos/{video_id}/content")
+@router.get("/v1/videos/{video_id}/content", response_class=FileResponse,
+            responses=MP4_RESPONSE)
 async def video_content(video_id: str, request: Request,
                         variant: str | None = None) -> FileResponse:
     if variant not in (None, "video"):
@@ -139,7 +144,8 @@ async def video_content(video_id: str, request: Request,
     return FileResponse(path, media_type="video/mp4", filename=path.name)
 
 
-@router.delete("/v1/videos/{video_id}")
+@router.delete("/v1/videos/{video_id}", response_model=None,
+               responses={200: {"model": VideoDeleted}})
 async def delete_video(video_id: str, request: Request) -> dict[str, Any]:
     return await asyncio.to_thread(_jobs(request).delete, video_id)
 

@@ -72,6 +72,11 @@ class ChatService:
         fmt = req.response_format
         if fmt is None or fmt.type == "text":
             return {}
+        # with EOS suppressed, a finished JSON value leaves no allowed token: output breaks
+        if req.ignore_eos or req.min_tokens:
+            param = "ignore_eos" if req.ignore_eos else "min_tokens"
+            raise APIError(400, f"{param} cannot be combined with a JSON response_format: "
+                           "the output must be able to end where the JSON ends", param=param)
         if fmt.type == "json_object":
             return {"json_object": True}
         schema = fmt.schema_dict()

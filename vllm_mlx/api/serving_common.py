@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, replace
@@ -62,6 +63,14 @@ def _logit_bias(raw: dict[str, float] | None) -> dict[int, float] | None:
         raise APIError(400, "logit_bias keys must be token ids", param="logit_bias") from None
 
 
+_SEED_SPACE = 2**64  # the engine's PRNG keys are unsigned 64-bit
+
+
+def engine_seed(seed: int | None) -> int | None:
+    """OpenAI seeds are any integer (negative too): fold them into the engine's key space."""
+    return None if seed is None else seed % _SEED_SPACE
+
+
 def sampling_params(req: SamplingFields, max_tokens: int, **extra: Any) -> SamplingParams:
     return SamplingParams(
         max_tokens=max_tokens,
@@ -71,7 +80,7 @@ def sampling_params(req: SamplingFields, max_tokens: int, **extra: Any) -> Sampl
         repetition_penalty=req.repetition_penalty,
         presence_penalty=req.presence_penalty or None,
         frequency_penalty=req.frequency_penalty or None,
-        seed=req.seed, stop=req.stop_list(), logit_bias=_logit_bias(req.logit_bias),
+        seed=engine_seed(req.seed), stop=req.stop_list(), logit_bias=_logit_bias(req.logit_bias),
         ignore_eos=req.ignore_eos, min_tokens=req.min_tokens, **extra,
     )
 
@@ -82,17 +91,26 @@ def fan_out(request: GenerationRequest, n: int) -> list[GenerationRequest]:
         return [request]
     seed = request.sampling.seed
     return [replace(request, sampling=replace(
-        request.sampling, seed=None if seed is None else seed + i)) for i in range(n)]
+        request.sampling, seed=None if seed is None else engine_seed(seed + i)))
+        for i in range(n)]
 
 
 def _token_bytes(token: str) -> list[int]:
     return list(token.encode("utf-8", errors="replace"))
 
 
+ZERO_PROBABILITY_LOGPROB = -9999.0  # OpenAI's stand-in for -inf, which JSON cannot carry
+
+
+def reported_logprob(value: float) -> float:
+    """-inf (a token masked out, e.g. by a grammar) as OpenAI reports it."""
+    return ZERO_PROBABILITY_LOGPROB if value == -math.inf else value
+
+
 def chat_logprobs(items: Sequence[TokenLogprob]) -> list[TokenLogprobOut]:
     return [TokenLogprobOut(
-        token=lp.token, logprob=lp.logprob, bytes=_token_bytes(lp.token),
-        top_logprobs=[TopLogprob(token=t, logprob=v, bytes=_token_bytes(t))
+        token=lp.token, logprob=reported_logprob(lp.logprob), bytes=_token_bytes(lp.token),
+        top_logprobs=[TopLogprob(token=t, logprob=reported_logprob(v), bytes=_token_bytes(t))
                       for _, t, v in lp.top],
     ) for lp in items]
 

@@ -24,6 +24,7 @@ from .serving_common import (
     ServingContext,
     fan_out,
     merged_streams,
+    reported_logprob,
     sampling_params,
     sse,
     sse_error,
@@ -35,8 +36,8 @@ def _completion_logprobs(items: tuple[TokenLogprob, ...]) -> CompletionLogprobs:
     offset = 0
     for lp in items:
         out.tokens.append(lp.token)
-        out.token_logprobs.append(lp.logprob)
-        out.top_logprobs.append({t: v for _, t, v in lp.top})
+        out.token_logprobs.append(reported_logprob(lp.logprob))
+        out.top_logprobs.append({t: reported_logprob(v) for _, t, v in lp.top})
         out.text_offset.append(offset)
         offset += len(lp.token)
     return out
@@ -108,5 +109,7 @@ def model_list(ctx: ServingContext) -> ModelList:
                                        native_video=caps.native_video,
                                        max_context=caps.context_length),
         max_model_len=caps.context_length, random_weights=loaded.random_weights,
+        group_size=ctx.settings.group_size,
+        parallel=ctx.settings.parallel_mode,  # type: ignore[arg-type]
     )
     return ModelList(data=[card])

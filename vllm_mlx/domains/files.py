@@ -6,17 +6,22 @@ Contract: :meth:`FileStore.save` copies a binary stream to ``<storage>/files/<id
 a path, takes them for ids. The extension on disk (from the upload's name, lowercase
 alphanumerics only) lets readers tell videos from images. :meth:`resolve` is the chat
 :class:`~vllm_mlx.content.FileResolver` (file id -> local path). Unknown ids raise
-:class:`FileNotFound`.
+:class:`FileNotFound`; a folder that cannot be written or a full disk raises
+:class:`~vllm_mlx.api.storage_errors.StorageError` (503 / 507) and leaves no partial file and
+no record.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import os
 import re
 import uuid
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from ..api.storage_errors import storage_errors
 from .store import Store, utc_now
 
 _CHUNK = 1 << 20
@@ -51,22 +56,30 @@ class FileStore:
         """Store ``stream`` and record it; blocking (run it off the event loop)."""
         file_id = f"file-{uuid.uuid4().hex[:24]}"
         stored_name = file_id + _extension(filename)
-        self.folder.mkdir(parents=True, exist_ok=True)
-        partial = self.folder / f".{stored_name}.part"
+        partial, final = self.folder / f".{stored_name}.part", self.folder / stored_name
         digest, size = hashlib.md5(), 0
         try:
-            with partial.open("wb") as out:
-                while chunk := stream.read(_CHUNK):
-                    digest.update(chunk)
-                    size += len(chunk)
-                    out.write(chunk)
-            partial.replace(self.folder / stored_name)
+            with storage_errors(self.folder):
+                self.folder.mkdir(parents=True, exist_ok=True)
+                with partial.open("wb") as out:
+                    while chunk := stream.read(_CHUNK):
+                        digest.update(chunk)
+                        size += len(chunk)
+                        out.write(chunk)
+                    out.flush()
+                    os.fsync(out.fileno())  # the bytes are on disk before the record is
+                partial.replace(final)
         finally:
-            partial.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):  # e.g. the folder itself is unusable
+                partial.unlink(missing_ok=True)
         record = {"id": file_id, "filename": Path(filename).name or "upload", "bytes": size,
                   "purpose": purpose, "created_at": utc_now(), "md5": digest.hexdigest(),
                   "stored_name": stored_name}
-        self.store.add_file(record)
+        try:
+            self.store.add_file(record)
+        except BaseException:
+            final.unlink(missing_ok=True)  # never a file without its record
+            raise
         return record
 
     def get(self, file_id: str) -> dict[str, Any]:

@@ -70,7 +70,15 @@ class _PredictionRequest(_Lenient):
     created_at: str | None = Field(default=None, max_length=64)
 
 
+# An orange 32x32 PNG: the documented example request (also what API fuzzers start from).
+_EXAMPLE_IMAGE = ("data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAACAAAAAgCAIAAAD8GO2jAAAAK0lEQVR4"
+                  "2u3NQQEAQAQAMC6NiCKKdSX4bQWW0xWXXhwTCAQCgUAgEAgEWz6b/gGoTIbtSQAAAABJRU5ErkJggg==")
+
+
 class ImagePredictionRequest(_PredictionRequest):
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"domain": "image.caption", "images": [_EXAMPLE_IMAGE]}]})
+
     images: list[str] = Field(max_length=64)
 
     @field_validator("images")
@@ -95,6 +103,8 @@ class FilePredictionRequest(_PredictionRequest):
 
 
 class SchemaRequest(_Lenient):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"domain": "document.invoice"}]})
+
     domain: str = Field(min_length=1, max_length=200)
     config: GenerationConfig = Field(default_factory=GenerationConfig)
 

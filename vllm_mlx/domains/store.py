@@ -5,7 +5,9 @@ usable from any thread) on ``<storage>/vllm-mlx.sqlite3``. Every write is commit
 the call returns, so a restart loses nothing already accepted. The database opens on first
 use, and then predictions left ``pending``/``running`` by a previous process are marked
 ``failed`` with the ``recover_reason``, never left running forever. Rows are plain dicts; JSON
-columns (``response``, ``usage``, ``request``) are decoded on the way out.
+columns (``response``, ``usage``, ``request``) are decoded on the way out. A folder that cannot
+be used or a full disk raises :class:`~vllm_mlx.api.storage_errors.StorageError` (503 / 507);
+SQLite rolls the failed statement back, so no half-written row is left.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ import threading
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
+
+from ..api.storage_errors import storage_errors
 
 DB_NAME = "vllm-mlx.sqlite3"
 _JSON_COLUMNS = ("response", "usage", "request")
@@ -73,7 +77,7 @@ class Store:
 
     @property
     def _db(self) -> sqlite3.Connection:
-        with self._lock:
+        with self._lock, storage_errors(self.path.parent):
             if self._conn is None:
                 self._conn = self._open()
             return self._conn
@@ -97,7 +101,7 @@ class Store:
                 self._conn = None
 
     def _run(self, sql: str, params: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
-        with self._lock:
+        with self._lock, storage_errors(self.path.parent):
             return self._db.execute(sql, params).fetchall()
 
     # predictions
@@ -127,7 +131,7 @@ class Store:
 
     def fail_unfinished(self, reason: str) -> int:
         """Mark every unfinished prediction failed; return how many."""
-        with self._lock:
+        with self._lock, storage_errors(self.path.parent):
             return _fail_unfinished(self._db, reason)
 
     # files
@@ -152,5 +156,5 @@ class Store:
         return [dict(r) for r in rows]
 
     def delete_file(self, file_id: str) -> bool:
-        with self._lock:
+        with self._lock, storage_errors(self.path.parent):
             return self._db.execute("DELETE FROM files WHERE id = ?", (file_id,)).rowcount > 0

@@ -9,6 +9,11 @@ whenever the batch has room (a full queue answers :class:`EngineOverloaded`).
 (client gone, ``break``) cancels the job: the owner thread drops it from the batch at the
 next step. A job's failure reaches its caller as a raised :class:`EngineError`, never as
 a dead thread or a hang.
+
+A :class:`StepCoordinator` (``vllm_mlx.distributed``) may stand between the owner thread
+and its scheduler to keep other processes' schedulers in step with this one: it wraps the
+scheduler, may ask for a periodic empty step while idle (``idle_wait``), and ends the
+engine by raising :class:`EngineClosed` from ``step()`` (every later job gets that error).
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import queue
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 from ._mlx import mx
 from .errors import EngineClosed, EngineError, EngineOverloaded
@@ -29,6 +35,20 @@ from .types import GenerationChunk, GenerationRequest, GenerationResult
 logger = logging.getLogger(__name__)
 
 _Sink = Callable[[GenerationChunk | BaseException | None], None]
+
+
+class StepCoordinator(Protocol):
+    """Keeps a process group's replicated schedulers in step (see vllm_mlx.distributed)."""
+
+    idle_wait: float | None  # seconds between empty steps while idle; None: block
+
+    def attach(self, scheduler: Scheduler) -> Any:
+        """Return the object the engine uses as its scheduler (same methods)."""
+        ...
+
+    def close(self) -> None:
+        """The engine is stopping: release the other processes."""
+        ...
 
 
 @dataclass
@@ -42,23 +62,31 @@ class Engine:
     """Owns the model and the MLX thread. Create with :meth:`start`."""
 
     def __init__(self, max_waiting: int = 256, max_batch: int = 32,
-                 prefill_chunk: int = 256, prefix_cache_bytes: int = 512 << 20) -> None:
+                 prefill_chunk: int = 256, prefix_cache_bytes: int = 512 << 20,
+                 coordinator: StepCoordinator | None = None,
+                 vision_cache_bytes: int = 256 << 20) -> None:
         self._jobs: queue.Queue[_Job | None] = queue.Queue(maxsize=max_waiting)
         self._scheduler_options = {"max_batch": max_batch, "prefill_chunk": prefill_chunk,
-                                   "prefix_cache_bytes": prefix_cache_bytes}
+                                   "prefix_cache_bytes": prefix_cache_bytes,
+                                   "vision_cache_bytes": vision_cache_bytes}
         self._scheduler: Scheduler | None = None
         self._ready = threading.Event()
         self._load_error: BaseException | None = None
         self._loaded: LoadedModel | None = None
         self._closed = False
         self._thread: threading.Thread | None = None
+        self._coordinator = coordinator
+        self._fatal: EngineClosed | None = None  # why the engine stopped on its own
 
     @classmethod
     def start(cls, reference: str, options: LoadOptions | None = None,
               max_waiting: int = 256, max_batch: int = 32, prefill_chunk: int = 256,
-              prefix_cache_bytes: int = 512 << 20) -> Engine:
+              prefix_cache_bytes: int = 512 << 20,
+              coordinator: StepCoordinator | None = None,
+              vision_cache_bytes: int = 256 << 20) -> Engine:
         """Load ``reference`` on a new owner thread; raise its load error, if any."""
-        engine = cls(max_waiting, max_batch, prefill_chunk, prefix_cache_bytes)
+        engine = cls(max_waiting, max_batch, prefill_chunk, prefix_cache_bytes, coordinator,
+                     vision_cache_bytes)
         engine._thread = threading.Thread(target=engine._run, args=(reference, options),
                                           name="mlx-engine", daemon=True)
         engine._thread.start()
@@ -79,25 +107,30 @@ class Engine:
             self._load_error = exc
             self._ready.set()
             return
-        scheduler = Scheduler(self._loaded, **self._scheduler_options)
+        scheduler: Any = Scheduler(self._loaded, **self._scheduler_options)
         self._scheduler = scheduler
+        if self._coordinator is not None:
+            scheduler = self._coordinator.attach(scheduler)
         self._ready.set()
         try:
-            while self._admit(scheduler):
-                self._step(scheduler)
+            while self._admit(scheduler) and self._step(scheduler):
+                pass
         finally:
             self._closed = True
-            scheduler.abort_all(EngineClosed("the engine is shutting down"))
+            scheduler.abort_all(self._closed_error("the engine is shutting down"))
             self._fail_queued()
+            if self._coordinator is not None:
+                self._coordinator.close()
             # Streams are per thread; one left alive aborts the process at exit.
             mx.synchronize()
             mx.clear_streams()
 
     def _admit(self, scheduler: Scheduler) -> bool:
         """Move queued jobs into the scheduler while it has room; False on shutdown."""
+        idle_wait = self._coordinator.idle_wait if self._coordinator is not None else None
         while scheduler.has_capacity:
             try:
-                job = self._jobs.get(block=not scheduler.has_work)
+                job = self._jobs.get(block=not scheduler.has_work, timeout=idle_wait)
             except queue.Empty:
                 break
             if job is None:
@@ -115,12 +148,17 @@ class Engine:
         scheduler.stats.waiting = self._jobs.qsize()
         return True
 
-    def _step(self, scheduler: Scheduler) -> None:
+    def _step(self, scheduler: Scheduler) -> bool:
+        """One scheduler step; False when the engine cannot go on (a coordinator said so)."""
         try:
             scheduler.step()
+        except EngineClosed as exc:  # only a coordinator raises it: the group is gone
+            self._fatal = exc
+            return False
         except Exception as exc:  # a failed batch step fails its requests, not the thread
             logger.exception("decode step failed")
             scheduler.abort_all(EngineError(f"generation failed: {type(exc).__name__}: {exc}"))
+        return True
 
     @property
     def stats(self) -> dict:
@@ -130,7 +168,7 @@ class Engine:
     def _submit(self, request: GenerationRequest, sink: _Sink,
                 cancelled: threading.Event) -> _Job:
         if self._closed:
-            raise EngineClosed("the engine is shut down")
+            raise self._closed_error("the engine is shut down")
         job = _Job(request, sink, cancelled)
         try:
             self._jobs.put_nowait(job)
@@ -185,6 +223,12 @@ class Engine:
     async def complete(self, request: GenerationRequest) -> GenerationResult:
         return GenerationResult.from_chunks([c async for c in self.generate(request)])
 
+    def _closed_error(self, default: str) -> EngineClosed:
+        """A fresh error per job: the reason the engine stopped on its own, if it did."""
+        if self._fatal is not None:
+            return type(self._fatal)(self._fatal.message)
+        return EngineClosed(default)
+
     def _fail_queued(self) -> None:
         """Jobs still queued never reached the scheduler: fail them, never leave them."""
         while True:
@@ -193,7 +237,7 @@ class Engine:
             except queue.Empty:
                 return
             if job is not None:
-                job.sink(EngineClosed("the engine is shutting down"))
+                job.sink(self._closed_error("the engine is shutting down"))
 
     def shutdown(self, timeout: float | None = 10.0) -> None:
         """Finish the running job, drop waiting ones, and stop the owner thread."""

@@ -4,6 +4,11 @@ A reference is ``tiny:ARCH[:PRESET]`` (a random-weight model built locally on fi
 a local folder, or a Hugging Face repo id (downloaded into the Hub cache). The folder's
 ``config.json`` is read *before* loading so detection decides which library loads it.
 Must run on the engine's owner thread: MLX arrays belong to the thread that made them.
+
+With ``LoadOptions.group`` (an ``mx.distributed`` group of two or more processes) each
+process loads only its shard: text models through mlx-lm's ``sharded_load`` (tensor or
+pipeline parallel), vision-language models by the language model's own ``shard()`` in
+mlx-vlm (tensor parallel only; the vision tower stays whole on every process).
 """
 
 from __future__ import annotations
@@ -38,6 +43,8 @@ class LoadOptions:
     served_name: str | None = None
     trust_remote_code: bool = False
     tiny_cache_dir: Path | None = None
+    group: Any = None  # an mx.distributed group of size > 1: load this process's shard
+    parallel: str = "tensor"  # with ``group``: "tensor" or "pipeline"
 
 
 @dataclass
@@ -163,21 +170,12 @@ def load_model(reference: str, options: LoadOptions | None = None) -> LoadedMode
     detection = detect_model_kind(config, reference, options.force_kind)
     logger.info("loading %s from %s as %s (%s)", reference, path, detection.kind.value,
                 detection.reason)
-    try:
-        if detection.kind is ModelKind.VISION:
-            import mlx_vlm
+    if options.group is not None and options.group.size() > 1:
+        from ..distributed.sharding import load_sharded
 
-            model, processor = mlx_vlm.load(str(path), trust_remote_code=options.trust_remote_code)
-            tokenizer = getattr(processor, "tokenizer", processor)
-        else:
-            import mlx_lm
-
-            model, processor = mlx_lm.load(
-                str(path), tokenizer_config={"trust_remote_code": options.trust_remote_code}
-            )
-            tokenizer = processor
-    except Exception as exc:  # library load failures carry no common type
-        raise ModelLoadError(f"failed to load {reference} from {path}: {exc}") from exc
+        model, processor, tokenizer = load_sharded(path, config, detection.kind, options)
+    else:
+        model, processor, tokenizer = _load_whole(reference, path, detection.kind, options)
     served = options.served_name or reference
     return LoadedModel(
         reference=reference, path=path, model=model, processor=processor, tokenizer=tokenizer,
@@ -185,3 +183,22 @@ def load_model(reference: str, options: LoadOptions | None = None) -> LoadedMode
         capabilities=build_capabilities(config, detection, served, reference),
         random_weights=random_weights,
     )
+
+
+def _load_whole(reference: str, path: Path, kind: ModelKind, options: LoadOptions
+                ) -> tuple[Any, Any, Any]:
+    """(model, processor, tokenizer) from mlx-vlm or mlx-lm, the whole model here."""
+    try:
+        if kind is ModelKind.VISION:
+            import mlx_vlm
+
+            model, processor = mlx_vlm.load(str(path), trust_remote_code=options.trust_remote_code)
+            return model, processor, getattr(processor, "tokenizer", processor)
+        import mlx_lm
+
+        trust = options.trust_remote_code
+        loaded = mlx_lm.load(str(path), tokenizer_config={"trust_remote_code": trust},
+                             trust_remote_code=trust)
+        return loaded[0], loaded[1], loaded[1]
+    except Exception as exc:  # library load failures carry no common type
+        raise ModelLoadError(f"failed to load {reference} from {path}: {exc}") from exc

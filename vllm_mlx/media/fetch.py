@@ -5,7 +5,8 @@ Contract: :func:`load_source` (async) and :func:`load_source_sync` accept
 * ``http(s)://`` URLs, fetched with httpx: ``follow_redirects=False`` and every hop (at most
   ``policy.max_redirects``) re-checked by the SSRF guard unless ``policy.allow_private_urls``;
   the connection goes to the checked address (Host header and TLS SNI keep the name); the
-  byte cap is enforced while streaming, and the whole fetch has ``policy.fetch_timeout_s``;
+  byte cap is enforced while streaming, and each request and the whole fetch have
+  ``policy.fetch_timeout_s`` (whatever the default timeout of a ``client`` passed in);
 * ``data:`` URLs (see :mod:`.dataurl`). A declared MIME type of the *other* media kind (or
   ``audio/*``/``text/*``) is refused with ``invalid_data_url``: ``data:image/png`` in a video
   part is a client mistake worth naming. A missing or ``application/*`` type is accepted;
@@ -140,15 +141,17 @@ async def _build_request(
     if parsed.scheme not in ("http", "https") or not parsed.host:
         raise MediaFetchError(f"Cannot fetch {_url_origin(url)!r}: not an http(s) URL.")
     headers = {"Accept": f"{kind}/*, */*;q=0.5", "Accept-Encoding": "identity"}
+    timeout = policy.fetch_timeout_s  # per request: a shared client's own default is 5 s
     if policy.allow_private_urls:
-        return client.build_request("GET", parsed, headers=headers)
+        return client.build_request("GET", parsed, headers=headers, timeout=timeout)
     host = parsed.raw_host.decode("ascii")
     port = parsed.port or (443 if parsed.scheme == "https" else 80)
     addresses = await check_public_host(host, port, resolver=resolver)
     headers["Host"] = parsed.netloc.decode("ascii")
     extensions = {"sni_hostname": host} if parsed.scheme == "https" else {}
     pinned = parsed.copy_with(host=str(addresses[0]))
-    return client.build_request("GET", pinned, headers=headers, extensions=extensions)
+    return client.build_request("GET", pinned, headers=headers, extensions=extensions,
+                                timeout=timeout)
 
 
 async def _read_capped(response: httpx.Response, origin: str, max_bytes: int) -> bytes:

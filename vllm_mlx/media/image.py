@@ -50,7 +50,10 @@ def _open(media: MediaBytes | bytes) -> tuple[Image.Image, str]:
             "Supported formats include PNG, JPEG, WebP, GIF, BMP and TIFF."
         ) from exc
     except (OSError, ValueError, SyntaxError) as exc:
-        raise InvalidImage(f"{origin} could not be opened as an image: {exc}") from exc
+        raise InvalidImage(
+            f"{origin} could not be opened as an image: it is corrupt, truncated or in an "
+            f"unsupported format ({exc})."
+        ) from exc
 
 
 def _check_size(img: Image.Image, origin: str, policy: MediaPolicy) -> None:

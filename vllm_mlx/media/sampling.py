@@ -48,13 +48,28 @@ def validate_sampling(fps: float, max_frames: int, min_frames: int = 1) -> None:
 
 
 def frame_count(duration: float, fps: float, *, max_frames: int, min_frames: int = 1) -> int:
-    """How many frames to sample from a clip of ``duration`` seconds."""
-    wanted = math.ceil(duration * fps - _CEIL_SLACK) if duration > 0 else 1
+    """How many frames to sample from a clip of ``duration`` seconds.
+
+    A duration that is not positive (zero, negative, NaN) counts as one frame's worth; one
+    whose frame count overflows (infinite) asks for ``max_frames``. Unusable ``fps`` or
+    limits raise :class:`InvalidMediaParameter`.
+    """
+    validate_sampling(fps, max_frames, min_frames)
+    wanted_exact = duration * fps
+    if not duration > 0:
+        wanted = 1
+    elif math.isinf(wanted_exact):
+        wanted = max_frames
+    else:
+        wanted = math.ceil(wanted_exact - _CEIL_SLACK)
     return max(1, min(max_frames, max(min_frames, wanted)))
 
 
 def sample_times(duration: float, count: int) -> list[float]:
-    """Centres of ``count`` equal segments of ``[0, duration]``."""
+    """Centres of ``count`` equal segments of ``[0, duration]``; all at 0 when the duration
+    is not a finite positive number (there is no clip length to spread them over)."""
+    if not (math.isfinite(duration) and duration > 0):
+        return [0.0] * count
     step = duration / count
     return [(i + 0.5) * step for i in range(count)]
 

@@ -7,7 +7,7 @@ field) with a message a client can act on. Rules (the seed and ``video-jobs.md``
 - ``prompt`` is required and non-blank; ``size`` is ``WIDTHxHEIGHT`` and overrides
   ``width`` / ``height``; ``seconds`` is a positive whole number; ``num_inference_steps``
   1-200; ``guidance_scale``, ``guidance_scale_2``, ``true_cfg_scale`` 0-20;
-  ``boundary_ratio`` 0-1; ``flow_shift`` > 0; ``frame_interpolation_exp`` 1-4.
+  ``boundary_ratio`` 0-1; ``flow_shift`` 0.01-100; ``frame_interpolation_exp`` 1-4.
 - ``image_reference`` is a JSON object ``{"image_url": ...}`` or ``{"file_id": ...}`` (also
   accepted as the OpenAI SDK's ``input_reference[image_url]`` / ``input_reference[file_id]``
   fields, or an ``input_reference`` text field holding a URL); it may not be combined with an
@@ -34,6 +34,7 @@ SIZE_RE = re.compile(r"^(\d+)x(\d+)$")
 SECONDS_RE = re.compile(r"^[1-9]\d*$")
 MAX_STEPS = 200
 MAX_INTERPOLATION_EXP = 4
+MIN_FLOW_SHIFT = 0.01  # smaller shifts collapse the sigma schedule (NaN frames, division by 0)
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 _EXTRA_KEYS = ("scheduler", "max_sequence_length")
@@ -217,7 +218,7 @@ def parse_form(fields: Mapping[str, str]) -> VideoForm:
         fps=f.integer("fps", 1, 240),
         num_inference_steps=f.integer("num_inference_steps", 1, MAX_STEPS),
         guidance_scale=f.number("guidance_scale", 0.0, 20.0),
-        flow_shift=f.number("flow_shift", 0.0, 100.0, low_open=True),
+        flow_shift=f.number("flow_shift", MIN_FLOW_SHIFT, 100.0),
         seed=f.integer("seed", 0, 2**63 - 1),
         negative_prompt=fields.get("negative_prompt") or None,
         interpolation_exp=_interpolation(f),

@@ -105,7 +105,11 @@ class VideoJobs:
         record = self._new_record(job.id, plan, user)
         if image is not None:
             write_atomic(self.store.input_path(job.id), image[0])
-        self.store.add(record, {"plan": plan.to_dict(), "image": image is not None})
+        try:
+            self.store.add(record, {"plan": plan.to_dict(), "image": image is not None})
+        except BaseException:  # e.g. a full disk: no reference image without its record
+            self.store.remove_files(job.id)
+            raise
         try:
             self.worker.submit(job)
         except (QueueFull, WorkerStopped) as exc:

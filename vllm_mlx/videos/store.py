@@ -5,7 +5,10 @@ serialised by a lock, usable from any thread; every write committed before retur
 the folder ``<storage>/videos/``: ``<id>.mp4`` outputs and ``inputs/<id>.img`` reference
 images kept until the job ends. Files are written atomically (a temporary name in the same
 folder, fsync, ``os.replace``). A row holds the public record (JSON), the job's plan (JSON, to
-run it again after a restart) and an insertion sequence that orders listings.
+run it again after a restart) and an insertion sequence that orders listings. A storage
+folder that cannot be used or a full disk raises
+:class:`~vllm_mlx.api.storage_errors.StorageError` (503 / 507); a failed write leaves neither
+a half-written file (the temporary one is removed) nor a half-written row (SQLite rolls back).
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from ..api.storage_errors import storage_errors
+
 DB_NAME = "videos.sqlite3"
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS videos (
@@ -27,6 +32,11 @@ CREATE TABLE IF NOT EXISTS videos (
 
 
 def write_atomic(path: Path, data: bytes) -> None:
+    with storage_errors(path.parent):
+        _write_atomic(path, data)
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
@@ -43,13 +53,14 @@ def write_atomic(path: Path, data: bytes) -> None:
 class JobStore:
     def __init__(self, storage: Path) -> None:
         self.folder = Path(storage).expanduser() / "videos"
-        self.folder.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(self.folder.parent / DB_NAME, check_same_thread=False,
-                                   isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(_SCHEMA)
+        with storage_errors(self.folder):
+            self.folder.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(self.folder.parent / DB_NAME, check_same_thread=False,
+                                       isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.executescript(_SCHEMA)
 
     def close(self) -> None:
         with self._lock:
@@ -74,25 +85,25 @@ class JobStore:
 
     # --- records -----------------------------------------------------------------------
     def add(self, record: dict[str, Any], plan: dict[str, Any]) -> None:
-        with self._lock:
+        with self._lock, storage_errors(self.folder):
             self._db.execute("INSERT INTO videos (id, status, record, plan) VALUES (?, ?, ?, ?)",
                              (record["id"], record["status"], json.dumps(record),
                               json.dumps(plan)))
 
     def get(self, video_id: str) -> dict[str, Any] | None:
-        with self._lock:
+        with self._lock, storage_errors(self.folder):
             row = self._db.execute("SELECT record FROM videos WHERE id = ?",
                                    (video_id,)).fetchone()
         return json.loads(row[0]) if row else None
 
     def plan(self, video_id: str) -> dict[str, Any] | None:
-        with self._lock:
+        with self._lock, storage_errors(self.folder):
             row = self._db.execute("SELECT plan FROM videos WHERE id = ?", (video_id,)).fetchone()
         return json.loads(row[0]) if row else None
 
     def update(self, video_id: str, **fields: Any) -> dict[str, Any] | None:
         """Merge ``fields`` into the record; None when the job no longer exists."""
-        with self._lock:
+        with self._lock, storage_errors(self.folder):
             row = self._db.execute("SELECT record FROM videos WHERE id = ?",
                                    (video_id,)).fetchone()
             if row is None:
@@ -103,12 +114,12 @@ class JobStore:
         return record
 
     def delete(self, video_id: str) -> bool:
-        with self._lock:
+        with self._lock, storage_errors(self.folder):
             cursor = self._db.execute("DELETE FROM videos WHERE id = ?", (video_id,))
         return cursor.rowcount > 0
 
     def ids_with_status(self, status: str) -> list[str]:
-        with self._lock:
+        with self._lock, storage_errors(self.folder):
             rows = self._db.execute("SELECT id FROM videos WHERE status = ? ORDER BY seq",
                                     (status,)).fetchall()
         return [row[0] for row in rows]
@@ -119,7 +130,7 @@ class JobStore:
         ``KeyError`` when ``after`` names no stored job.
         """
         op, order = (">", "ASC") if ascending else ("<", "DESC")
-        with self._lock:
+        with self._lock, storage_errors(self.folder):
             if after is None:
                 bound = -1 if ascending else 2**63 - 1
             else:
