@@ -58,7 +58,7 @@ def replies(transport: Recorder) -> list[dict]:
     return [m for m in transport.sent if "vlm_reply" in m]
 
 
-async def test_many_frames_per_analysis_switch_to_decoding_when_taken():
+async def test_only_the_frames_an_analysis_will_take_are_decoded_on_arrival():
     engine, transport = ScriptedEngine(), Recorder()
     _, session = open_session(engine, transport)
     for i in range(5):
@@ -74,10 +74,13 @@ async def test_many_frames_per_analysis_switch_to_decoding_when_taken():
     for i in range(5):
         await session.receive(frame_message(1000.0 + i, i))
     assert all(f.image is None for f, _ in session.window._frames)  # JPEG until analysed
+    for i in range(5, 30):  # a cycle's last frames are the ones analysed: decoded now
+        await session.receive(frame_message(1000.0 + i, i))
+    assert all(f.image is not None for f, _ in session.window._frames)
     for _ in range(2):
         engine.allow.release()
     await wait_for(lambda: len(replies(transport)) == 5)
-    assert replies(transport)[-1]["timestamps"] == [1000.0, 1001.0, 1002.0, 1003.0, 1004.0]
+    assert replies(transport)[-1]["timestamps"] == [1025.0, 1026.0, 1027.0, 1028.0, 1029.0]
     assert len(engine.requests[-1].messages[0].content[0].video.frames) == 5
     await session.close()
 

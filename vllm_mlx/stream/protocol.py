@@ -51,12 +51,14 @@ class Frame:
     received: float  # server ``time.monotonic()`` when it arrived
     width: int
     height: int
-    image: Image.Image | None = None  # decoded on arrival (frames up to DECODE_PIXELS)
+    image: Image.Image | None = None  # decoded on arrival (frames up to DECODE_PIXELS),
+    # possibly already at the model processor's size (see vllm_mlx.stream.presize)
 
     @property
     def nbytes(self) -> int:
         """Memory this frame holds: its JPEG, plus its RGB pixels once decoded."""
-        return len(self.jpeg) + (self.width * self.height * 3 if self.image else 0)
+        pixels = self.image.width * self.image.height * 3 if self.image else 0
+        return len(self.jpeg) + pixels
 
 
 @dataclass(frozen=True)

@@ -12,8 +12,11 @@ newest window whenever the previous analysis is done, ``trigger`` new frames arr
 connections submit to the one engine concurrently (the engine batches them). Outgoing
 messages go through a bounded outbox so a client that does not read cannot stall its
 receive loop either. JPEG checks and decoding run on the service's own two worker
-threads, never on the event loop; frames are decoded as they arrive while few are
-replaced unseen (at most two windows' worth per analysis), else only when analysed.
+threads, never on the event loop; a frame is decoded as it arrives when it is likely to
+be analysed (the newest of the frames an analysis cycle brings), else only if analysed.
+Decoded frames are also resized there to the size the model's processor would resize
+them to (:mod:`vllm_mlx.stream.presize`; the model input is unchanged), so the engine's
+thread does less per window; ``presize=False`` turns that off.
 :meth:`StreamSession.close` cancels a running analysis, which cancels its engine
 request and frees its slot.
 """
@@ -27,14 +30,25 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from typing import Any, Protocol, TypeVar
 
 from ..api.errors import APIError, to_api_error
 from ..engine import Engine
 from ..engine.errors import EngineClosed
 from ..media import MediaPolicy
-from .analysis import DecodedWindow, ModelTraits, build_request, decode_frames, reply_message
+from .analysis import (
+    DecodedWindow,
+    ModelTraits,
+    arrival_layout,
+    build_request,
+    decode_frames,
+    frame_sizes,
+    ready_window,
+    reply_message,
+)
 from .config import StreamConfig, StreamLimits, parse_config
+from .presize import FrameSizer, Kind, presize
 from .protocol import DECODE_PIXELS, ConfigUpdate, Frame, parse_message
 from .window import FrameWindow
 
@@ -47,7 +61,7 @@ CLOSE_RESTART = 1012
 CLOSE_TRY_LATER = 1013
 OUTBOX_SIZE = 64
 DECODE_THREADS = 2
-EAGER_WINDOWS = 2  # decode on arrival while at most this many windows arrive per analysis
+EAGER_SLACK = 2  # frames decoded on arrival beyond those an analysis is expected to take
 T = TypeVar("T")
 FLUSH_TIMEOUT_S = 1.0
 
@@ -75,7 +89,7 @@ class StreamService:
     """Every live-video connection of one app, on one engine."""
 
     def __init__(self, engine: Engine, limits: StreamLimits, max_connections: int = 64,
-                 window_bytes: int = 32 * 1024 * 1024) -> None:
+                 window_bytes: int = 32 * 1024 * 1024, presize: bool = True) -> None:
         self.engine = engine
         self.limits = limits
         self.max_connections = max_connections
@@ -84,11 +98,25 @@ class StreamService:
         self.sessions: set[StreamSession] = set()
         self.analysing = 0  # analyses now in the engine, all connections together
         self._ids = itertools.count(1)
+        processor = getattr(engine.model, "processor", None)
+        self.sizer = FrameSizer(processor, DECODE_PIXELS) if presize and processor else None
         # frame parsing/decoding for all connections: bounded, and off the shared pool
         self._workers = ThreadPoolExecutor(DECODE_THREADS, thread_name_prefix="stream-decode")
 
     async def run_blocking(self, func: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._workers, func, *args)
+
+    def accept(self, data: str | bytes, decode_pixels: int, layout: tuple[Kind, int]
+               ) -> Frame | ConfigUpdate:
+        """A checked message (blocking: worker threads); a frame decoded now is presized
+        for a window of ``layout``."""
+        item = parse_message(data, self.limits.max_image_pixels, decode_pixels)
+        if isinstance(item, Frame) and item.image is not None and self.sizer is not None:
+            # no waiting for another shape's calibration: the analysis fits it if needed
+            size = self.sizer.target(*layout, item.width, item.height, wait=False)
+            if size is not None:
+                item = replace(item, image=presize(item.image, size))
+        return item
 
     def traits(self) -> ModelTraits:
         model = self.engine.model
@@ -134,10 +162,13 @@ class StreamSession:
 
     @property
     def decode_on_arrival(self) -> bool:
-        """Decode frames as they arrive (off the reply's critical path) unless so many
-        arrive per analysis that most would be replaced unseen: then decode
-        only the frames an analysis takes, when it takes them."""
-        return self._per_analysis <= EAGER_WINDOWS * self.config.window
+        """Whether the next frame is decoded as it arrives (off the reply's critical path):
+        yes if it is likely to be in the next analysis, i.e. among the newest ``window``
+        (plus :data:`EAGER_SLACK`) of the frames an analysis cycle brings (moving
+        average); earlier ones would mostly be replaced unseen, so they are decoded only
+        if an analysis takes them."""
+        place = self.window.stats.received - self._received_at_take + 1
+        return place > self._per_analysis - self.config.window - EAGER_SLACK
 
     def _count_cycle(self) -> None:
         arrived = self.window.stats.received - self._received_at_take
@@ -163,8 +194,8 @@ class StreamSession:
             return False
         try:
             item = await self.service.run_blocking(
-                parse_message, data, self.service.limits.max_image_pixels,
-                DECODE_PIXELS if self.decode_on_arrival else 0)
+                self.service.accept, data, DECODE_PIXELS if self.decode_on_arrival else 0,
+                arrival_layout(self.config, self.service.traits()))
             if isinstance(item, ConfigUpdate):
                 self._configure(item.values)
             else:
@@ -227,11 +258,12 @@ class StreamSession:
                 await self._analyse(frames, self.config)
 
     async def _analyse(self, frames: list[Frame], config: StreamConfig) -> None:
-        if all(f.image is not None for f in frames):  # decoded on arrival: nothing to do
-            decoded = decode_frames(frames, self.service.policy)
-        else:
-            decoded = await self.service.run_blocking(decode_frames, frames,
-                                                      self.service.policy)
+        traits, sizer = self.service.traits(), self.service.sizer
+        decoded = ready_window(frames, config, traits, sizer)  # all done on arrival?
+        if decoded is None:
+            decoded = await self.service.run_blocking(
+                decode_frames, frames, self.service.policy,
+                lambda kept: frame_sizes(kept, config, traits, sizer))
         for error in decoded.errors:
             self.emit(error.body())
         if decoded.frames:
