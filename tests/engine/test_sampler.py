@@ -9,6 +9,7 @@ from vllm_mlx.engine import SamplingParams
 from vllm_mlx.engine._mlx import int_list, mx
 from vllm_mlx.engine.errors import InvalidRequest
 from vllm_mlx.engine.sampler import KeyedSampler, request_processors, sample_batch
+from vllm_mlx.engine.sampling import mask_eos
 
 VOCAB = 64
 
@@ -55,5 +56,14 @@ def test_a_seeded_row_samples_the_same_alone_or_batched():
 
 def test_json_output_with_eos_suppression_is_refused():
     with pytest.raises(InvalidRequest):
-        request_processors(SamplingParams(json_object=True, min_tokens=3), [0],
-                           lambda: None)
+        request_processors(SamplingParams(json_object=True, min_tokens=3), lambda: None)
+
+
+def test_eos_is_masked_only_in_the_flagged_rows():
+    logits = mx.zeros((3, VOCAB))
+    masked = mask_eos(logits, [True, False, True], [2, 5, VOCAB + 10])
+    flat = masked.tolist()
+    assert flat[0][2] == flat[0][5] == flat[2][5] == -float("inf")
+    assert flat[1] == [0.0] * VOCAB
+    assert flat[0][3] == 0.0
+    assert mask_eos(logits, [False, False, False], [2]) is logits

@@ -15,7 +15,7 @@ from typing import Any
 
 from ._mlx import mx
 from .errors import InvalidRequest
-from .sampling import LogitsProcessor, eos_suppressor
+from .sampling import LogitsProcessor
 from .types import SamplingParams
 
 RowSampler = Callable[[mx.array], mx.array]  # (1, V) log-probs -> (1,) token
@@ -74,9 +74,10 @@ def sample_batch(logprobs: mx.array, samplers: list[KeyedSampler]) -> mx.array:
     return mx.argmax(scaled + noise, axis=-1)
 
 
-def request_processors(params: SamplingParams, eos_ids: list[int],
-                       grammar: Callable[[], Any]) -> list[LogitsProcessor]:
-    """Logit bias and penalties (mlx-lm's), then the JSON constraint, then EOS suppression.
+def request_processors(params: SamplingParams, grammar: Callable[[], Any]
+                       ) -> list[LogitsProcessor]:
+    """Logit bias and penalties (mlx-lm's), then the JSON constraint. (End-of-sequence
+    suppression is not a processor: the scheduler masks it for the whole batch.)
 
     ``grammar`` returns the model's grammar compiler; it is only called (and built, the
     first time) when the request asks for JSON output.
@@ -95,7 +96,4 @@ def request_processors(params: SamplingParams, eos_ids: list[int],
                                  "combined with ignore_eos or min_tokens", param="min_tokens")
 
         processors.append(json_logits_processor(grammar(), params.json_schema))
-    suppress = eos_suppressor(eos_ids, params.min_tokens, params.ignore_eos)
-    if suppress is not None:
-        processors.append(suppress)
     return processors

@@ -2,7 +2,8 @@
 
 - :class:`StopMatcher` holds back text that could be the start of a stop string, so a
   stream never shows part of a stop sequence, and cuts the output where one appears.
-- :func:`eos_suppressor` is a logits processor for ``min_tokens`` and ``ignore_eos``.
+- :func:`mask_eos` forbids end-of-sequence tokens in a batch's rows under ``min_tokens``
+  or with ``ignore_eos``.
 - :func:`token_logprob` reads the chosen token's log-probability and the top-k others.
 """
 
@@ -10,6 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from typing import cast
+
+import numpy as np
 
 from ._mlx import mx
 from .types import TokenLogprob
@@ -52,22 +55,17 @@ class StopMatcher:
         return best
 
 
-def eos_suppressor(eos_ids: Sequence[int], min_tokens: int, ignore_eos: bool
-                   ) -> LogitsProcessor | None:
-    """Forbid end-of-sequence tokens until ``min_tokens`` were generated (or always)."""
-    if not eos_ids or (not ignore_eos and min_tokens <= 0):
-        return None
-    ids = mx.array(list(eos_ids))
-    steps = [0]
-
-    def process(tokens: mx.array, logits: mx.array) -> mx.array:
-        generated = steps[0]
-        steps[0] += 1
-        if ignore_eos or generated < min_tokens:
-            logits[..., ids] = -float("inf")
+def mask_eos(logits: mx.array, rows: Sequence[bool], eos_ids: Sequence[int]) -> mx.array:
+    """(B, V) logits with the end-of-sequence tokens forbidden in the flagged rows (those
+    under ``min_tokens``, or with ``ignore_eos``): one masked select for the whole batch."""
+    vocab = logits.shape[-1]
+    columns = [i for i in eos_ids if 0 <= i < vocab]
+    if not columns or not any(rows):
         return logits
-
-    return process
+    eos = np.zeros((1, vocab), dtype=bool)
+    eos[0, columns] = True
+    mask = mx.array(np.asarray(rows, dtype=bool)[:, None]) & mx.array(eos)
+    return mx.where(mask, mx.array(-float("inf"), dtype=logits.dtype), logits)
 
 
 def token_logprob(tokenizer, token: int, logprobs: mx.array, top: int) -> TokenLogprob:

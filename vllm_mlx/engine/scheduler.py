@@ -37,6 +37,7 @@ from .loader import LoadedModel
 from .prefix_cache import CacheHit, PrefixCache, cacheable, media_hashes, rebuild
 from .runner import ModelRunner, extend_batch, filter_batch, join_batches
 from .sampler import KeyedSampler, request_processors, sample_batch
+from .sampling import mask_eos
 from .sequence import Sequence, Sink
 from .stats import EngineStats
 from .tokens import eos_token_ids, new_detokenizer
@@ -90,8 +91,7 @@ class Scheduler:
         sequence = Sequence(
             request=request, sink=sink, is_cancelled=is_cancelled,
             sampler=KeyedSampler(params),
-            processors=request_processors(params, self.eos,
-                                          lambda: self.loaded.grammar_compiler),
+            processors=request_processors(params, lambda: self.loaded.grammar_compiler),
             detokenizer=new_detokenizer(self.loaded), tokenizer=self.loaded.tokenizer,
             eos=frozenset(self.eos),
         )
@@ -273,7 +273,7 @@ class Scheduler:
     def _finish_prefill(self, seq: Sequence) -> None:
         assert seq.prefill is not None and seq.cache is not None
         logits, seq.rope_deltas = self.runner.prefill_last(seq.prefill, seq.cache)
-        token, logprobs = seq.sample(logits)
+        token, logprobs = seq.sample(mask_eos(logits, [seq.suppresses_eos], self.eos))
         self.waiting.remove(seq)
         self.stats.observe_ttft(time.perf_counter() - seq.arrived)
         if self._emit(seq, int_list(token)[0], logprobs[0]):
@@ -304,6 +304,7 @@ class Scheduler:
                            for s in self.running])
         assert self.batch is not None
         logits = self.runner.decode(tokens, self.batch, self.deltas)
+        logits = mask_eos(logits, [s.suppresses_eos for s in self.running], self.eos)
         sampled, rows = self._sample_rows(logits)
         now = time.perf_counter()
         for seq in (s for s, new in zip(self.running, first) if new):

@@ -57,6 +57,12 @@ class Sequence:
         return len(self.prompt_ids)
 
     @property
+    def suppresses_eos(self) -> bool:
+        """End-of-sequence tokens are forbidden for this request's next token."""
+        params = self.request.sampling
+        return params.ignore_eos or len(self.generated) < params.min_tokens
+
+    @property
     def needs_history(self) -> bool:
         return bool(self.processors)
 
