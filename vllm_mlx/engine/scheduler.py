@@ -40,7 +40,7 @@ from .sampler import KeyedSampler, request_processors, sample_batch
 from .sampling import mask_eos
 from .sequence import Sequence, Sink
 from .stats import EngineStats
-from .tokens import eos_token_ids, new_detokenizer
+from .tokens import detokenizer_prototype, eos_token_ids, new_detokenizer
 from .types import GenerationRequest
 
 logger = logging.getLogger(__name__)
@@ -66,6 +66,7 @@ class Scheduler:
             self.prefix = PrefixCache(prefix_cache_bytes, media_token_ids(loaded.config))
         self.max_batch = max_batch
         self.eos = eos_token_ids(loaded)
+        self.detokenizer = detokenizer_prototype(loaded)
         self.waiting: deque[Sequence] = deque()
         self.running: list[Sequence] = []
         self.batch: list[Any] | None = None
@@ -92,7 +93,7 @@ class Scheduler:
             request=request, sink=sink, is_cancelled=is_cancelled,
             sampler=KeyedSampler(params),
             processors=request_processors(params, lambda: self.loaded.grammar_compiler),
-            detokenizer=new_detokenizer(self.loaded), tokenizer=self.loaded.tokenizer,
+            detokenizer=new_detokenizer(self.detokenizer), tokenizer=self.loaded.tokenizer,
             eos=frozenset(self.eos),
         )
         self.waiting.append(sequence)
