@@ -35,7 +35,11 @@ def _serve_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-batch-size", type=int, default=32,
                    help="requests decoded together (continuous batching)")
     p.add_argument("--prefill-chunk", type=int, default=256,
-                   help="prompt tokens prefilled per scheduler step")
+                   help="prompt tokens prefilled per scheduler step, at most")
+    p.add_argument("--prefill-step-seconds", type=float, default=0.5, metavar="SECONDS",
+                   help="text models: fewer tokens per prefill step where a step of "
+                        "--prefill-chunk would take longer than this here (measured at "
+                        "load), so streams and newcomers wait less; 0 turns it off")
     p.add_argument("--prefix-cache-mb", type=float, default=512.0,
                    help="memory for reusable prompt KV (0 disables the prefix cache)")
     p.add_argument("--vision-cache-mb", type=float, default=256.0,
@@ -132,7 +136,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         trust_remote_code=args.trust_remote_code, fast_blas=not args.no_fast_blas,
         default_max_tokens=args.max_tokens, max_tokens_limit=args.max_tokens_limit,
         max_waiting_requests=args.max_waiting_requests, max_batch_size=args.max_batch_size,
-        prefill_chunk_tokens=args.prefill_chunk,
+        prefill_chunk_tokens=args.prefill_chunk, prefill_step_s=args.prefill_step_seconds,
         prefix_cache_bytes=int(args.prefix_cache_mb * 1024 * 1024),
         vision_cache_bytes=int(args.vision_cache_mb * 1024 * 1024),
         media_roots=tuple(Path(r).expanduser().resolve() for r in args.media_root),
@@ -179,7 +183,8 @@ def serve(settings: Settings, coordinator: object | None = None, group: object |
                               prefill_chunk=settings.prefill_chunk_tokens,
                               prefix_cache_bytes=settings.prefix_cache_bytes,
                               vision_cache_bytes=settings.vision_cache_bytes,
-                              coordinator=coordinator)  # type: ignore[arg-type]
+                              coordinator=coordinator,  # type: ignore[arg-type]
+                              prefill_step_s=settings.prefill_step_s)
     except ModelLoadError as exc:
         print(f"error: {exc}", file=sys.stderr)
         if videos is not None:

@@ -37,6 +37,7 @@ class Settings:
     # continuous batching and caches
     max_batch_size: int = 32
     prefill_chunk_tokens: int = 256
+    prefill_step_s: float = 0.5  # size chunks to about this long here (0: always the max)
     prefix_cache_bytes: int = 512 * 1024 * 1024
     vision_cache_bytes: int = 256 * 1024 * 1024
     # media

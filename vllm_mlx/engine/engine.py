@@ -64,11 +64,14 @@ class Engine:
     def __init__(self, max_waiting: int = 256, max_batch: int = 32,
                  prefill_chunk: int = 256, prefix_cache_bytes: int = 512 << 20,
                  coordinator: StepCoordinator | None = None,
-                 vision_cache_bytes: int = 256 << 20) -> None:
+                 vision_cache_bytes: int = 256 << 20, prefill_step_s: float = 0.0) -> None:
         self._jobs: queue.Queue[_Job | None] = queue.Queue(maxsize=max_waiting)
-        self._scheduler_options = {"max_batch": max_batch, "prefill_chunk": prefill_chunk,
-                                   "prefix_cache_bytes": prefix_cache_bytes,
-                                   "vision_cache_bytes": vision_cache_bytes}
+        # Ranks of a group must cut prompts alike: no per-machine chunk calibration there.
+        step_s = prefill_step_s if coordinator is None else 0.0
+        self._scheduler_options: dict[str, Any] = {
+            "max_batch": max_batch, "prefill_chunk": prefill_chunk,
+            "prefix_cache_bytes": prefix_cache_bytes, "vision_cache_bytes": vision_cache_bytes,
+            "prefill_step_s": step_s}
         self._scheduler: Scheduler | None = None
         self._ready = threading.Event()
         self._load_error: BaseException | None = None
@@ -83,10 +86,13 @@ class Engine:
               max_waiting: int = 256, max_batch: int = 32, prefill_chunk: int = 256,
               prefix_cache_bytes: int = 512 << 20,
               coordinator: StepCoordinator | None = None,
-              vision_cache_bytes: int = 256 << 20) -> Engine:
-        """Load ``reference`` on a new owner thread; raise its load error, if any."""
+              vision_cache_bytes: int = 256 << 20, prefill_step_s: float = 0.0) -> Engine:
+        """Load ``reference`` on a new owner thread; raise its load error, if any.
+
+        ``prefill_step_s`` > 0 sizes prefill chunks (up to ``prefill_chunk`` tokens) to take
+        about that long on this machine, measured once at load (text models)."""
         engine = cls(max_waiting, max_batch, prefill_chunk, prefix_cache_bytes, coordinator,
-                     vision_cache_bytes)
+                     vision_cache_bytes, prefill_step_s)
         engine._thread = threading.Thread(target=engine._run, args=(reference, options),
                                           name="mlx-engine", daemon=True)
         engine._thread.start()

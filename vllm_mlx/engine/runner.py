@@ -13,6 +13,7 @@ single-request greedy tokens.
 
 from __future__ import annotations
 
+import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,6 +23,10 @@ from .inputs import PreparedPrompt
 from .loader import LoadedModel
 from .vision_cache import VisionFeatureCache, feature_key
 from .vision_passes import SplitTower, evaluate, shadowed
+
+CALIBRATION_TOKENS = 64  # forward timed to size prefill chunks (calibrate_chunk)
+CHUNK_QUANTUM = 16  # calibrated chunk sizes are multiples of this
+MIN_CHUNK = 32
 
 
 @dataclass
@@ -53,6 +58,29 @@ class ModelRunner:
         self.vision = loaded.is_vision
         self.lm = loaded.model.language_model if self.vision else loaded.model
         self.uses_rope_deltas = hasattr(self.lm, "_rope_deltas")
+
+    def calibrate_chunk(self, budget_s: float) -> int:
+        """Lower ``chunk_size`` so that one chunk of prefill takes about ``budget_s``.
+
+        A chunk cannot be interrupted: its duration is how long a newcomer's first token
+        and every running stream may wait. Measured once, on a CALIBRATION_TOKENS forward,
+        and scaled linearly (larger chunks are a little cheaper per token, so this errs
+        small); never below MIN_CHUNK. Text models only; vision models keep the size."""
+        if budget_s <= 0 or self.vision:
+            return self.chunk_size
+        probe = min(CALIBRATION_TOKENS, self.chunk_size)
+        per_token = self._forward_seconds(probe) / probe
+        fitting = int(budget_s / per_token) // CHUNK_QUANTUM * CHUNK_QUANTUM
+        self.chunk_size = max(min(MIN_CHUNK, self.chunk_size), min(self.chunk_size, fitting))
+        return self.chunk_size
+
+    def _forward_seconds(self, tokens: int) -> float:
+        cache = self.new_cache()
+        for size in (8, tokens):  # the first forward pays for allocations
+            started = time.perf_counter()
+            self.lm(mx.zeros((1, size), dtype=mx.int32), cache=cache)
+            mx.eval([c.state for c in cache])
+        return time.perf_counter() - started
 
     def new_cache(self) -> list[Any]:
         if self.vision:

@@ -58,9 +58,13 @@ def media_token_ids(config: dict[str, Any]) -> list[int]:
 class Scheduler:
     def __init__(self, loaded: LoadedModel, *, max_batch: int = 32,
                  prefill_chunk: int = 256, prefix_cache_bytes: int = 512 << 20,
-                 vision_cache_bytes: int = 256 << 20) -> None:
+                 vision_cache_bytes: int = 256 << 20, prefill_step_s: float = 0.0) -> None:
         self.loaded = loaded
         self.runner = ModelRunner(loaded, prefill_chunk, vision_cache_bytes)
+        if prefill_step_s > 0:
+            chunk = self.runner.calibrate_chunk(prefill_step_s)
+            logger.info("prefill chunk: %d tokens (step budget %.2f s, at most %d)",
+                        chunk, prefill_step_s, prefill_chunk)
         self.prefix: PrefixCache | None = None
         if prefix_cache_bytes > 0 and cacheable(self.runner.new_cache()):
             self.prefix = PrefixCache(prefix_cache_bytes, media_token_ids(loaded.config))
