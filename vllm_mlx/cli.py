@@ -14,9 +14,13 @@ import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .config import Settings, default_cache_dir
 from .engine.detect import ModelKind
+
+if TYPE_CHECKING:
+    from .engine import Engine
 
 logger = logging.getLogger("vllm_mlx")
 
@@ -157,13 +161,31 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
     )
 
 
+def start_engine(settings: Settings, group: object | None = None,
+                 coordinator: object | None = None) -> Engine:
+    """The engine for ``settings.model`` (``group``/``coordinator``: a distributed rank's)."""
+    from .engine import Engine, LoadOptions
+
+    options = LoadOptions(force_kind=settings.force_kind, served_name=settings.served_name,
+                          trust_remote_code=settings.trust_remote_code,
+                          tiny_cache_dir=settings.tiny_cache_dir, group=group,
+                          parallel=settings.parallel)
+    return Engine.start(settings.model, options, settings.max_waiting_requests,
+                        max_batch=settings.max_batch_size,
+                        prefill_chunk=settings.prefill_chunk_tokens,
+                        prefix_cache_bytes=settings.prefix_cache_bytes,
+                        vision_cache_bytes=settings.vision_cache_bytes,
+                        coordinator=coordinator,  # type: ignore[arg-type]
+                        prefill_step_s=settings.prefill_step_s)
+
+
 def serve(settings: Settings, coordinator: object | None = None, group: object | None = None
           ) -> int:
     """Serve ``settings.model``; ``coordinator`` and ``group`` only on a distributed rank 0."""
     from .blas import activate_fast_blas
 
     activate_fast_blas(settings.fast_blas)  # logs which BLAS is in use
-    from .engine import Engine, LoadOptions, ModelLoadError
+    from .engine import ModelLoadError
     from .videos.cli import VideoModelError, start_videos
 
     try:
@@ -173,18 +195,8 @@ def serve(settings: Settings, coordinator: object | None = None, group: object |
         return 2
     if videos is not None and settings.video_model is None:  # MODEL is a video model
         return _run(settings, None, videos)
-    options = LoadOptions(force_kind=settings.force_kind, served_name=settings.served_name,
-                          trust_remote_code=settings.trust_remote_code,
-                          tiny_cache_dir=settings.tiny_cache_dir, group=group,
-                          parallel=settings.parallel)
     try:
-        engine = Engine.start(settings.model, options, settings.max_waiting_requests,
-                              max_batch=settings.max_batch_size,
-                              prefill_chunk=settings.prefill_chunk_tokens,
-                              prefix_cache_bytes=settings.prefix_cache_bytes,
-                              vision_cache_bytes=settings.vision_cache_bytes,
-                              coordinator=coordinator,  # type: ignore[arg-type]
-                              prefill_step_s=settings.prefill_step_s)
+        engine = start_engine(settings, group, coordinator)
     except ModelLoadError as exc:
         print(f"error: {exc}", file=sys.stderr)
         if videos is not None:

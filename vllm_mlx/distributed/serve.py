@@ -140,22 +140,14 @@ def _lead(settings: Settings, group: Any) -> int:
 
 
 def _follow(settings: Settings, group: Any) -> int:
-    from ..engine import Engine, LoadOptions, ModelLoadError
+    from ..cli import start_engine
+    from ..engine import ModelLoadError
     from .coordinator import Follower
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # rank 0 stops us once it has drained
     follower = Follower(group, settings.group_timeout_s)
-    options = LoadOptions(force_kind=settings.force_kind, served_name=settings.served_name,
-                          trust_remote_code=settings.trust_remote_code,
-                          tiny_cache_dir=settings.tiny_cache_dir, group=group.handle,
-                          parallel=settings.parallel)
     try:
-        engine = Engine.start(settings.model, options, settings.max_waiting_requests,
-                              max_batch=settings.max_batch_size,
-                              prefill_chunk=settings.prefill_chunk_tokens,
-                              prefix_cache_bytes=settings.prefix_cache_bytes,
-                              vision_cache_bytes=settings.vision_cache_bytes,
-                              coordinator=follower)
+        engine = start_engine(settings, group.handle, follower)
     except ModelLoadError as exc:
         _exit_now(2, f"error: rank {group.rank}: {exc}")
     follower.done.wait()
