@@ -28,6 +28,7 @@ from typing import Any, Protocol
 
 from ._mlx import mx
 from .errors import EngineClosed, EngineError, EngineOverloaded
+from .heap import HeapTrimmer
 from .loader import LoadedModel, LoadOptions, load_model
 from .scheduler import Scheduler
 from .types import GenerationChunk, GenerationRequest, GenerationResult
@@ -80,6 +81,7 @@ class Engine:
         self._thread: threading.Thread | None = None
         self._coordinator = coordinator
         self._fatal: EngineClosed | None = None  # why the engine stopped on its own
+        self._heap = HeapTrimmer()
 
     @classmethod
     def start(cls, reference: str, options: LoadOptions | None = None,
@@ -120,7 +122,7 @@ class Engine:
         self._ready.set()
         try:
             while self._admit(scheduler) and self._step(scheduler):
-                pass
+                self._heap.after_step(idle=not scheduler.has_work)
         finally:
             self._closed = True
             scheduler.abort_all(self._closed_error("the engine is shutting down"))
