@@ -87,6 +87,10 @@ def _serve_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--shutdown-grace", type=float, default=30.0, metavar="SECONDS",
                    help="on SIGTERM/Ctrl-C, stop accepting connections and let in-flight "
                         "requests finish for up to this long (a second Ctrl-C cuts it short)")
+    _distributed_args(p)
+
+
+def _distributed_args(p: argparse.ArgumentParser) -> None:
     group = p.add_argument_group("one model across several Macs (MLX distributed)")
     group.add_argument("--hostfile", type=Path, default=None,
                        help="mlx.launch hostfile: start one process per host, rank 0 serves")
