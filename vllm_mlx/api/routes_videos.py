@@ -89,6 +89,12 @@ async def create_video(request: Request) -> dict[str, Any]:
     return await asyncio.to_thread(jobs.create, plan, image, form.user)
 
 
+def _settled(future: asyncio.Future) -> None:
+    """Read the outcome of a future nobody awaits, so asyncio does not log it as lost."""
+    if not future.cancelled():
+        future.exception()
+
+
 async def _wait(request: Request, jobs: VideoJobs, job: Job) -> tuple[bytes, float]:
     from ..diffusion import Cancelled
 
@@ -96,6 +102,7 @@ async def _wait(request: Request, jobs: VideoJobs, job: Job) -> tuple[bytes, flo
     while not future.done():
         await asyncio.wait({future}, timeout=_DISCONNECT_POLL_S)
         if not future.done() and await request.is_disconnected():
+            future.add_done_callback(_settled)  # its JobCancelled has no reader
             jobs.worker.cancel(job.id, "disconnected")  # nobody is left to answer
             raise APIError(499, "the client disconnected", code="cancelled")
     try:
