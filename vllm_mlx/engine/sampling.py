@@ -12,8 +12,6 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import cast
 
-import numpy as np
-
 from ._mlx import mx
 from .types import TokenLogprob
 
@@ -57,15 +55,12 @@ class StopMatcher:
 
 def mask_eos(logits: mx.array, rows: Sequence[bool], eos_ids: Sequence[int]) -> mx.array:
     """(B, V) logits with the end-of-sequence tokens forbidden in the flagged rows (those
-    under ``min_tokens``, or with ``ignore_eos``): one masked select for the whole batch."""
-    vocab = logits.shape[-1]
-    columns = [i for i in eos_ids if 0 <= i < vocab]
-    if not columns or not any(rows):
-        return logits
-    eos = np.zeros((1, vocab), dtype=bool)
-    eos[0, columns] = True
-    mask = mx.array(np.asarray(rows, dtype=bool)[:, None]) & mx.array(eos)
-    return mx.where(mask, mx.array(-float("inf"), dtype=logits.dtype), logits)
+    under ``min_tokens``, or with ``ignore_eos``): one scatter for the whole batch, in place."""
+    columns = [i for i in eos_ids if 0 <= i < logits.shape[-1]]
+    flagged = [i for i, flag in enumerate(rows) if flag]
+    if columns and flagged:
+        logits[mx.array(flagged)[:, None], mx.array(columns)[None, :]] = -float("inf")
+    return logits
 
 
 def token_logprob(tokenizer, token: int, logprobs: mx.array, top: int) -> TokenLogprob:
