@@ -28,9 +28,8 @@ from urllib.parse import parse_qs, quote, urlsplit
 
 import httpx
 import pytest
-import uvicorn
 
-from tests.e2e.conftest import free_port
+from tests.live_server import serving
 from tests.media.hostile import (
     Case,
     Item,
@@ -178,20 +177,10 @@ def base_url(engine_for, corpus, origin, tmp_path_factory) -> Iterator[str]:
     settings = Settings(model="tiny:qwen2_vl", media_roots=(corpus.root,),
                         storage_path=tmp_path_factory.mktemp("hostile-store"))
     app = create_app(settings, engine_for("qwen2_vl"))
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
-                                           log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    origin.alias = PublicAlias(origin.port)
-    app.state.serving.http = httpx.AsyncClient(transport=origin.alias)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(10)
+    with serving(app) as port:
+        origin.alias = PublicAlias(origin.port)
+        app.state.serving.http = httpx.AsyncClient(transport=origin.alias)
+        yield f"http://127.0.0.1:{port}"
 
 
 def reference_for(item: Item, transport: str, origin: Origin) -> str:

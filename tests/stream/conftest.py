@@ -7,16 +7,14 @@ import asyncio
 import base64
 import io
 import json
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
-import uvicorn
 
-from tests.e2e.conftest import free_port
+from tests.live_server import serving
 from vllm_mlx.config import Settings
 
 API_KEY = "test-key"
@@ -63,19 +61,9 @@ def live_server(engine_for) -> Iterator[LiveServer]:
     settings = Settings(model="tiny:qwen2_vl", api_key=API_KEY,
                         stream_max_message_bytes=MESSAGE_LIMIT)
     app = create_app(settings, engine)
-    port = free_port()
     # uvicorn's own limit is looser, so the app's 1009 check is what is tested here
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
-                                           log_level="warning", ws_max_size=4 * MESSAGE_LIMIT))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    yield LiveServer(app, port)
-    server.should_exit = True
-    thread.join(10)
+    with serving(app, ws_max_size=4 * MESSAGE_LIMIT) as port:
+        yield LiveServer(app, port)
 
 
 async def recv_json(ws: Any, timeout: float = 20.0) -> dict[str, Any]:

@@ -9,18 +9,16 @@ nothing: the content is a small test mp4.
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
-from tests.e2e.conftest import free_port
+from tests.live_server import serving
 
 
 @dataclass
@@ -94,16 +92,5 @@ def contract_app(state: ContractState) -> FastAPI:
 @contextmanager
 def running_contract_server(state: ContractState) -> Iterator[str]:
     """Serve the stand-in on a free port in a thread; yields its base URL."""
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(contract_app(state), host="127.0.0.1", port=port,
-                                           log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    try:
+    with serving(contract_app(state), startup_s=20) as port:
         yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
