@@ -55,6 +55,22 @@ def test_stream_generate_equals_generate(mllm, files):
     assert "".join(mllm.stream_generate("What is this?", images=[image], max_tokens=10)) == whole
 
 
+def test_pil_images_and_lone_paths(mllm, files):
+    from PIL import Image
+
+    path = files / "photo.jpg"
+    expected = mllm.generate("What is this?", images=[str(path)], max_tokens=6)
+    with Image.open(path) as image:
+        assert mllm.generate("What is this?", images=[image], max_tokens=6).token_ids == \
+            expected.token_ids
+        assert mllm.describe_image(image, "What is this?", max_tokens=6) == expected.text
+    assert mllm.generate("What is this?", images=str(path), max_tokens=6).token_ids == \
+        expected.token_ids
+    assert mllm.generate("What is this?", images=path, max_tokens=6).token_ids == expected.token_ids
+    with pytest.raises(TypeError, match="PIL image"):
+        mllm.generate("What is this?", images=[42])
+
+
 def test_chat_with_messages(mllm):
     result = mllm.chat([{"role": "system", "content": "Be brief."},
                         {"role": "user", "content": "Hi"}], max_tokens=5)

@@ -13,6 +13,8 @@ media code as the server, so outputs match it token for token.
 
 from __future__ import annotations
 
+import base64
+import io
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -30,6 +32,26 @@ from ..media import MediaPolicy
 DEFAULT_IMAGE_PROMPT = "Describe this image."
 DEFAULT_VIDEO_PROMPT = "Describe what happens in this video."
 MediaSource = str | Path | Any  # a path, URL, data URL, or a PIL image
+
+
+def _as_url(source: MediaSource) -> str:
+    """A content-part URL for one source: PIL images become lossless PNG data URLs."""
+    if isinstance(source, (str, Path)):
+        return str(source)
+    if hasattr(source, "save") and hasattr(source, "mode"):  # a PIL image
+        buffer = io.BytesIO()
+        source.save(buffer, format="PNG")
+        return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+    raise TypeError(f"expected a path, URL, data URL or PIL image, got {type(source).__name__}")
+
+
+def _as_list(sources: MediaSource | Sequence[MediaSource] | None) -> list[str]:
+    """One source or several (a lone string is one path, not a sequence of letters)."""
+    if sources is None:
+        return []
+    if isinstance(sources, (str, Path)) or hasattr(sources, "save"):
+        return [_as_url(sources)]
+    return [_as_url(s) for s in sources]
 
 
 class MLXMultimodalLM:
@@ -78,12 +100,12 @@ class MLXMultimodalLM:
         return Resolver(policy, VideoSampling(fps, max_frames, min(min_frames, max_frames)))
 
     @staticmethod
-    def _user_message(prompt: str, images: Sequence[MediaSource],
-                      videos: Sequence[MediaSource]) -> dict[str, Any]:
+    def _user_message(prompt: str, images: MediaSource | Sequence[MediaSource],
+                      videos: MediaSource | Sequence[MediaSource]) -> dict[str, Any]:
         parts: list[dict[str, Any]] = [
-            {"type": "image_url", "image_url": {"url": str(i)}} for i in images
+            {"type": "image_url", "image_url": {"url": url}} for url in _as_list(images)
         ]
-        parts += [{"type": "video", "video": str(v)} for v in videos]
+        parts += [{"type": "video", "video": url} for url in _as_list(videos)]
         parts.append({"type": "text", "text": prompt})
         return {"role": "user", "content": parts}
 
@@ -109,16 +131,16 @@ class MLXMultimodalLM:
             if chunk.text:
                 yield chunk.text
 
-    def generate(self, prompt: str, images: Sequence[MediaSource] = (),
-                 videos: Sequence[MediaSource] = (), *, video_fps: float = 2.0,
+    def generate(self, prompt: str, images: MediaSource | Sequence[MediaSource] = (),
+                 videos: MediaSource | Sequence[MediaSource] = (), *, video_fps: float = 2.0,
                  video_max_frames: int = 64, **sampling: Any) -> Any:
         """One user turn with optional images and videos; returns a GenerationResult."""
         message = self._user_message(prompt, images, videos)
         return self.chat([message], video_fps=video_fps, video_max_frames=video_max_frames,
                          **sampling)
 
-    def stream_generate(self, prompt: str, images: Sequence[MediaSource] = (),
-                        videos: Sequence[MediaSource] = (), *, video_fps: float = 2.0,
+    def stream_generate(self, prompt: str, images: MediaSource | Sequence[MediaSource] = (),
+                        videos: MediaSource | Sequence[MediaSource] = (), *, video_fps: float = 2.0,
                         video_max_frames: int = 64, **sampling: Any) -> Iterator[str]:
         message = self._user_message(prompt, images, videos)
         yield from self.stream_chat([message], video_fps=video_fps,
