@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 import httpx
 
 from .engine.types import ChatMessage, ContentPart, ImagePart, TextPart, VideoClip, VideoPart
 from .media import (
+    MediaBytes,
     MediaPolicy,
     SampledVideo,
     decode_image,
@@ -30,6 +31,7 @@ from .media import (
     load_source_sync,
     sample_video,
 )
+from .media.sniff import media_kind_of, sniff_mime
 
 ROLES = ("system", "developer", "user", "assistant", "tool")
 FileResolver = Callable[[str], str]  # file id -> local path or URL
@@ -147,6 +149,24 @@ def clip_from_sampled(video: SampledVideo) -> VideoClip:
     )
 
 
+def _uploaded_kind(path: str, file_id: str) -> str:
+    """Image or video, from an uploaded file's first bytes (its name may say nothing)."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(1024)
+    except OSError:
+        return "image"  # the loader reports it
+    if head.lstrip()[:5] == b"%PDF-":
+        raise ContentError(f"input_file {file_id} is a PDF: chat takes images and videos; "
+                           "send documents to /v1/document/generate", "messages")
+    return "video" if media_kind_of(sniff_mime(head)) == "video" else "image"
+
+
+def _named(ref: MediaRef, media: MediaBytes) -> MediaBytes:
+    """Errors about an uploaded file name its id, not where the server stores it."""
+    return replace(media, origin=ref.source) if ref.kind == "file" else media
+
+
 @dataclass(frozen=True)
 class Resolver:
     """How media references become decoded parts for one request."""
@@ -161,8 +181,7 @@ class Resolver:
         if self.files is None:
             raise ContentError("input_file parts need the files API", "messages")
         source = self.files(ref.source)
-        kind = "video" if source.lower().endswith((".mp4", ".mov", ".webm", ".mkv")) else "image"
-        return kind, source
+        return _uploaded_kind(source, ref.source), source
 
     def _decode(self, kind: str, media: Any) -> ContentPart:
         if kind == "image":
@@ -177,14 +196,14 @@ class Resolver:
         kind, source = self._source(ref)
         media = await load_source(source, kind=kind, policy=self.policy,  # type: ignore[arg-type]
                                   client=client)
-        return await asyncio.to_thread(self._decode, kind, media)
+        return await asyncio.to_thread(self._decode, kind, _named(ref, media))
 
     def part_sync(self, ref: PartRef) -> ContentPart:
         if isinstance(ref, TextRef):
             return TextPart(ref.text)
         kind, source = self._source(ref)
-        return self._decode(kind, load_source_sync(source, kind=kind,  # type: ignore[arg-type]
-                                                   policy=self.policy))
+        media = load_source_sync(source, kind=kind, policy=self.policy)  # type: ignore[arg-type]
+        return self._decode(kind, _named(ref, media))
 
 
 async def resolve_messages(messages: Sequence[MessageRef], resolver: Resolver,

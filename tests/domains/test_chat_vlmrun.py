@@ -88,6 +88,29 @@ def test_input_file_parts_read_uploaded_files(client):
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "file_not_found"
 
 
+def _chat_on_file(client, file_id: str):
+    return client.post("/v1/chat/completions", json={"max_tokens": 2, "messages": [
+        {"role": "user", "content": [{"type": "input_file", "file_id": file_id},
+                                     {"type": "text", "text": "Describe"}]}]})
+
+
+def test_input_file_kind_comes_from_the_content(client, tmp_path):
+    from vllm_mlx.media.testing import write_test_video
+
+    write_test_video(tmp_path / "v.mp4", seconds=1, fps=4, size=(32, 32))
+    for name in ("clip.m4v", "clip"):  # a video whatever its name says
+        upload = client.post("/v1/files", files={"file": (name, (tmp_path / "v.mp4").read_bytes())})
+        reply = _chat_on_file(client, upload.json()["id"])
+        assert reply.status_code == 200, reply.text
+    pdf = client.post("/v1/files", files={"file": ("doc.pdf", b"%PDF-1.4\n%...")}).json()["id"]
+    refused = _chat_on_file(client, pdf)
+    assert refused.status_code == 400 and "/v1/document/generate" in refused.text
+    corrupt = client.post("/v1/files", files={"file": ("x.png", b"\x89PNG\r\n\x1a\nnope")})
+    broken = _chat_on_file(client, corrupt.json()["id"])
+    assert broken.status_code == 400 and corrupt.json()["id"] in broken.json()["error"]["message"]
+    assert str(tmp_path) not in broken.text and "files/" not in broken.text
+
+
 @pytest.mark.parametrize(("extra", "param"), [
     ({"vlmrun": {"domain": "nope.nope"}}, "vlmrun.domain"),
     ({"vlmrun": "invoice"}, "vlmrun"),

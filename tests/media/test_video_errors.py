@@ -44,6 +44,25 @@ def test_not_a_video(data: bytes, words: str) -> None:
     assert info.value.code == "invalid_video" and info.value.status_code == 400
 
 
+def _jpeg_pdf() -> bytes:
+    """A PDF whose page is a JPEG: FFmpeg's probe takes it for an MJPEG stream."""
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (64, 48), (200, 30, 30)).save(buffer, format="PDF")
+    return buffer.getvalue()
+
+
+def test_pdf_is_not_a_video(tmp_path) -> None:
+    with pytest.raises(InvalidVideo, match="PDF document"):
+        sample_video(_jpeg_pdf())
+    (tmp_path / "doc.pdf").write_bytes(_jpeg_pdf())
+    with pytest.raises(InvalidVideo, match="PDF document"):
+        sample_video(tmp_path / "doc.pdf", policy=MediaPolicy.trusted())
+
+
 @pytest.mark.parametrize("codec", ["aac", "mp3"])
 def test_audio_only_mp4(codec: str) -> None:
     with pytest.raises(InvalidVideo, match=r"no video stream \(streams found: audio\)"):

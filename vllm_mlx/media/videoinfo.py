@@ -99,8 +99,23 @@ def _first_video_stream(container: InputContainer, origin: str) -> VideoStream:
     return stream
 
 
+def _is_pdf(data: VideoData) -> bool:
+    """PDFs with JPEG pages probe as MJPEG streams, so they are recognised first."""
+    try:
+        if isinstance(data, bytes):
+            head = data[:1024]
+        else:
+            with open(data, "rb") as fh:
+                head = fh.read(1024)
+    except OSError:
+        return False  # av.open reports it
+    return head.lstrip()[:5] == b"%PDF-"
+
+
 def open_video(data: VideoData, origin: str) -> tuple[InputContainer, VideoStream]:
     """Open ``data`` and return ``(container, first video stream)``; caller closes."""
+    if _is_pdf(data):
+        raise InvalidVideo(f"{origin} is a PDF document, not a video.")
     source = io.BytesIO(data) if isinstance(data, bytes) else str(data)
     try:
         container = av.open(source, mode="r", metadata_errors="ignore")
