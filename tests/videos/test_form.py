@@ -126,6 +126,27 @@ def test_plan_rejects_what_the_model_cannot_do(jobs, fields, words) -> None:
     assert info.value.status == 400 and words in info.value.message
 
 
+def test_plan_limits_name_the_field_and_stay_in_range(jobs) -> None:
+    most = make_plan(parse_form({"prompt": "p", "size": "16x16", "num_frames": "10000"}),
+                     jobs.pipeline)
+    assert most.num_frames == 9997  # 10001 would be over the limit: rounded down
+    with pytest.raises(APIError) as info:
+        make_plan(parse_form({"prompt": "p", "seconds": "100000"}), jobs.pipeline)
+    assert info.value.param == "seconds" and "num_frames" in info.value.message
+    with pytest.raises(APIError) as info:
+        make_plan(parse_form({"prompt": "p", "size": "4096x4096", "num_frames": "81"}),
+                  jobs.pipeline)
+    assert (info.value.status, info.value.param, info.value.code) == (
+        400, "num_frames", "too_large")
+
+
+def test_plan_seconds_follow_num_frames_when_both_are_given(jobs) -> None:
+    plan = make_plan(parse_form({"prompt": "p", "seconds": "4", "num_frames": "1",
+                                 "fps": "8"}), jobs.pipeline)
+    assert plan.seconds == "0.12"
+    assert any("seconds 4 ignored" in note for note in plan.notes)
+
+
 def test_interpolated_frames_follow_the_formula(jobs) -> None:
     plan = make_plan(parse_form({"prompt": "p", "num_frames": "5",
                                  "enable_frame_interpolation": "true"}), jobs.pipeline)

@@ -27,6 +27,7 @@ from .schedulers import SCHEDULERS
 
 SIZE_MULTIPLE = 16
 MAX_SEED = 2**63 - 1
+MAX_FRAMES = 10_000
 
 
 class Cancelled(Exception):
@@ -139,8 +140,10 @@ def _size(name: str, value: Any) -> int:
 
 
 def _frames(requested: Any, factor: int, notes: list[str]) -> int:
-    requested = _int("num_frames", requested, 1, 10_000)
+    requested = _int("num_frames", requested, 1, MAX_FRAMES)
     frames = round_frames(requested, factor)
+    if frames > MAX_FRAMES:  # rounding up would leave the range: round down instead
+        frames -= factor
     if frames != requested:
         notes.append(
             f"num_frames {requested} rounded to {frames}: the causal VAE makes 1 + {factor}k frames"

@@ -26,6 +26,10 @@ from .form import VideoForm
 
 MULTIPLE = 16
 MAX_SIDE = 4096
+# Generated pixels x frames a job may ask for: twice Wan's largest preset (1280x720, 81
+# frames). Beyond it the latents and attention would not fit a laptop, and the job would
+# be accepted only to fail (or take the machine down) later.
+MAX_PIXEL_FRAMES = 2 * 1280 * 720 * 81
 
 
 @dataclass(frozen=True)
@@ -103,10 +107,39 @@ def _side(name: str, value: int, notes: list[str]) -> int:
     return generated
 
 
-def _duration(form: VideoForm, frames: int, fps: int) -> str:
-    if form.seconds is not None:
+def _duration(form: VideoForm, frames: int, fps: int, notes: list[str]) -> str:
+    """The requested ``seconds`` when they set the length, else the clip's real length."""
+    actual = f"{round(frames / fps, 2):g}"
+    if form.seconds is not None and form.num_frames is None:
         return str(form.seconds)
-    return f"{round(frames / fps, 2):g}"
+    if form.seconds is not None and actual != str(form.seconds):
+        notes.append(f"seconds {form.seconds} ignored: num_frames {form.num_frames} at {fps} "
+                     f"fps makes {actual} s")
+    return actual
+
+
+def _resolve(pipeline: Any, request: Any, form: VideoForm) -> Any:
+    """``pipeline.resolve``; its ``ValueError`` (which starts with the field's name) -> 400."""
+    try:
+        return pipeline.resolve(request)
+    except ValueError as exc:
+        message = str(exc)
+        param = message.split(" ", 1)[0]
+        if param == "num_frames" and form.num_frames is None and form.seconds is not None:
+            param = "seconds"
+            message = f"seconds {form.seconds} at {request.fps} fps: {message}"
+        known = {f.name for f in dataclasses.fields(VideoForm)}
+        raise APIError(400, message, param=param if param in known else None,
+                       code="invalid_value") from None
+
+
+def _check_work(plan: JobPlan) -> None:
+    work = plan.gen_width * plan.gen_height * plan.num_frames
+    if work > MAX_PIXEL_FRAMES:
+        raise APIError(400, f"{plan.gen_width}x{plan.gen_height} with {plan.num_frames} frames is "
+                       f"{work / 1e6:.0f}M pixel-frames, over this server's limit of "
+                       f"{MAX_PIXEL_FRAMES / 1e6:.0f}M: ask for fewer frames or a smaller size",
+                       param="num_frames", code="too_large")
 
 
 def make_plan(form: VideoForm, pipeline: Any, image: Any | None = None) -> JobPlan:
@@ -123,10 +156,7 @@ def make_plan(form: VideoForm, pipeline: Any, image: Any | None = None) -> JobPl
     request = dataclasses.replace(
         _base_request(form, image), width=gen_width, height=gen_height, num_frames=frames, fps=fps
     )
-    try:
-        resolved = pipeline.resolve(request)
-    except ValueError as exc:
-        raise APIError(400, str(exc), code="invalid_value") from None
+    resolved = _resolve(pipeline, request, form)
     plan = JobPlan(
         prompt=resolved.prompt, negative_prompt=resolved.negative_prompt, width=width,
         height=height, gen_width=gen_width, gen_height=gen_height,
@@ -138,7 +168,10 @@ def make_plan(form: VideoForm, pipeline: Any, image: Any | None = None) -> JobPl
         interpolation_exp=form.interpolation_exp, seconds="",
         notes=(*resolved.notes, *notes, *form.notes),
     )
-    return dataclasses.replace(plan, seconds=_duration(form, plan.output_frames, plan.output_fps))
+    _check_work(plan)
+    said: list[str] = []
+    seconds = _duration(form, plan.output_frames, plan.output_fps, said)
+    return dataclasses.replace(plan, seconds=seconds, notes=(*plan.notes, *said))
 
 
 def _base_request(form: VideoForm, image: Any | None) -> Any:
