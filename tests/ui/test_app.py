@@ -8,9 +8,9 @@ import pytest
 
 gr = pytest.importorskip("gradio")
 
-from vllm_mlx.ui.app import add_user_turn, build_chat_app  # noqa: E402
-from vllm_mlx.ui.backend import BackendInfo  # noqa: E402
-from vllm_mlx.ui.conversation import Conversation  # noqa: E402
+from vllm_mlx.ui.app import add_user_turn, build_chat_app, make_responder  # noqa: E402
+from vllm_mlx.ui.backend import BackendError, BackendInfo  # noqa: E402
+from vllm_mlx.ui.conversation import Conversation, Turn  # noqa: E402
 from vllm_mlx.ui.videos import VideoJobs  # noqa: E402
 
 
@@ -70,3 +70,34 @@ def test_add_user_turn_validates(ui_media):
                                    Conversation(), True)
     assert len(conv.turns) == 1 and conv.turns[0].attachments[0].kind == "video"
     assert [m["role"] for m in shown] == ["user", "user"]
+
+
+@dataclass
+class FailingOnceBackend(StubBackend):
+    """Fails the first reply naming the attachment's path, then answers."""
+
+    calls: int = 0
+
+    async def stream(self, conversation, options):
+        self.calls += 1
+        if self.calls == 1:
+            path = conversation.attachments[-1].path
+            raise BackendError(f"{path} is not a readable image")
+        yield f"reply to {len(conversation.turns)} turns"
+
+
+async def test_a_failed_reply_leaves_the_conversation_usable(ui_media):
+    backend = FailingOnceBackend(VISION)
+    respond = make_responder(backend)
+    _, conv, _ = add_user_turn({"text": "look", "files": [str(ui_media / "photo.png")]},
+                               Conversation().add(Turn("user", "hi")).add(
+                                   Turn("assistant", "hello")), True)
+    outputs = []
+    with pytest.raises(gr.Error, match="'photo.png' is not a readable image"):
+        async for output in respond(conv, 8, 0.0, 2.0, 8, ""):
+            outputs.append(output)
+    _, kept = outputs[-1]
+    assert [t.text for t in kept.turns] == ["hi", "hello"]  # the failed exchange is gone
+    _, retry, _ = add_user_turn({"text": "again", "files": []}, kept, True)
+    replies = [output async for output in respond(retry, 8, 0.0, 2.0, 8, "")]
+    assert replies[-1][1].turns[-1].text == "reply to 3 turns"

@@ -88,6 +88,17 @@ async def test_server_errors_reach_the_user(server, ui_media, tmp_path):
     assert "Error code" not in message and "image" in message.lower(), message
 
 
+async def test_errors_about_staged_copies_name_the_users_file(server, server_root, ui_media,
+                                                               tmp_path):
+    broken = tmp_path / "holiday.png"
+    broken.write_bytes((ui_media / "photo.png").read_bytes()[:40])
+    backend = RemoteBackend.connect(server.base_url, media_root=server_root)
+    with pytest.raises(BackendError) as caught:
+        await collect(backend, Conversation().add(user_turn("x", [broken])))
+    message = str(caught.value)
+    assert "'holiday.png'" in message and STAGING_DIR not in message, message
+
+
 def test_stage_file_keeps_files_already_under_the_root(server_root):
     inside = server_root / "already.png"
     inside.write_bytes(b"\x89PNG\r\n\x1a\n")

@@ -65,7 +65,10 @@ def make_responder(backend: ChatBackend) -> Callable[..., AsyncIterator[ChatOutp
                 current = conversation.with_reply(reply)
                 yield chatbot_messages(current), current
         except BackendError as exc:
-            raise gr.Error(str(exc)) from exc
+            # the failed turn leaves the session, or every later turn would resend it
+            kept = conversation.without_last_exchange()
+            yield chatbot_messages(kept), kept
+            raise gr.Error(conversation.with_file_names(str(exc))) from exc
 
     return respond
 

@@ -67,6 +67,17 @@ class Conversation:
             return Conversation((*self.turns[:-1], replace(self.turns[-1], text=text)))
         return self.add(Turn("assistant", text))
 
+    def without_last_exchange(self) -> Conversation:
+        """Without the newest user turn and what follows it (an exchange that failed)."""
+        users = [i for i, turn in enumerate(self.turns) if turn.role == "user"]
+        return Conversation(self.turns[: users[-1]]) if users else self
+
+    def with_file_names(self, text: str) -> str:
+        """``text`` with the staged copies' paths replaced by the names the user gave."""
+        for attachment in self.attachments:
+            text = text.replace(attachment.path, repr(attachment.name))
+        return text
+
     @property
     def attachments(self) -> tuple[Attachment, ...]:
         return tuple(a for t in self.turns for a in t.attachments)

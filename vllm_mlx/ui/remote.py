@@ -175,7 +175,15 @@ class RemoteBackend:
                     if chunk.choices and chunk.choices[0].delta.content:
                         yield chunk.choices[0].delta.content
         except openai.OpenAIError as exc:
-            raise BackendError(_error_text(exc)) from exc
+            raise BackendError(self._named(_error_text(exc), conversation)) from exc
+
+    def _named(self, text: str, conversation: Conversation) -> str:
+        """An error about a staged copy names the file the user attached."""
+        names = {a.path: a.name for a in conversation.attachments}
+        for (path, _, _), staged in self._staged.items():
+            if path in names:
+                text = text.replace(staged, repr(names[path]))
+        return text
 
     def close(self) -> None:
         return None  # the AsyncOpenAI client holds no resources outside a request
