@@ -4,8 +4,10 @@
 then runs the continuous-batching :class:`Scheduler`, pulling jobs from a bounded queue
 whenever the batch has room (a full queue answers :class:`EngineOverloaded`).
 
-``generate`` returns an async iterator of :class:`GenerationChunk`; ``generate_sync`` and
-``complete_sync`` are the blocking twins for the Python API. Leaving an iterator early
+``generate`` returns an async iterator of :class:`GenerationChunk`; ``submit`` queues several
+requests as one job (an API request's ``n`` choices: one queue slot, refused or accepted
+together, at once) and returns a :class:`Submission` of index-tagged chunks; ``generate_sync``
+and ``complete_sync`` are the blocking twins for the Python API. Leaving an iterator early
 (client gone, ``break``) cancels the job: the owner thread drops it from the batch at the
 next step. A job's failure reaches its caller as a raised :class:`EngineError`, never as
 a dead thread or a hang.
@@ -19,6 +21,7 @@ engine by raising :class:`EngineClosed` from ``step()`` (every later job gets th
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import queue
 import threading
@@ -35,7 +38,7 @@ from .types import GenerationChunk, GenerationRequest, GenerationResult
 
 logger = logging.getLogger(__name__)
 
-_Sink = Callable[[GenerationChunk | BaseException | None], None]
+_Sink = Callable[[int, GenerationChunk | BaseException | None], None]
 
 
 class StepCoordinator(Protocol):
@@ -54,9 +57,60 @@ class StepCoordinator(Protocol):
 
 @dataclass
 class _Job:
-    request: GenerationRequest
-    sink: _Sink  # receives chunks, then None; or an exception
+    """One caller's requests (``n`` choices of one API request): one waiting-queue slot."""
+
+    requests: list[GenerationRequest]
+    sink: _Sink  # (index, chunk), then (index, None); or (index, exception)
     cancelled: threading.Event = field(default_factory=threading.Event)
+
+
+class Submission:
+    """Requests accepted by the engine: their chunks as ``(index, chunk)`` pairs as they come.
+
+    Iterate :meth:`chunks` once; leaving it early, or dropping a submission never iterated
+    (a client gone before its response began), cancels every request in it.
+    """
+
+    def __init__(self, inbox: asyncio.Queue[tuple[int, Any]], cancelled: threading.Event,
+                 count: int) -> None:
+        self._inbox = inbox
+        self._cancelled = cancelled
+        self._count = count
+
+    async def chunks(self) -> AsyncIterator[tuple[int, GenerationChunk]]:
+        remaining = self._count
+        try:
+            while remaining:
+                index, item = await self._inbox.get()
+                if item is None:
+                    remaining -= 1
+                elif isinstance(item, BaseException):
+                    raise item
+                else:
+                    yield index, item
+        finally:
+            self._cancelled.set()
+
+    def cancel(self) -> None:
+        self._cancelled.set()
+
+    def __del__(self) -> None:
+        self._cancelled.set()
+
+
+def _add(scheduler: Scheduler, request: GenerationRequest, sink: Callable[[Any], None],
+         cancelled: threading.Event) -> None:
+    """Hand one request to the scheduler; a request it refuses fails alone."""
+    if cancelled.is_set():
+        sink(None)
+        return
+    try:
+        scheduler.add(request, sink, cancelled.is_set)
+    except EngineError as exc:  # e.g. an invalid JSON schema
+        sink(exc)
+    except Exception as exc:
+        logger.exception("could not admit request %s", request.request_id)
+        sink(EngineError(f"request failed: {type(exc).__name__}: {exc}"))
 
 
 class Engine:
@@ -143,16 +197,8 @@ class Engine:
                 break
             if job is None:
                 return False
-            if job.cancelled.is_set():
-                job.sink(None)
-                continue
-            try:
-                scheduler.add(job.request, job.sink, job.cancelled.is_set)
-            except EngineError as exc:  # e.g. an invalid JSON schema
-                job.sink(exc)
-            except Exception as exc:
-                logger.exception("could not admit request %s", job.request.request_id)
-                job.sink(EngineError(f"request failed: {type(exc).__name__}: {exc}"))
+            for index, request in enumerate(job.requests):
+                _add(scheduler, request, functools.partial(job.sink, index), job.cancelled)
         scheduler.stats.waiting = self._jobs.qsize()
         return True
 
@@ -173,11 +219,11 @@ class Engine:
         """A snapshot of the scheduler's counters (see :class:`EngineStats`)."""
         return self._scheduler.stats.snapshot() if self._scheduler is not None else {}
 
-    def _submit(self, request: GenerationRequest, sink: _Sink,
+    def _submit(self, requests: list[GenerationRequest], sink: _Sink,
                 cancelled: threading.Event) -> _Job:
         if self._closed:
             raise self._closed_error("the engine is shut down")
-        job = _Job(request, sink, cancelled)
+        job = _Job(requests, sink, cancelled)
         try:
             self._jobs.put_nowait(job)
         except queue.Full:
@@ -189,34 +235,37 @@ class Engine:
     def waiting(self) -> int:
         return self._jobs.qsize()
 
-    async def generate(self, request: GenerationRequest) -> AsyncIterator[GenerationChunk]:
-        """Chunks as they are decoded; closing the iterator cancels the request."""
+    def submit(self, requests: list[GenerationRequest]) -> Submission:
+        """Queue ``requests`` as one job (call on the event loop that will read them).
+
+        Raises :class:`EngineOverloaded` / :class:`EngineClosed` at once, so an HTTP
+        layer can answer with a status before it starts a response."""
         loop = asyncio.get_running_loop()
-        inbox: asyncio.Queue[GenerationChunk | BaseException | None] = asyncio.Queue()
+        inbox: asyncio.Queue[tuple[int, Any]] = asyncio.Queue()
         cancelled = threading.Event()
 
-        # The sink must not refer to the job (job -> sink -> job would keep every
-        # request's media alive until a full garbage collection).
-        def sink(item: GenerationChunk | BaseException | None) -> None:
+        # The sink must not refer to the job or the submission (a cycle would keep every
+        # request's media alive until a full garbage collection, and the submission's
+        # end would no longer cancel its requests).
+        def sink(index: int, item: GenerationChunk | BaseException | None) -> None:
             try:
-                loop.call_soon_threadsafe(inbox.put_nowait, item)
+                loop.call_soon_threadsafe(inbox.put_nowait, (index, item))
             except RuntimeError:  # the caller's loop is gone: so is the caller
                 cancelled.set()
 
-        self._submit(request, sink, cancelled)
-        try:
-            while (item := await inbox.get()) is not None:
-                if isinstance(item, BaseException):
-                    raise item
-                yield item
-        finally:
-            cancelled.set()
+        self._submit(list(requests), sink, cancelled)
+        return Submission(inbox, cancelled, len(requests))
+
+    async def generate(self, request: GenerationRequest) -> AsyncIterator[GenerationChunk]:
+        """Chunks as they are decoded; closing the iterator cancels the request."""
+        async for _, chunk in self.submit([request]).chunks():
+            yield chunk
 
     def generate_sync(self, request: GenerationRequest) -> Iterator[GenerationChunk]:
         """Blocking twin of :meth:`generate`, for scripts and the Python API."""
         inbox: queue.Queue[GenerationChunk | BaseException | None] = queue.Queue()
         cancelled = threading.Event()
-        self._submit(request, inbox.put, cancelled)
+        self._submit([request], lambda _, item: inbox.put(item), cancelled)
         try:
             while (item := inbox.get()) is not None:
                 if isinstance(item, BaseException):
@@ -244,8 +293,10 @@ class Engine:
                 job = self._jobs.get_nowait()
             except queue.Empty:
                 return
-            if job is not None:
-                job.sink(self._closed_error("the engine is shutting down"))
+            if job is None:
+                continue
+            for index in range(len(job.requests)):
+                job.sink(index, self._closed_error("the engine is shutting down"))
 
     def shutdown(self, timeout: float | None = 10.0) -> None:
         """Finish the running job, drop waiting ones, and stop the owner thread."""

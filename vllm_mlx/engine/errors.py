@@ -26,6 +26,12 @@ class InvalidRequest(EngineError):
     code = "invalid_request"
 
 
+class ContextTooLong(InvalidRequest):
+    """The prompt does not fit the model's context length."""
+
+    code = "context_length_exceeded"
+
+
 class EngineOverloaded(EngineError):
     """The waiting queue is full; the caller should retry later."""
 

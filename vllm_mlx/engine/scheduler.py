@@ -31,14 +31,14 @@ from contextlib import contextmanager
 from typing import Any
 
 from ._mlx import int_list, mx
-from .errors import EngineError, InvalidRequest
+from .errors import ContextTooLong, EngineError, InvalidRequest
 from .inputs import prepare_prompt
 from .loader import LoadedModel
 from .prefix_cache import CacheHit, PrefixCache, cacheable, media_hashes, rebuild
 from .runner import ModelRunner, extend_batch, filter_batch, join_batches
-from .sampler import KeyedSampler, request_processors, sample_batch
+from .sampler import KeyedSampler, request_processors
 from .sampling import mask_eos
-from .sequence import Sequence, Sink
+from .sequence import Sequence, Sink, sample_rows
 from .stats import EngineStats
 from .tokens import detokenizer_prototype, eos_token_ids, new_detokenizer
 from .types import GenerationRequest
@@ -241,6 +241,7 @@ class Scheduler:
         if not seq.prompt_ids:
             raise InvalidRequest("the prompt is empty: give at least one token",
                                  param="prompt")
+        self._fit_context(seq)
         seq.cache = self.runner.new_cache()
         seq.media = media_hashes(seq.request.messages) if self.runner.vision else ()
         hit = self._lookup(seq)
@@ -258,6 +259,17 @@ class Scheduler:
         if seq.needs_history:
             seq.history = mx.array(seq.prompt_ids)
         self.stats.prompt_tokens += len(seq.prompt_ids)
+
+    def _fit_context(self, seq: Sequence) -> None:
+        """Refuse a prompt the model's context cannot hold; stop generation at its end."""
+        limit = self.loaded.capabilities.context_length
+        if not limit:
+            return
+        if len(seq.prompt_ids) >= limit:
+            raise ContextTooLong(f"the prompt is {len(seq.prompt_ids)} tokens, and this model's "
+                                 f"context length is {limit} tokens: shorten the messages",
+                                 param="messages")
+        seq.token_budget = min(seq.token_budget, limit - len(seq.prompt_ids))
 
     def _lookup(self, seq: Sequence) -> CacheHit | None:
         if self.prefix is None:
@@ -310,7 +322,7 @@ class Scheduler:
         assert self.batch is not None
         logits = self.runner.decode(tokens, self.batch, self.deltas)
         logits = mask_eos(logits, [s.suppresses_eos for s in self.running], self.eos)
-        sampled, rows = self._sample_rows(logits)
+        sampled, rows = sample_rows(self.running, logits)
         now = time.perf_counter()
         for seq in (s for s, new in zip(self.running, first) if new):
             self.stats.observe_ttft(now - seq.arrived)
@@ -325,41 +337,6 @@ class Scheduler:
                         self._remember(self.running[i],
                                        [layer.extract(i) for layer in self.batch])
             self._remove_rows(finished)
-
-    def _sample_rows(self, logits: mx.array) -> tuple[list[int], list[mx.array] | None]:
-        """Each row's token (and its log-probs, when any request wants them).
-
-        Rows with logits processors are sampled one by one; the others in one batch per
-        distinct set of filters (greedy rows: one argmax)."""
-        simple = all(s.sampler.greedy and not s.processors
-                     and s.request.sampling.logprobs is None for s in self.running)
-        if simple:
-            return int_list(mx.argmax(logits, axis=-1)), None
-        logprobs = logits - mx.logsumexp(logits, axis=-1, keepdims=True)
-        rows = [logprobs[i] for i in range(len(self.running))]
-        picked: list[tuple[list[int], mx.array]] = []
-        groups: dict[Any, list[int]] = {}
-        for i, seq in enumerate(self.running):
-            if seq.processors:
-                token, own = seq.sample(logits[i:i + 1])
-                picked.append(([i], token))
-                rows[i] = own[0]
-            else:
-                groups.setdefault("greedy" if seq.sampler.greedy else seq.sampler.filters,
-                                  []).append(i)
-        for key, members in groups.items():
-            batch = logprobs[mx.array(members)]
-            samplers = [self.running[i].sampler for i in members]
-            tokens = (mx.argmax(batch, axis=-1) if key == "greedy"
-                      else sample_batch(batch, samplers))
-            picked.append((members, tokens))
-        mx.eval([chosen for _, chosen in picked])
-        out = [0] * len(self.running)
-        for members, chosen in picked:
-            for i, token_id in zip(members, int_list(chosen)):
-                out[i] = token_id
-        wants = any(s.request.sampling.logprobs is not None for s in self.running)
-        return out, rows if wants else None
 
     def _emit(self, seq: Sequence, token: int, logprobs: mx.array | None) -> bool:
         """Deliver a token's chunk; return True when the sequence is finished."""

@@ -4,6 +4,8 @@
 detokenization, end-of-sequence, stop strings (held back until they cannot match),
 logprobs, ``max_tokens``; the last chunk carries ``finish_reason`` and usage. It knows
 nothing about batching: the scheduler feeds it one token at a time.
+:func:`sample_rows` samples the next token of every running sequence from one batch of
+logits, each with its own settings.
 """
 
 from __future__ import annotations
@@ -13,9 +15,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._mlx import mx
+from ._mlx import int_list, mx
 from .runner import PrefillState
-from .sampler import KeyedSampler
+from .sampler import KeyedSampler, sample_batch
 from .sampling import LogitsProcessor, StopMatcher, token_logprob
 from .types import FinishReason, GenerationChunk, GenerationRequest
 
@@ -45,9 +47,12 @@ class Sequence:
     media: tuple[str, ...] = ()  # content hashes of the request's media, in order
     finish_reason: FinishReason | None = None
     overtaken: int = 0  # prefill actions that went to other prompts since this one's last
+    token_budget: int = 0  # max_tokens, less where the context ends first
+
 
     def __post_init__(self) -> None:
         self.stops = StopMatcher(self.request.sampling.stop)
+        self.token_budget = self.token_budget or self.request.sampling.max_tokens
         # Tokens whose text the detokenizer has not released yet ride on the next chunk.
         self._pending_ids: list[int] = []
         self._pending_lps: list[Any] = []
@@ -94,7 +99,7 @@ class Sequence:
         text, stopped = self.stops.feed(self.detokenizer.last_segment)
         if stopped:
             return self._finish("stop", text)
-        if len(self.generated) >= params.max_tokens:
+        if len(self.generated) >= self.token_budget:
             return self._finish("length", text + self._flush())
         if not text and not self._pending_lps:
             return None
@@ -122,3 +127,38 @@ class Sequence:
                                 cached_tokens=self.cached_tokens)
         self._pending_ids, self._pending_lps = [], []
         return chunk
+
+
+def sample_rows(running: list[Sequence], logits: mx.array
+                ) -> tuple[list[int], list[mx.array] | None]:
+    """Each row's token (and its log-probs, when any request wants them).
+
+    Rows with logits processors are sampled one by one; the others in one batch per
+    distinct set of filters (greedy rows: one argmax)."""
+    wants = any(s.request.sampling.logprobs is not None for s in running)
+    if not wants and all(s.sampler.greedy and not s.processors for s in running):
+        return int_list(mx.argmax(logits, axis=-1)), None
+    logprobs = logits - mx.logsumexp(logits, axis=-1, keepdims=True)
+    rows = [logprobs[i] for i in range(len(running))] if wants else []
+    picked: list[tuple[list[int], mx.array]] = []
+    groups: dict[Any, list[int]] = {}
+    for i, seq in enumerate(running):
+        if seq.processors:
+            token, own = seq.sample(logits[i:i + 1])
+            picked.append(([i], token))
+            if wants:
+                rows[i] = own[0]
+        else:
+            groups.setdefault("greedy" if seq.sampler.greedy else seq.sampler.filters,
+                              []).append(i)
+    for key, members in groups.items():
+        batch = logprobs[mx.array(members)]
+        tokens = (mx.argmax(batch, axis=-1) if key == "greedy"
+                  else sample_batch(batch, [running[i].sampler for i in members]))
+        picked.append((members, tokens))
+    mx.eval([chosen for _, chosen in picked])
+    out = [0] * len(running)
+    for members, chosen in picked:
+        for i, token_id in zip(members, int_list(chosen)):
+            out[i] = token_id
+    return out, rows if wants else None
