@@ -136,6 +136,18 @@ def test_bad_json_schema_is_400(vl_client):
     assert_error(post_chat(vl_client, {**ok_body(), "response_format": fmt}), 400)
 
 
+@pytest.mark.parametrize("wrapper", [
+    {"name": 123, "schema": {"type": "object"}},
+    {"name": "x", "strict": "maybe", "schema": {"type": "object"}},
+    {"name": "x", "schema": 5},
+    {"name": "x"},
+])
+def test_a_bad_schema_wrapper_is_400_not_an_unconstrained_reply(vl_client, wrapper):
+    fmt = {"type": "json_schema", "json_schema": wrapper}
+    error = assert_error(post_chat(vl_client, {**ok_body(), "response_format": fmt}), 400)
+    assert (error["param"] or "").startswith("response_format"), error
+
+
 def test_server_still_answers_after_bad_input(vl_client):
     vl_client.post("/v1/chat/completions", content=b"{{{",
                    headers={"content-type": "application/json"})

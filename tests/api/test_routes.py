@@ -16,6 +16,15 @@ def test_models_lists_served_name_aliases_and_capabilities(vl_client):
     assert card["random_weights"] is True
 
 
+def test_one_model_by_any_of_its_names(vl_client):
+    card = vl_client.get("/v1/models").json()["data"][0]
+    for name in ("tiny-vl", "default", card["root"]):
+        r = vl_client.get(f"/v1/models/{name}")
+        assert r.status_code == 200 and r.json() == card, name
+    missing = vl_client.get("/v1/models/gpt-4")
+    assert missing.status_code == 404 and missing.json()["error"]["code"] == "model_not_found"
+
+
 def test_health(vl_client):
     for path in ("/health", "/v1/health"):
         r = vl_client.get(path)

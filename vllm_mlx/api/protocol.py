@@ -13,7 +13,7 @@ import time
 import uuid
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ..content import ROLES
 
@@ -40,15 +40,34 @@ class JsonSchemaSpec(_Lenient):
     strict: bool | None = None
 
 
+def _is_wrapper(spec: dict[str, Any]) -> bool:
+    return "schema" in spec or "name" in spec
+
+
 class ResponseFormat(_Lenient):
     type: Literal["text", "json_object", "json_schema"]
-    json_schema: JsonSchemaSpec | dict[str, Any] | None = None
+    # OpenAI's {name, schema, strict} wrapper, or a bare JSON schema
+    json_schema: dict[str, Any] | None = None
+
+    @field_validator("json_schema")
+    @classmethod
+    def _check_wrapper(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        # A wrapper with one bad field must be refused, not taken for a bare schema.
+        if value is not None and _is_wrapper(value):
+            try:
+                JsonSchemaSpec.model_validate(value)
+            except ValidationError as exc:
+                first = exc.errors()[0]
+                where = ".".join(str(part) for part in first["loc"])
+                raise ValueError(f"{where}: {first['msg']}") from None
+        return value
 
     def schema_dict(self) -> dict[str, Any] | None:
         """The schema, whether wrapped as ``{name, schema, strict}`` or given bare."""
         spec = self.json_schema
-        if isinstance(spec, JsonSchemaSpec):
-            return spec.schema_ if spec.schema_ is not None else None
+        if spec is not None and _is_wrapper(spec):
+            schema = spec.get("schema")
+            return schema if isinstance(schema, dict) else None
         return spec
 
 

@@ -14,6 +14,7 @@ from .protocol import (
     ChatCompletionResponse,
     CompletionRequest,
     CompletionResponse,
+    ModelCard,
     ModelList,
 )
 from .serving_completion import model_list
@@ -48,6 +49,14 @@ async def list_models(request: Request) -> ModelList:
     return model_list(request.app.state.serving)
 
 
+@router.get("/v1/models/{model_id:path}", response_model=ModelCard)
+async def retrieve_model(model_id: str, request: Request) -> ModelCard:
+    """The served model's card under any name it answers to; 404 for any other."""
+    serving = request.app.state.serving
+    serving.check_model(model_id)
+    return model_list(serving).data[0]
+
+
 @router.post("/v1/chat/completions", response_model=ChatCompletionResponse,
              responses=STREAM_RESPONSES)
 async def chat_completions(body: ChatCompletionRequest, request: Request) -> Any:
@@ -62,10 +71,8 @@ async def chat_completions(body: ChatCompletionRequest, request: Request) -> Any
 @router.post("/v1/completions", response_model=CompletionResponse, responses=STREAM_RESPONSES)
 async def completions(body: CompletionRequest, request: Request) -> Any:
     service = request.app.state.completions
-    model, requests = service.prepare(body)
+    prepared = service.prepare(body)
     if body.stream:
-        include_usage = bool(body.stream_options and body.stream_options.include_usage)
-        return StreamingResponse(service.stream(model, requests, include_usage),
-                                 media_type="text/event-stream", headers=SSE_HEADERS)
-    return await unless_disconnected(
-        request, service.complete(model, requests, body.logprobs is not None))
+        return StreamingResponse(service.stream(prepared), media_type="text/event-stream",
+                                 headers=SSE_HEADERS)
+    return await unless_disconnected(request, service.complete(prepared))

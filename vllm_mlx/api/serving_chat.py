@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 from ..content import MessageRef, Resolver, VideoSampling, parse_messages, resolve_messages
 from ..engine import GenerationRequest, GenerationResult
+from ..engine.engine import Submission
 from ..media import MediaPolicy
 from .errors import APIError
 from .protocol import (
@@ -34,7 +35,6 @@ from .serving_common import (
     ServingContext,
     chat_logprobs,
     fan_out,
-    merged_streams,
     sampling_params,
     sse,
     sse_error,
@@ -113,7 +113,7 @@ class ChatService:
     async def complete(self, prepared: PreparedChat) -> ChatCompletionResponse:
         start, first = time.perf_counter(), None
         chunks: dict[int, list[Any]] = {i: [] for i in range(len(prepared.requests))}
-        async for index, chunk in merged_streams(self.ctx.engine, prepared.requests):
+        async for index, chunk in self.ctx.engine.submit(prepared.requests).chunks():
             first = first or time.perf_counter()
             chunks[index].append(chunk)
         results = [GenerationResult.from_chunks(chunks[i]) for i in sorted(chunks)]
@@ -132,7 +132,13 @@ class ChatService:
             timing=timing(start, first, completion),
         )
 
-    async def stream(self, prepared: PreparedChat) -> AsyncIterator[str]:
+    def stream(self, prepared: PreparedChat) -> AsyncIterator[str]:
+        """SSE lines. The engine takes the requests now: an overloaded engine is a 429
+        before the response starts, not an error event inside a 200."""
+        return self._events(prepared, self.ctx.engine.submit(prepared.requests))
+
+    async def _events(self, prepared: PreparedChat, submission: Submission
+                      ) -> AsyncIterator[str]:
         rid, created = prepared.requests[0].request_id, int(time.time())
 
         def chunk(choices: list[ChatChunkChoice], usage: UsageInfo | None = None) -> str:
@@ -144,15 +150,15 @@ class ChatService:
                      for i in range(len(prepared.requests))])
         prompt_tokens, completion, reply = 0, {}, []
         try:
-            async for index, piece in merged_streams(self.ctx.engine, prepared.requests):
+            async for index, piece in submission.chunks():
                 prompt_tokens, cached = piece.prompt_tokens, piece.cached_tokens
                 completion[index] = piece.completion_tokens
                 if index == 0:
                     reply.append(piece.text)
-                if not piece.text and piece.finish_reason is None:
-                    continue
                 logprobs = (ChoiceLogprobs(content=chat_logprobs(piece.logprobs))
-                            if prepared.logprobs else None)
+                            if prepared.logprobs and piece.logprobs else None)
+                if not piece.text and piece.finish_reason is None and logprobs is None:
+                    continue
                 yield chunk([ChatChunkChoice(
                     index=index, delta=DeltaMessage(content=piece.text or None),
                     logprobs=logprobs, finish_reason=piece.finish_reason)])

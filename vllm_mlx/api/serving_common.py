@@ -5,11 +5,10 @@ async iterators of SSE lines."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import math
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -17,7 +16,7 @@ import httpx
 
 from ..config import Settings
 from ..content import FileResolver
-from ..engine import Engine, GenerationChunk, GenerationRequest, SamplingParams
+from ..engine import Engine, GenerationRequest, SamplingParams
 from ..engine.types import TokenLogprob
 from .errors import APIError, to_api_error
 from .protocol import SamplingFields, TokenLogprobOut, TopLogprob, UsageInfo
@@ -113,39 +112,6 @@ def chat_logprobs(items: Sequence[TokenLogprob]) -> list[TokenLogprobOut]:
         top_logprobs=[TopLogprob(token=t, logprob=reported_logprob(v), bytes=_token_bytes(t))
                       for _, t, v in lp.top],
     ) for lp in items]
-
-
-async def merged_streams(engine: Engine, requests: list[GenerationRequest]
-                         ) -> AsyncIterator[tuple[int, GenerationChunk]]:
-    """Chunks of several requests as they arrive, tagged with their choice index."""
-    if len(requests) == 1:
-        async for chunk in engine.generate(requests[0]):
-            yield 0, chunk
-        return
-    inbox: asyncio.Queue[tuple[int, GenerationChunk | BaseException | None]] = asyncio.Queue()
-
-    async def pump(index: int, request: GenerationRequest) -> None:
-        try:
-            async for chunk in engine.generate(request):
-                await inbox.put((index, chunk))
-            await inbox.put((index, None))
-        except BaseException as exc:  # forwarded to the consumer, re-raised there
-            await inbox.put((index, exc))
-
-    tasks = [asyncio.create_task(pump(i, r)) for i, r in enumerate(requests)]
-    try:
-        remaining = len(tasks)
-        while remaining:
-            index, item = await inbox.get()
-            if item is None:
-                remaining -= 1
-            elif isinstance(item, BaseException):
-                raise item
-            else:
-                yield index, item
-    finally:
-        for task in tasks:
-            task.cancel()
 
 
 def usage_info(prompt: int, completion: int, cached: int = 0) -> UsageInfo:

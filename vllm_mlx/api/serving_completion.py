@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 
 from ..engine import GenerationRequest, GenerationResult
+from ..engine.engine import Submission
 from ..engine.types import TokenLogprob
+from .errors import APIError
 from .protocol import (
     CompletionChoice,
     CompletionLogprobs,
@@ -23,7 +26,6 @@ from .serving_common import (
     SSE_DONE,
     ServingContext,
     fan_out,
-    merged_streams,
     reported_logprob,
     sampling_params,
     sse,
@@ -31,9 +33,10 @@ from .serving_common import (
 )
 
 
-def _completion_logprobs(items: tuple[TokenLogprob, ...]) -> CompletionLogprobs:
+def _completion_logprobs(items: tuple[TokenLogprob, ...], offset: int = 0
+                         ) -> CompletionLogprobs:
+    """Log-probs in the legacy layout; ``offset``: characters of text before the first."""
     out = CompletionLogprobs()
-    offset = 0
     for lp in items:
         out.tokens.append(lp.token)
         out.token_logprobs.append(reported_logprob(lp.logprob))
@@ -43,61 +46,100 @@ def _completion_logprobs(items: tuple[TokenLogprob, ...]) -> CompletionLogprobs:
     return out
 
 
+@dataclass
+class PreparedCompletion:
+    model: str
+    requests: list[GenerationRequest]  # n per prompt, prompts in order
+    prompts: list[str]
+    n: int
+    echo: bool
+    logprobs: bool
+    include_usage: bool
+
+    def echoed(self, index: int) -> str:
+        """The prompt a choice repeats before its completion (``echo``), else nothing."""
+        return self.prompts[index // self.n] if self.echo else ""
+
+    def prompt_tokens(self, per_choice: dict[int, int]) -> int:
+        """Usage counts each prompt once, not once per choice."""
+        return sum(count for index, count in per_choice.items() if index % self.n == 0)
+
+
 class CompletionService:
     def __init__(self, ctx: ServingContext) -> None:
         self.ctx = ctx
 
-    def prepare(self, req: CompletionRequest) -> tuple[str, list[GenerationRequest]]:
+    def prepare(self, req: CompletionRequest) -> PreparedCompletion:
         model = self.ctx.check_model(req.model)
+        if req.echo and req.logprobs is not None:
+            raise APIError(400, "echo with logprobs would need the prompt's log-probs, which "
+                           "this server does not compute: drop one of them", param="echo")
         sampling = sampling_params(req, self.ctx.max_tokens(req.max_tokens),
                                    logprobs=req.logprobs)
         prompts = [req.prompt] if isinstance(req.prompt, str) else list(req.prompt)
         requests = [r for p in prompts for r in fan_out(
             GenerationRequest(prompt=p, sampling=sampling, request_id=new_id("cmpl")), req.n)]
-        return model, requests
+        include_usage = bool(req.stream_options and req.stream_options.include_usage)
+        return PreparedCompletion(model, requests, prompts, req.n, req.echo,
+                                  req.logprobs is not None, include_usage)
 
-    async def complete(self, model: str, requests: list[GenerationRequest],
-                       with_logprobs: bool) -> CompletionResponse:
-        chunks: dict[int, list[Any]] = {i: [] for i in range(len(requests))}
-        async for index, chunk in merged_streams(self.ctx.engine, requests):
+    async def complete(self, prepared: PreparedCompletion) -> CompletionResponse:
+        chunks: dict[int, list[Any]] = {i: [] for i in range(len(prepared.requests))}
+        async for index, chunk in self.ctx.engine.submit(prepared.requests).chunks():
             chunks[index].append(chunk)
         results = [GenerationResult.from_chunks(chunks[i]) for i in sorted(chunks)]
         choices = [CompletionChoice(
-            index=i, text=r.text, finish_reason=r.finish_reason,
-            logprobs=_completion_logprobs(r.logprobs) if with_logprobs else None,
+            index=i, text=prepared.echoed(i) + r.text, finish_reason=r.finish_reason,
+            logprobs=_completion_logprobs(r.logprobs) if prepared.logprobs else None,
         ) for i, r in enumerate(results)]
-        per_prompt = {r.request_id: res.prompt_tokens for r, res in zip(requests, results)}
-        prompt = sum(per_prompt.values())
+        prompt = prepared.prompt_tokens({i: r.prompt_tokens for i, r in enumerate(results)})
         completion = sum(r.completion_tokens for r in results)
-        return CompletionResponse(id=requests[0].request_id, model=model, choices=choices,
-                                  usage=UsageInfo(prompt_tokens=prompt,
-                                                  completion_tokens=completion,
-                                                  total_tokens=prompt + completion))
+        return CompletionResponse(id=prepared.requests[0].request_id, model=prepared.model,
+                                  choices=choices, usage=UsageInfo(
+                                      prompt_tokens=prompt, completion_tokens=completion,
+                                      total_tokens=prompt + completion))
 
-    async def stream(self, model: str, requests: list[GenerationRequest], include_usage: bool
-                     ) -> AsyncIterator[str]:
-        rid, created = requests[0].request_id, int(time.time())
-        prompt_tokens, completion = 0, {}
+    def stream(self, prepared: PreparedCompletion) -> AsyncIterator[str]:
+        """SSE lines; the engine takes the requests now (overload: a 429, not an event)."""
+        return self._events(prepared, self.ctx.engine.submit(prepared.requests))
+
+    async def _events(self, prepared: PreparedCompletion, submission: Submission
+                      ) -> AsyncIterator[str]:
+        rid, created = prepared.requests[0].request_id, int(time.time())
+        prompt_tokens: dict[int, int] = {}
+        completion: dict[int, int] = {}
+        offsets: dict[int, int] = {}  # text sent so far per choice (logprobs' text_offset)
         try:
-            async for index, piece in merged_streams(self.ctx.engine, requests):
-                prompt_tokens = piece.prompt_tokens
+            async for index, piece in submission.chunks():
+                prompt_tokens[index] = piece.prompt_tokens
                 completion[index] = piece.completion_tokens
-                if not piece.text and piece.finish_reason is None:
+                wants_lps = prepared.logprobs and bool(piece.logprobs)
+                if not piece.text and piece.finish_reason is None and not wants_lps:
                     continue
-                body = CompletionResponse(id=rid, created=created, model=model, choices=[
-                    CompletionChoice(index=index, text=piece.text,
-                                     finish_reason=piece.finish_reason)])
+                text = piece.text if index in offsets else prepared.echoed(index) + piece.text
+                logprobs = (_completion_logprobs(piece.logprobs, offsets.get(index, 0))
+                            if wants_lps else None)
+                offsets[index] = offsets.get(index, 0) + len(text)
+                body = CompletionResponse(id=rid, created=created, model=prepared.model,
+                                          choices=[CompletionChoice(
+                                              index=index, text=text, logprobs=logprobs,
+                                              finish_reason=piece.finish_reason)])
                 yield sse(body.model_dump(exclude={"usage"}))
-            if include_usage:
-                total = sum(completion.values())
-                usage = UsageInfo(prompt_tokens=prompt_tokens, completion_tokens=total,
-                                  total_tokens=prompt_tokens + total)
-                body = CompletionResponse(id=rid, created=created, model=model, choices=[],
-                                          usage=usage)
-                yield sse(body.model_dump())
+            if prepared.include_usage:
+                yield sse(self._usage_chunk(prepared, rid, created, prompt_tokens, completion))
         except Exception as exc:  # reported in-band: the HTTP status is already sent
             yield sse_error(exc)
         yield SSE_DONE
+
+    @staticmethod
+    def _usage_chunk(prepared: PreparedCompletion, rid: str, created: int,
+                     prompt_tokens: dict[int, int], completion: dict[int, int]
+                     ) -> dict[str, Any]:
+        prompt, total = prepared.prompt_tokens(prompt_tokens), sum(completion.values())
+        usage = UsageInfo(prompt_tokens=prompt, completion_tokens=total,
+                          total_tokens=prompt + total)
+        return CompletionResponse(id=rid, created=created, model=prepared.model, choices=[],
+                                  usage=usage).model_dump()
 
 
 def model_list(ctx: ServingContext) -> ModelList:

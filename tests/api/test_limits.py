@@ -1,0 +1,135 @@
+"""What a request gets at the edges: the context length, logprobs of tokens whose text is
+held back, ``echo`` and usage of ``/v1/completions``, and a full engine (a 429 before a
+stream starts; ``n`` choices take one waiting slot)."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+
+import pytest
+
+from tests.api.conftest import make_client
+from tests.api.test_chat import sse_events
+
+
+def _events_of(client, path: str, body: dict) -> list:
+    with client.stream("POST", path, json=body) as response:
+        assert response.status_code == 200, response.read()
+        return sse_events(response)
+
+
+def test_prompt_over_the_context_length_is_400(vl_client):
+    body = {"messages": [{"role": "user", "content": "hello " * 40000}], "max_tokens": 2}
+    r = vl_client.post("/v1/chat/completions", json=body)
+    assert r.status_code == 400, r.text
+    error = r.json()["error"]
+    assert error["code"] == "context_length_exceeded" and error["param"] == "messages"
+    assert "context length" in error["message"]
+
+
+def test_streamed_logprobs_cover_every_token(vl_client):
+    body = {"messages": [{"role": "user", "content": "Hello"}], "max_tokens": 40,
+            "temperature": 1.0, "seed": 3, "logprobs": True, "stream": True,
+            "stream_options": {"include_usage": True}}
+    events = _events_of(vl_client, "/v1/chat/completions", body)
+    streamed = [item for e in events[:-1] if e["choices"]
+                for item in (e["choices"][0].get("logprobs") or {}).get("content") or []]
+    whole = vl_client.post("/v1/chat/completions", json={**body, "stream": False}).json()
+    assert len(streamed) == events[-2]["usage"]["completion_tokens"]
+    assert [i["token"] for i in streamed] == [
+        i["token"] for i in whole["choices"][0]["logprobs"]["content"]]
+
+
+def test_completions_echo_logprobs_and_usage(vl_client):
+    base = {"prompt": "Once upon", "max_tokens": 5, "temperature": 0}
+    plain = vl_client.post("/v1/completions", json=base).json()["choices"][0]["text"]
+    echoed = vl_client.post("/v1/completions", json={**base, "echo": True}).json()
+    assert echoed["choices"][0]["text"] == "Once upon" + plain
+    streamed = _events_of(vl_client, "/v1/completions", {**base, "echo": True, "stream": True})
+    assert "".join(e["choices"][0]["text"] for e in streamed[:-1]) == "Once upon" + plain
+    both = vl_client.post("/v1/completions", json={**base, "echo": True, "logprobs": 1})
+    assert both.status_code == 400 and both.json()["error"]["param"] == "echo"
+
+    events = _events_of(vl_client, "/v1/completions", {**base, "logprobs": 2, "stream": True})
+    tokens = [t for e in events[:-1] for t in (e["choices"][0]["logprobs"] or {}).get(
+        "tokens", [])]
+    whole = vl_client.post("/v1/completions", json={**base, "logprobs": 2}).json()
+    assert tokens == whole["choices"][0]["logprobs"]["tokens"]
+
+    several = {"prompt": ["hello world how are you", "b"], "max_tokens": 3, "n": 2}
+    usage = vl_client.post("/v1/completions", json=several).json()["usage"]
+    events = _events_of(vl_client, "/v1/completions", {
+        **several, "stream": True, "stream_options": {"include_usage": True}})
+    assert events[-2]["usage"]["prompt_tokens"] == usage["prompt_tokens"]
+
+
+@pytest.fixture()
+def full_engine(tiny_model):
+    """An engine with one batch slot and one waiting slot."""
+    from vllm_mlx.engine import Engine
+
+    engine = Engine.start(str(tiny_model("qwen3")), max_waiting=1, max_batch=1)
+    yield engine
+    engine.shutdown()
+
+
+def _occupy(engine, count: int) -> tuple[threading.Thread, asyncio.AbstractEventLoop]:
+    """``count`` endless requests on their own loop; stop the loop to cancel them."""
+    from vllm_mlx.engine import ChatMessage, GenerationRequest, SamplingParams
+
+    loop = asyncio.new_event_loop()
+
+    async def endless() -> None:
+        request = GenerationRequest(messages=(ChatMessage.text("user", "go"),),
+                                    sampling=SamplingParams(max_tokens=100_000, ignore_eos=True))
+        async for _ in engine.generate(request):
+            pass
+
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    for admitted in range(count):  # one at a time: the first must leave the queue first
+        loop.call_soon_threadsafe(lambda: loop.create_task(endless()))
+        deadline = time.monotonic() + 10
+        while engine.stats.get("requests_started", 0) <= admitted and engine.waiting == 0 \
+                and time.monotonic() < deadline:
+            time.sleep(0.01)
+    return thread, loop
+
+
+def test_a_full_engine_refuses_a_stream_with_429(full_engine, media_dir):
+    thread, loop = _occupy(full_engine, 2)  # one running, one waiting: the queue is full
+    deadline = time.monotonic() + 10
+    while full_engine.waiting < 1 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    body = {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 2}
+    with make_client(full_engine, media_dir) as client:
+        streamed = client.post("/v1/chat/completions", json={**body, "stream": True})
+        assert streamed.status_code == 429, streamed.text
+        assert streamed.json()["error"]["code"] == "engine_overloaded"
+        completion = client.post("/v1/completions", json={"prompt": "x", "stream": True})
+        assert completion.status_code == 429
+    _cancel_all(thread, loop)
+
+
+def _cancel_all(thread: threading.Thread, loop: asyncio.AbstractEventLoop) -> None:
+    async def cancel() -> None:
+        tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    asyncio.run_coroutine_threadsafe(cancel(), loop).result(10)
+    loop.call_soon_threadsafe(loop.stop)
+    thread.join(5)
+
+
+def test_n_choices_take_one_waiting_slot(full_engine, media_dir):
+    with make_client(full_engine, media_dir) as client:
+        body = {"messages": [{"role": "user", "content": "x"}], "max_tokens": 2, "n": 3}
+        r = client.post("/v1/chat/completions", json=body)
+        assert r.status_code == 200, r.text
+        assert len(r.json()["choices"]) == 3
+        events = _events_of(client, "/v1/chat/completions", {**body, "stream": True})
+        assert {c["index"] for e in events[:-1] for c in e["choices"]} == {0, 1, 2}
