@@ -17,6 +17,17 @@ def args_for(*argv: str) -> argparse.Namespace:
     return build_parser().parse_args(["stream", *argv])
 
 
+def test_bad_numbers_are_refused_before_connecting(capsys):
+    for argv in (["--fps", "0"], ["--fps", "nan"], ["--jpeg-quality", "150"]):
+        try:
+            args_for("--test-pattern", *argv)
+        except SystemExit as exc:
+            assert exc.code == 2
+        else:
+            raise AssertionError(f"{argv} was accepted")
+    assert "must be" in capsys.readouterr().err
+
+
 def test_url_carries_key_and_settings():
     args = args_for("--url", "ws://h:1/v1/stream?x=1", "--api-key", "k k", "--window", "3",
                     "--prompt", "What & why?")

@@ -176,7 +176,19 @@ def test_pacer_live_source_decimates_but_never_starves():
 
 
 def test_invalid_arguments():
-    with pytest.raises(ValueError):
-        VideoStream(fps=0)
-    with pytest.raises(ValueError):
-        VideoStream(jpeg_quality=101)
+    for bad in ({"fps": 0}, {"fps": float("nan")}, {"fps": float("inf")},
+                {"jpeg_quality": 101}, {"resolution": (0, 0)}, {"resolution": (-5, 10)}):
+        with pytest.raises(ValueError):
+            VideoStream(**bad)
+
+
+def test_a_stream_on_a_source_object_restarts():
+    """The caller's source object is the caller's: stop() leaves it usable."""
+    messages: list[str] = []
+    stream = VideoStream(messages.append, fps=50, source=TestPatternSource((32, 24)))
+    for _ in range(2):
+        before = len(messages)
+        stream.start()
+        time.sleep(0.3)
+        stream.stop()
+        assert len(messages) > before

@@ -94,7 +94,8 @@ def test_small_frames_are_decoded_on_arrival_large_ones_later():
     assert isinstance(small, Frame) and small.image is not None
     assert small.image.size == (64, 48) and small.nbytes == len(small.jpeg) + 64 * 48 * 3
     large = parse_message(B64, PIXELS, decode_pixels=100)
-    assert isinstance(large, Frame) and large.image is None and large.nbytes == len(large.jpeg)
+    assert isinstance(large, Frame) and large.image is None
+    assert large.nbytes == small.nbytes  # counted at its decoded size before it is decoded
     decoded = decode_frames([small, large], MediaPolicy())
     assert np.array_equal(np.asarray(decoded.images[0]), np.asarray(decoded.images[1]))
 
@@ -127,12 +128,50 @@ def test_config_from_query_strings_and_json():
     {"window": "0"}, {"window": 9}, {"window": 2.5}, {"window": True}, {"max_tokens": 101},
     {"temperature": -1}, {"top_p": 0}, {"interval": -1}, {"max_span": 0},
     {"mode": "film"}, {"prompt": ""}, {"ignore_eos": "maybe"}, {"temperature": "nan"},
-    {"colour": "red"}, {"new_frames": 0},
+    {"colour": "red"}, {"new_frames": 0}, {"window": 1e999}, {"max_tokens": -1e999},
+    {"seed": 1e999}, {"new_frames": float("nan")},
 ])
 def test_bad_config(values):
     with pytest.raises(APIError) as info:
         parse_config(values, LIMITS)
     assert info.value.code == "invalid_config" and info.value.param
+
+
+def test_whole_numbers_from_query_strings():
+    config = parse_config({"window": "3.0", "seed": str(2**62 + 1)}, LIMITS)
+    assert config.window == 3 and config.seed == 2**62 + 1
+
+
+def _declaring(width: int, height: int) -> bytes:
+    """A small JPEG whose header claims ``width`` x ``height`` pixels."""
+    data = bytearray(jpeg_bytes(1, (16, 16)))
+    sof = data.index(b"\xff\xc0")
+    data[sof + 5:sof + 9] = height.to_bytes(2, "big") + width.to_bytes(2, "big")
+    return bytes(data)
+
+
+def test_pillows_own_pixel_limit_reads_as_ours():
+    assert code_of(base64.b64encode(_declaring(60000, 60000)).decode()) == "frame_too_large"
+
+
+def test_frames_count_the_pixels_they_will_decode_to():
+    """A few hundred bytes that declare 16 MP cost 48 MB once analysed: the window's byte
+    budget counts that, so a window of such frames keeps only the newest."""
+    item = parse_message(_declaring(4000, 3999), 16_000_000)
+    assert isinstance(item, Frame) and item.image is None
+    assert item.nbytes > 4000 * 3999 * 3
+    window = FrameWindow(32, max_bytes=32 << 20)
+    for _ in range(32):
+        window.push(item)
+    assert len(window) == 1
+
+
+def test_window_takes_frames_in_timestamp_order():
+    window = FrameWindow(5, max_bytes=10_000)
+    for ts in (102.0, 100.0, 101.0, 103.0, 1.0):  # shuffled, and one 100 s late
+        window.push(frame(ts))
+    assert [f.timestamp for f in window.take(10.0)] == [100.0, 101.0, 102.0, 103.0]
+    assert window.stats.stale == 1
 
 
 def frame(ts: float, nbytes: int = 10) -> Frame:
@@ -143,7 +182,7 @@ def test_window_is_bounded_and_keeps_the_newest():
     window = FrameWindow(5, max_bytes=10_000)
     for i in range(1000):
         window.push(frame(float(i)))
-    assert len(window) == 5 and window.nbytes == 50
+    assert len(window) == 5 and window.nbytes == 5 * (10 + 3)  # JPEG + the pixels to come
     assert window.ready(5)
     assert [f.timestamp for f in window.take(None)] == [995.0, 996.0, 997.0, 998.0, 999.0]
     assert window.stats.received == 1000 and window.stats.evicted == 995
@@ -166,7 +205,7 @@ def test_window_byte_budget():
     window = FrameWindow(5, max_bytes=250)
     for i in range(5):
         window.push(frame(float(i), nbytes=100))
-    assert len(window) == 2 and window.nbytes == 200
+    assert len(window) == 2 and window.nbytes == 2 * (100 + 3)
     assert window.ready(5)  # the byte budget, not the count, limits this window
 
 

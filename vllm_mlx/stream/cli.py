@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import sys
 import time
 from collections.abc import Callable
@@ -44,9 +45,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     source.add_argument("--file", default=None, metavar="PATH", help="stream a video file")
     source.add_argument("--test-pattern", action="store_true", help="a synthetic pattern")
     p.add_argument("--no-loop", action="store_true", help="stop at the end of --file")
-    p.add_argument("--fps", type=float, default=30.0)
+    p.add_argument("--fps", type=_positive_float, default=30.0)
     p.add_argument("--resolution", default="640x480", metavar="WxH")
-    p.add_argument("--jpeg-quality", type=int, default=70)
+    p.add_argument("--jpeg-quality", type=_quality, default=70)
     p.add_argument("--prompt", default=None)
     p.add_argument("--window", type=int, default=None, help="frames per analysis")
     p.add_argument("--new-frames", type=int, default=None)
@@ -71,6 +72,26 @@ def stream_url(args: argparse.Namespace) -> str:
     query += [(name, str(getattr(args, name))) for name in _SETTINGS
               if getattr(args, name) is not None]
     return urlunsplit(parts._replace(query=urlencode(query)))
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0 < value < math.inf:
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, not {text}")
+    return value
+
+
+def _quality(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if not 0 <= value <= 100:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 100, not {value}")
+    return value
 
 
 def parse_resolution(text: str) -> tuple[int, int]:

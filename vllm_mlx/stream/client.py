@@ -26,6 +26,7 @@ import inspect
 import io
 import json
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -99,10 +100,12 @@ class VideoStream:
                  device_index: int = 0, *, source: FrameSource | str | Path | None = None,
                  loop: asyncio.AbstractEventLoop | None = None,
                  max_pending: int | None = None) -> None:
-        if fps <= 0:
-            raise ValueError("fps must be > 0")
+        if not 0 < fps < math.inf:
+            raise ValueError("fps must be a finite number > 0")
         if not 0 <= jpeg_quality <= 100:
             raise ValueError("jpeg_quality must be in 0..100")
+        if len(resolution) != 2 or min(resolution) < 1:
+            raise ValueError(f"resolution must be (width, height) in pixels, not {resolution!r}")
         self.frame_callback = frame_callback
         self.fps = fps
         self.resolution = resolution
@@ -122,6 +125,10 @@ class VideoStream:
         self._lock = threading.Lock()
 
     # -- lifecycle -------------------------------------------------------------------------
+
+    @property
+    def _caller_owns_source(self) -> bool:
+        return self._source_spec is not None and not isinstance(self._source_spec, str | Path)
 
     def _open_source(self) -> FrameSource:
         spec = self._source_spec
@@ -188,7 +195,8 @@ class VideoStream:
             logger.error("video stream stopped: %s", exc)
             self.error = exc
         finally:
-            source.close()
+            if not self._caller_owns_source:  # a source object given to us is the caller's
+                source.close()
             self._finished.set()
 
     # -- delivery --------------------------------------------------------------------------

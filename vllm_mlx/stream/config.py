@@ -67,14 +67,20 @@ def _bad(name: str, why: str) -> APIError:
 def _number(name: str, value: Any, kind: type) -> Any:
     if isinstance(value, bool):
         raise _bad(name, f"must be a number, not {value!r}")
+    if isinstance(value, int):
+        return value if kind is int else float(value)
+    if kind is int and isinstance(value, str) and value.strip().lstrip("+-").isdigit():
+        return int(value)
     try:
-        number = kind(value)
+        number = float(value)  # "3.0" from a query string is a whole number too
     except (TypeError, ValueError):
         raise _bad(name, f"must be a number, not {value!r}") from None
-    if kind is int and isinstance(value, float) and value != number:
-        raise _bad(name, f"must be a whole number, not {value!r}")
-    if isinstance(number, float) and not math.isfinite(number):
+    if not math.isfinite(number):
         raise _bad(name, "must be finite")
+    if kind is int:
+        if number != int(number):
+            raise _bad(name, f"must be a whole number, not {value!r}")
+        return int(number)
     return number
 
 

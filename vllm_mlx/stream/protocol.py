@@ -56,9 +56,11 @@ class Frame:
 
     @property
     def nbytes(self) -> int:
-        """Memory this frame holds: its JPEG, plus its RGB pixels once decoded."""
-        pixels = self.image.width * self.image.height * 3 if self.image else 0
-        return len(self.jpeg) + pixels
+        """Memory this frame holds, or will hold once an analysis decodes it: its JPEG plus
+        its RGB pixels (a few KB of JPEG can declare 16 MP, 48 MB decoded)."""
+        if self.image is not None:
+            return len(self.jpeg) + self.image.width * self.image.height * 3
+        return len(self.jpeg) + self.width * self.height * 3
 
 
 @dataclass(frozen=True)
@@ -113,8 +115,10 @@ def check_jpeg(data: bytes, max_pixels: int, decode_pixels: int = 0
                 return width, height, None
     except APIError:
         raise
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError,
-            Image.DecompressionBombError) as exc:
+    except Image.DecompressionBombError:  # Pillow's own limit, far above ours
+        raise _error(f"frame is over this server's limit of {max_pixels} pixels; send "
+                     "smaller frames", "frame_too_large") from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError) as exc:
         raise _error(f"frame is a corrupt or truncated JPEG: {exc}", "invalid_frame") from None
     try:
         image = decode_image(data, policy=MediaPolicy(max_image_pixels=max_pixels))

@@ -36,6 +36,7 @@ class StarletteTransport:
 
 @router.websocket("/")
 @router.websocket("/v1/stream")
+@router.websocket("/v1/stream/")
 async def stream_socket(websocket: WebSocket) -> None:
     service: StreamService = websocket.app.state.stream
     await websocket.accept()

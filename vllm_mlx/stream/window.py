@@ -6,8 +6,9 @@ order; a frame pushed into a full window evicts the oldest, so memory is bounded
 whatever the input rate. It counts frames
 that arrived since the last :meth:`take`; :meth:`take` returns the current frames (minus
 those more than ``max_span`` seconds older than the newest, by the clients' timestamps)
-and resets that count. Counters (received, evicted unanalysed, dropped as stale,
-analysed) are kept for replies and tests. Not thread-safe: one event loop owns it.
+and resets that count; taken frames are in the order of their timestamps, whatever the
+arrival order. Counters (received, evicted unanalysed, dropped as stale, analysed) are
+kept for replies and tests. Not thread-safe: one event loop owns it.
 """
 
 from __future__ import annotations
@@ -81,10 +82,11 @@ class FrameWindow:
         return self._new >= max(need, 1)
 
     def take(self, max_span: float | None) -> list[Frame]:
-        """The frames to analyse now, oldest first; resets the new-frame count."""
+        """The frames to analyse now, by timestamp; resets the new-frame count."""
         frames = [frame for frame, _ in self._frames]
         self._frames = deque((frame, True) for frame in frames)
         self._new = 0
+        frames.sort(key=lambda f: f.timestamp)  # capture order, whatever the arrival order
         if max_span is not None and frames:
             newest = frames[-1].timestamp
             fresh = [f for f in frames if f.timestamp >= newest - max_span]
