@@ -97,6 +97,11 @@ def test_pdf_pages_are_rendered_and_selected(client, domain_media):
     body = client.post("/v1/document/generate", json={
         "url": pdf_url, "domain": "document.invoice"}).json()
     assert body["usage"]["elements_processed"] == 3
+    for pages, count in (([], 3), ([1, 1, 0], 2)):  # empty: every page; repeats: once
+        body = client.post("/v1/document/generate", json={
+            "file_id": file_id, "domain": "document.ocr",
+            "config": {"page_indices": pages}}).json()
+        assert body["usage"]["elements_processed"] == count, pages
     bad = client.post("/v1/document/generate", json={
         "file_id": file_id, "domain": "document.ocr", "config": {"page_indices": [7]}})
     assert bad.status_code == 400 and "out of range" in bad.json()["error"]["message"]

@@ -45,9 +45,12 @@ class GenerationConfig(_Lenient):
     @field_validator("page_indices")
     @classmethod
     def _pages(cls, value: list[int] | None) -> list[int] | None:
+        """An empty list means every page, as leaving it out does; repeats are dropped."""
         if value is not None and any(i < 0 for i in value):
             raise ValueError("page indices are 0-based and must be >= 0")
-        return value
+        if value is None:
+            return None
+        return list(dict.fromkeys(value)) or None
 
 
 class RequestMetadata(_Lenient):
