@@ -27,6 +27,10 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
+
+def __dir__() -> list[str]:  # the lazy names too (tab completion, dir())
+    return sorted({*globals(), *__all__})
+
 if TYPE_CHECKING:
     from .engine import Engine  # noqa: F401
     from .models import MLXMultimodalLM  # noqa: F401

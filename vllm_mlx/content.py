@@ -15,6 +15,8 @@ Two steps, kept apart so the first can be property-tested without I/O:
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Literal
@@ -63,6 +65,11 @@ PartRef = TextRef | MediaRef
 class MessageRef:
     role: str
     parts: tuple[PartRef, ...]
+    tool_calls: tuple[dict[str, Any], ...] = ()  # an assistant's function calls
+    tool_call_id: str | None = None  # a tool reply's call
+
+    def resolved(self, parts: Sequence[ContentPart]) -> ChatMessage:
+        return ChatMessage(self.role, tuple(parts), self.tool_calls, self.tool_call_id)
 
 
 @dataclass(frozen=True)
@@ -127,7 +134,36 @@ def parse_message(message: Any, index: int) -> MessageRef:
         parts = tuple(_parse_part(p, f"{path}.content[{i}]") for i, p in enumerate(content))
     else:
         raise ContentError("content must be a string or a list of parts", f"{path}.content")
-    return MessageRef("system" if role == "developer" else str(role), parts)
+    return MessageRef("system" if role == "developer" else str(role), parts,
+                      _tool_calls(message.get("tool_calls"), path),
+                      _optional_text(message.get("tool_call_id"), f"{path}.tool_call_id"))
+
+
+def _optional_text(value: Any, path: str) -> str | None:
+    if value is not None and not isinstance(value, str):
+        raise ContentError("expected a string", path)
+    return value
+
+
+def _tool_calls(calls: Any, path: str) -> tuple[dict[str, Any], ...]:
+    """An assistant's earlier calls, as chat templates read them (arguments as objects)."""
+    if calls is None:
+        return ()
+    if not isinstance(calls, Sequence) or isinstance(calls, str):
+        raise ContentError("tool_calls must be a list", f"{path}.tool_calls")
+    parsed = []
+    for i, call in enumerate(calls):
+        where = f"{path}.tool_calls[{i}]"
+        function = call.get("function") if isinstance(call, Mapping) else None
+        if not isinstance(function, Mapping) or not isinstance(function.get("name"), str):
+            raise ContentError("a tool call needs a function with a 'name'", where)
+        arguments = function.get("arguments", {})
+        if isinstance(arguments, str):
+            with contextlib.suppress(ValueError):  # not JSON: the template shows the text
+                arguments = json.loads(arguments or "{}")
+        parsed.append({"id": call.get("id"), "type": "function",
+                       "function": {"name": function["name"], "arguments": arguments}})
+    return tuple(parsed)
 
 
 def parse_messages(messages: Any) -> tuple[MessageRef, ...]:
@@ -211,11 +247,11 @@ async def resolve_messages(messages: Sequence[MessageRef], resolver: Resolver,
     resolved = []
     for message in messages:
         parts = [await resolver.part(p, client) for p in message.parts]
-        resolved.append(ChatMessage(message.role, tuple(parts)))
+        resolved.append(message.resolved(parts))
     return tuple(resolved)
 
 
 def resolve_messages_sync(messages: Sequence[MessageRef], resolver: Resolver
                           ) -> tuple[ChatMessage, ...]:
-    return tuple(ChatMessage(m.role, tuple(resolver.part_sync(p) for p in m.parts))
+    return tuple(m.resolved([resolver.part_sync(p) for p in m.parts])
                  for m in messages)

@@ -144,6 +144,10 @@ class ChatCompletionRequest(SamplingFields):
     video_fps: float | None = Field(default=None, gt=0, le=MAX_VIDEO_FPS)
     video_max_frames: int | None = Field(default=None, ge=1, le=MAX_VIDEO_FRAMES)
     extra_body: dict[str, Any] | None = None
+    # function calling (checked by vllm_mlx.api.tool_calls.ToolSet)
+    tools: list[Any] | None = None
+    tool_choice: str | dict[str, Any] | None = None
+    parallel_tool_calls: bool | None = None
 
     @model_validator(mode="after")
     def _lift_extra_body(self) -> ChatCompletionRequest:
@@ -193,6 +197,7 @@ class ChoiceLogprobs(BaseModel):
 class ChatMessageOut(BaseModel):
     role: Literal["assistant"] = "assistant"
     content: str | None = ""
+    tool_calls: list[dict[str, Any]] | None = None
 
 
 class ChatChoice(BaseModel):
@@ -215,6 +220,7 @@ class ChatCompletionResponse(BaseModel):
 class DeltaMessage(BaseModel):
     role: Literal["assistant"] | None = None
     content: str | None = None
+    tool_calls: list[dict[str, Any]] | None = None
 
 
 class ChatChunkChoice(BaseModel):

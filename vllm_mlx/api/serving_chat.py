@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from ..content import MessageRef, Resolver, VideoSampling, parse_messages, resolve_messages
-from ..engine import GenerationRequest, GenerationResult
+from ..engine import GenerationChunk, GenerationRequest, GenerationResult
 from ..engine.engine import Submission
 from ..media import MediaPolicy
 from .errors import APIError
@@ -41,6 +41,7 @@ from .serving_common import (
     timing,
     usage_info,
 )
+from .tool_calls import ToolCall, ToolCallStream, ToolSet
 
 OnReply = Callable[[str], None]
 
@@ -60,6 +61,17 @@ class PreparedChat:
     include_usage: bool
     logprobs: bool
     on_reply: OnReply | None = None
+    tools: ToolSet | None = None  # set when replies are read for tool calls
+
+    def message(self, result: GenerationResult) -> tuple[ChatMessageOut, str]:
+        """A finished choice's message and finish reason (``tool_calls`` when it called)."""
+        content, calls = (self.tools.split(result.text) if self.tools is not None
+                          else (result.text, []))
+        if not calls:
+            return ChatMessageOut(content=content), result.finish_reason
+        finish = "tool_calls" if result.finish_reason == "stop" else result.finish_reason
+        return ChatMessageOut(content=content or None,
+                              tool_calls=[c.to_openai() for c in calls]), finish
 
 
 class ChatService:
@@ -100,15 +112,27 @@ class ChatService:
         model = self.ctx.check_model(req.model)
         max_tokens = self.ctx.max_tokens(req.max_completion_tokens, req.max_tokens)
         want_logprobs = req.logprobs or req.top_logprobs is not None
+        tools = ToolSet.of(req.tools, req.tool_choice)
         sampling = sampling_params(
             req, max_tokens, logprobs=(req.top_logprobs or 0) if want_logprobs else None,
-            **self._response_format(req))
+            **self._response_format(req), **self._tool_grammar(req, tools))
         messages = await resolve_messages(refs, self._resolver(req), self.ctx.http)
         request = GenerationRequest(messages=messages, sampling=sampling,
-                                    request_id=new_id("chatcmpl"))
+                                    request_id=new_id("chatcmpl"),
+                                    tools=tools.tools if tools else ())
         include_usage = bool(req.stream_options and req.stream_options.include_usage)
         return PreparedChat(model, fan_out(request, req.n), include_usage, want_logprobs,
-                            on_reply)
+                            on_reply, tools if tools and tools.parses_calls else None)
+
+    def _tool_grammar(self, req: ChatCompletionRequest, tools: ToolSet | None
+                      ) -> dict[str, Any]:
+        """A forced call (tool_choice required or named) is decoded under its grammar."""
+        if tools is None or not tools.forced:
+            return {}
+        if req.response_format is not None and req.response_format.type != "text":
+            raise APIError(400, "tool_choice that forces a call cannot be combined with a JSON "
+                           "response_format", param="tool_choice")
+        return {"grammar": tools.grammar(self.ctx.engine.model.tokenizer)}
 
     async def complete(self, prepared: PreparedChat) -> ChatCompletionResponse:
         start, first = time.perf_counter(), None
@@ -120,10 +144,10 @@ class ChatService:
         if prepared.on_reply is not None:
             prepared.on_reply(results[0].text)
         choices = [ChatChoice(
-            index=i, message=ChatMessageOut(content=r.text), finish_reason=r.finish_reason,
+            index=i, message=message, finish_reason=finish,
             logprobs=ChoiceLogprobs(content=chat_logprobs(r.logprobs))
             if prepared.logprobs else None,
-        ) for i, r in enumerate(results)]
+        ) for i, r in enumerate(results) for message, finish in [prepared.message(r)]]
         prompt = results[0].prompt_tokens
         completion = sum(r.completion_tokens for r in results)
         return ChatCompletionResponse(
@@ -149,19 +173,16 @@ class ChatService:
         yield chunk([ChatChunkChoice(index=i, delta=DeltaMessage(role="assistant", content=""))
                      for i in range(len(prepared.requests))])
         prompt_tokens, completion, reply = 0, {}, []
+        readers = ({i: ToolCallStream(prepared.tools) for i in range(len(prepared.requests))}
+                   if prepared.tools is not None else {})
         try:
             async for index, piece in submission.chunks():
                 prompt_tokens, cached = piece.prompt_tokens, piece.cached_tokens
                 completion[index] = piece.completion_tokens
                 if index == 0:
                     reply.append(piece.text)
-                logprobs = (ChoiceLogprobs(content=chat_logprobs(piece.logprobs))
-                            if prepared.logprobs and piece.logprobs else None)
-                if not piece.text and piece.finish_reason is None and logprobs is None:
-                    continue
-                yield chunk([ChatChunkChoice(
-                    index=index, delta=DeltaMessage(content=piece.text or None),
-                    logprobs=logprobs, finish_reason=piece.finish_reason)])
+                for choice in _deltas(index, piece, readers.get(index), prepared.logprobs):
+                    yield chunk([choice])
             if prepared.on_reply is not None:
                 prepared.on_reply("".join(reply))
             if prepared.include_usage:
@@ -169,3 +190,27 @@ class ChatService:
         except Exception as exc:  # reported in-band: the HTTP status is already sent
             yield sse_error(exc)
         yield SSE_DONE
+
+
+def _deltas(index: int, piece: GenerationChunk, reader: ToolCallStream | None,
+            logprobs: bool) -> list[ChatChunkChoice]:
+    """What one engine chunk of a choice sends: text (less what may be a tool call), its
+    logprobs, and at the end any tool calls, then the finish reason."""
+    text, calls = piece.text, list[ToolCall]()
+    if reader is not None:
+        text = reader.feed(piece.text)
+        if piece.finish_reason is not None:
+            rest, calls = reader.finish()
+            text += rest
+    lps = (ChoiceLogprobs(content=chat_logprobs(piece.logprobs))
+           if logprobs and piece.logprobs else None)
+    if calls:
+        finish = "tool_calls" if piece.finish_reason == "stop" else piece.finish_reason
+        return [ChatChunkChoice(index=index, logprobs=lps, delta=DeltaMessage(
+                    content=text or None,
+                    tool_calls=[c.to_openai(k) for k, c in enumerate(calls)])),
+                ChatChunkChoice(index=index, delta=DeltaMessage(), finish_reason=finish)]
+    if not text and piece.finish_reason is None and lps is None:
+        return []
+    return [ChatChunkChoice(index=index, delta=DeltaMessage(content=text or None),
+                            logprobs=lps, finish_reason=piece.finish_reason)]

@@ -29,6 +29,10 @@ def __getattr__(name: str) -> Any:
     return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
 
 
+
+def __dir__() -> list[str]:  # the lazy names too (tab completion, dir())
+    return sorted({*globals(), *__all__})
+
 if TYPE_CHECKING:
     from .detect import Capabilities, ModelKind, detect_model_kind  # noqa: F401
     from .engine import Engine  # noqa: F401

@@ -1,7 +1,8 @@
 """JSON-constrained decoding with llguidance.
 
 :class:`GrammarCompiler` wraps a model's tokenizer once (an expensive step, ~1 s for large
-vocabularies) and compiles a JSON schema, or "any JSON object", into a grammar;
+vocabularies) and compiles a JSON schema, "any JSON object", or a Lark grammar (a forced
+tool call);
 :func:`json_logits_processor` returns a per-request logits processor that masks every
 token the grammar forbids, so the output always parses (and validates against the
 schema) unless ``max_tokens`` cuts it short. The mask is applied with plain MLX ops, so it
@@ -64,19 +65,39 @@ class GrammarCompiler:
                 defaults={"whitespace_flexible": False})
         except (ValueError, TypeError) as exc:
             raise InvalidRequest(f"invalid JSON schema: {exc}", param="response_format") from exc
+        return self._checked(grammar, "unsupported JSON schema", "response_format")
+
+    def lark(self, text: str) -> str:
+        """A grammar in llguidance's Lark syntax (e.g. a forced tool call)."""
+        import llguidance
+
+        try:
+            grammar = llguidance.LLMatcher.grammar_from_lark(text)
+        except (ValueError, TypeError) as exc:
+            raise InvalidRequest(f"invalid grammar: {exc}", param="tools") from exc
+        return self._checked(grammar, "unsupported grammar", "tools")
+
+    def _checked(self, grammar: str, what: str, param: str) -> str:
+        import llguidance
+
         error = llguidance.LLMatcher.validate_grammar(grammar, self.llg_tokenizer)
         if error and not error.startswith("WARNING"):
-            raise InvalidRequest(f"unsupported JSON schema: {error}", param="response_format")
+            raise InvalidRequest(f"{what}: {error}", param=param)
         return grammar
 
 
 def json_logits_processor(compiler: GrammarCompiler, schema: dict[str, Any] | None
                           ) -> LogitsProcessor:
-    """A fresh, stateful processor for one request."""
+    """A fresh, stateful processor for one request's JSON output."""
+    return grammar_logits_processor(compiler, compiler.grammar(schema))
+
+
+def grammar_logits_processor(compiler: GrammarCompiler, grammar: str) -> LogitsProcessor:
+    """A fresh, stateful processor that masks what ``grammar`` (compiled) forbids."""
     import llguidance
     import llguidance.numpy as llnp
 
-    matcher = llguidance.LLMatcher(compiler.llg_tokenizer, compiler.grammar(schema))
+    matcher = llguidance.LLMatcher(compiler.llg_tokenizer, grammar)
     bitmask = llnp.allocate_token_bitmask(1, compiler.vocab_size)
     state = {"first": True}
 

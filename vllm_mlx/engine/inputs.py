@@ -72,8 +72,28 @@ def _template_messages(messages: tuple[ChatMessage, ...], markers: tuple[str, ..
                 content.append({"type": "image"})
             else:
                 content.append({"type": "video"})
-        rendered.append({"role": message.role, "content": content})
+        rendered.append(_with_tool_fields({"role": message.role, "content": content}, message))
     return rendered
+
+
+def _with_tool_fields(rendered: dict[str, Any], message: ChatMessage) -> dict[str, Any]:
+    if message.tool_calls:
+        rendered["tool_calls"] = [dict(call) for call in message.tool_calls]
+    if message.tool_call_id is not None:
+        rendered["tool_call_id"] = message.tool_call_id
+    return rendered
+
+
+def _templated(render: Any, tools: tuple[dict[str, Any], ...]) -> str:
+    """``render(**kwargs)`` with the request's tools; refused when the template ignores them
+    (the model would never learn what it may call)."""
+    if not tools:
+        return str(render())
+    text = str(render(tools=[dict(t) for t in tools]))
+    if text == str(render()):
+        raise UnsupportedInput("this model's chat template does not show tools to the model: "
+                               "it cannot do function calling", param="tools")
+    return text
 
 
 def render_vision_prompt(loaded: LoadedModel, request: GenerationRequest) -> RenderedPrompt:
@@ -85,8 +105,9 @@ def render_vision_prompt(loaded: LoadedModel, request: GenerationRequest) -> Ren
         messages = tuple(_frames_as_images(m) for m in messages)
     from mlx_vlm.prompt_utils import get_chat_template
 
-    text = get_chat_template(loaded.processor,
-                             _template_messages(messages, loaded.media_markers), True)
+    rendered = _template_messages(messages, loaded.media_markers)
+    text = _templated(lambda **kw: get_chat_template(loaded.processor, rendered, True, **kw),
+                      request.tools)
     images = [p.image for m in messages for p in m.content if isinstance(p, ImagePart)]
     videos = [p.video for m in messages for p in m.content if isinstance(p, VideoPart)]
     return RenderedPrompt(str(text), images, videos)
@@ -151,9 +172,9 @@ def render_text_prompt(loaded: LoadedModel, request: GenerationRequest) -> str:
             raise UnsupportedInput(f"{loaded.reference} is a text-only model: it cannot "
                                    "take images or videos", param="messages")
         text = "".join(p.text for p in message.content if isinstance(p, TextPart))
-        messages.append({"role": message.role, "content": text})
-    return str(loaded.tokenizer.apply_chat_template(messages, add_generation_prompt=True,
-                                                    tokenize=False))
+        messages.append(_with_tool_fields({"role": message.role, "content": text}, message))
+    return _templated(lambda **kw: loaded.tokenizer.apply_chat_template(
+        messages, add_generation_prompt=True, tokenize=False, **kw), request.tools)
 
 
 def prepare_text_prompt(loaded: LoadedModel, text: str) -> PreparedPrompt:

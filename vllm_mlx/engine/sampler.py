@@ -96,4 +96,9 @@ def request_processors(params: SamplingParams, grammar: Callable[[], Any]
                                  "combined with ignore_eos or min_tokens", param="min_tokens")
 
         processors.append(json_logits_processor(grammar(), params.json_schema))
+    elif params.grammar is not None:
+        from .constrained import grammar_logits_processor
+
+        compiler = grammar()
+        processors.append(grammar_logits_processor(compiler, compiler.lark(params.grammar)))
     return processors

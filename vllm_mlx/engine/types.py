@@ -8,7 +8,7 @@ images, sampled video frames); the engine never fetches or decodes anything.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 from PIL import Image
@@ -36,6 +36,7 @@ class SamplingParams:
     min_tokens: int = 0
     json_schema: dict | None = None  # constrain output to this JSON schema
     json_object: bool = False  # constrain output to any JSON object
+    grammar: str | None = None  # constrain output to this llguidance (Lark) grammar
 
     def __post_init__(self) -> None:
         if self.max_tokens < 1:
@@ -87,6 +88,10 @@ ContentPart = TextPart | ImagePart | VideoPart
 class ChatMessage:
     role: str
     content: tuple[ContentPart, ...]
+    # function calling, as the chat template reads it: an assistant's calls
+    # ({"type", "id", "function": {"name", "arguments": dict}}), a tool reply's call id
+    tool_calls: tuple[dict[str, Any], ...] = ()
+    tool_call_id: str | None = None
 
     @classmethod
     def text(cls, role: str, text: str) -> ChatMessage:
@@ -104,6 +109,7 @@ class GenerationRequest:
     videos: tuple[VideoClip, ...] = ()  # only with ``prompt``
     request_id: str = ""
     cache_prefix: bool = True  # False: leave this request's KV out of the prefix cache
+    tools: tuple[dict[str, Any], ...] = ()  # function specs shown by the chat template
 
     def __post_init__(self) -> None:
         if (self.prompt is None) == (not self.messages):

@@ -31,6 +31,10 @@ def __getattr__(name: str) -> Any:
     return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
 
 
+
+def __dir__() -> list[str]:  # the lazy names too (tab completion, dir())
+    return sorted({*globals(), *__all__})
+
 if TYPE_CHECKING:
     from .client import StreamStats, VideoStream  # noqa: F401
     from .config import StreamConfig, StreamLimits  # noqa: F401

@@ -1,0 +1,126 @@
+"""Function calling: tools reach the chat template, calls in the Hermes / Qwen form come
+back as OpenAI ``tool_calls`` (whole and streamed), a forced ``tool_choice`` decodes under a
+grammar so even a random-weight model calls the function with schema-valid arguments, and
+bad tools or templates without tool support are 400s."""
+
+from __future__ import annotations
+
+import json
+
+import jsonschema
+import pytest
+
+from tests.api.conftest import make_client
+from tests.api.test_chat import sse_events
+from vllm_mlx.api.errors import APIError
+from vllm_mlx.api.tool_calls import ToolCallStream, ToolSet
+
+WEATHER = {"type": "object", "properties": {"city": {"type": "string", "maxLength": 12},
+                                            "days": {"type": "integer", "minimum": 1,
+                                                     "maximum": 7}},
+           "required": ["city", "days"], "additionalProperties": False}
+TOOLS = [{"type": "function", "function": {"name": "get_weather", "parameters": WEATHER}},
+         {"type": "function", "function": {"name": "ping"}}]
+NAMED = {"type": "function", "function": {"name": "get_weather"}}
+CALL = '<tool_call>\n{"name": "get_weather", "arguments": {"city": "Oslo", "days": 2}}\n' \
+       '</tool_call>'
+
+
+def test_split_reads_calls_and_leaves_the_rest():
+    tools = ToolSet.of(TOOLS, "auto")
+    assert tools is not None
+    text, calls = tools.split(f"Let me check. {CALL}")
+    assert text == "Let me check." and [c.name for c in calls] == ["get_weather"]
+    assert json.loads(calls[0].arguments) == {"city": "Oslo", "days": 2}
+    for kept in ("<tool_call>{not json}</tool_call>",
+                 '<tool_call>{"name": "unknown", "arguments": {}}</tool_call>', "plain"):
+        assert tools.split(kept) == (kept, [])
+
+
+def test_streamed_text_is_released_unless_it_may_be_a_call():
+    tools = ToolSet.of(TOOLS, "auto")
+    assert tools is not None
+    reader = ToolCallStream(tools)
+    sent = [reader.feed(piece) for piece in ("Hi <", "tool", "_call>\n{", '"name": "ping"}',
+                                              "\n</tool_call>")]
+    assert sent == ["Hi ", "", "", "", ""]
+    rest, calls = reader.finish()
+    assert rest == "" and [c.name for c in calls] == ["ping"] and calls[0].arguments == "{}"
+    plain = ToolCallStream(tools)
+    assert plain.feed("a < b") == "a < b" and plain.feed(" <to") == " " and \
+        plain.finish() == ("<to", [])
+
+
+@pytest.mark.parametrize(("tools", "choice", "param"), [
+    ([{"type": "function", "function": {}}], "auto", "tools[0].function.name"),
+    ([{"type": "retrieval"}], "auto", "tools[0]"),
+    (TOOLS, {"type": "function", "function": {"name": "nope"}}, "tool_choice"),
+    (TOOLS, "always", "tool_choice"),
+    (None, "required", "tool_choice"),
+])
+def test_bad_tools_are_400(tools, choice, param):
+    with pytest.raises(APIError) as info:
+        ToolSet.of(tools, choice)
+    assert info.value.status == 400 and info.value.param == param
+
+
+@pytest.fixture(scope="module", params=["qwen3", "qwen3_vl"])
+def client(request, engine_for, media_dir):
+    with make_client(engine_for(request.param), media_dir) as c:
+        yield c
+
+
+def _ask(client, **fields):
+    body = {"messages": [{"role": "user", "content": "Weather in Oslo?"}], "max_tokens": 60,
+            "temperature": 0, "tools": TOOLS, **fields}
+    return client.post("/v1/chat/completions", json=body)
+
+
+def test_forced_call_is_a_schema_valid_tool_call(client):
+    r = _ask(client, tool_choice=NAMED)
+    assert r.status_code == 200, r.text
+    choice = r.json()["choices"][0]
+    assert choice["finish_reason"] == "tool_calls" and choice["message"]["content"] is None
+    (call,) = choice["message"]["tool_calls"]
+    assert call["type"] == "function" and call["id"].startswith("call_")
+    assert call["function"]["name"] == "get_weather"
+    jsonschema.validate(json.loads(call["function"]["arguments"]), WEATHER)
+    required = _ask(client, tool_choice="required").json()["choices"][0]
+    assert required["message"]["tool_calls"][0]["function"]["name"] in ("get_weather", "ping")
+
+
+def test_streamed_forced_call_matches_the_whole_reply(client):
+    whole = _ask(client, tool_choice=NAMED).json()["choices"][0]["message"]["tool_calls"][0]
+    with client.stream("POST", "/v1/chat/completions", json={
+            "messages": [{"role": "user", "content": "Weather in Oslo?"}], "max_tokens": 60,
+            "temperature": 0, "tools": TOOLS, "tool_choice": NAMED, "stream": True}) as r:
+        events = sse_events(r)
+    deltas = [c["delta"] for e in events[:-1] for c in e["choices"]]
+    (streamed,) = [call for d in deltas for call in d.get("tool_calls") or []]
+    assert streamed["index"] == 0 and streamed["function"] == whole["function"]
+    assert events[-2]["choices"][0]["finish_reason"] == "tool_calls"
+
+
+def test_tools_and_earlier_calls_reach_the_template(client):
+    plain = client.post("/v1/chat/completions", json={
+        "messages": [{"role": "user", "content": "Weather in Oslo?"}], "max_tokens": 1})
+    with_tools = _ask(client, max_tokens=1, tool_choice="none")
+    assert with_tools.json()["usage"]["prompt_tokens"] > plain.json()["usage"]["prompt_tokens"]
+    assert "tool_calls" not in with_tools.json()["choices"][0]["finish_reason"]
+    call = {"id": "call_1", "type": "function",
+            "function": {"name": "get_weather", "arguments": '{"city": "Oslo", "days": 2}'}}
+    history = [{"role": "user", "content": "Weather in Oslo?"},
+               {"role": "assistant", "content": None, "tool_calls": [call]},
+               {"role": "tool", "tool_call_id": "call_1", "content": '{"temp_c": 4}'}]
+    follow_up = client.post("/v1/chat/completions", json={
+        "messages": history, "tools": TOOLS, "max_tokens": 1})
+    assert follow_up.status_code == 200, follow_up.text
+    assert follow_up.json()["usage"]["prompt_tokens"] > with_tools.json()["usage"][
+        "prompt_tokens"] + 10
+
+
+def test_a_template_without_tools_is_a_400(engine_for, media_dir):
+    with make_client(engine_for("gemma3"), media_dir) as client:
+        r = _ask(client)
+    assert r.status_code == 400, r.text
+    assert r.json()["error"]["param"] == "tools" and "function calling" in r.text
