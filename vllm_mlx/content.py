@@ -33,7 +33,7 @@ from .media import (
     load_source_sync,
     sample_video,
 )
-from .media.sniff import media_kind_of, sniff_mime
+from .media.sniff import is_pdf, media_kind_of, sniff_mime
 
 ROLES = ("system", "developer", "user", "assistant", "tool")
 FileResolver = Callable[[str], str]  # file id -> local path or URL
@@ -192,7 +192,7 @@ def _uploaded_kind(path: str, file_id: str) -> str:
             head = fh.read(1024)
     except OSError:
         return "image"  # the loader reports it
-    if head.lstrip()[:5] == b"%PDF-":
+    if is_pdf(head):
         raise ContentError(f"input_file {file_id} is a PDF: chat takes images and videos; "
                            "send documents to /v1/document/generate", "messages")
     return "video" if media_kind_of(sniff_mime(head)) == "video" else "image"

@@ -14,15 +14,13 @@ from collections.abc import Sequence
 
 from PIL import Image
 
-PDF_MAGIC = b"%PDF-"
+from ..media.sniff import is_pdf
+
+__all__ = ["PdfError", "PdfRenderer", "is_pdf"]
 
 
 class PdfError(ValueError):
     pass
-
-
-def is_pdf(head: bytes) -> bool:
-    return head.lstrip()[:5] == PDF_MAGIC
 
 
 class PdfRenderer:

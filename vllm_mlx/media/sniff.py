@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from types import MappingProxyType
 
-__all__ = ["media_kind_of", "sniff_mime"]
+__all__ = ["is_pdf", "media_kind_of", "sniff_mime"]
 
 _PREFIXES: tuple[tuple[bytes, str], ...] = (
     (b"\x89PNG\r\n\x1a\n", "image/png"),
@@ -47,6 +47,12 @@ def sniff_mime(data: bytes) -> str | None:
     if len(head) >= 1 and head[0] == 0x47 and len(data) > 188 and data[188] == 0x47:
         return "video/mp2t"
     return None
+
+
+def is_pdf(head: bytes) -> bool:
+    """Whether these first bytes open a PDF (kept apart from :func:`sniff_mime`, whose
+    answers are media types)."""
+    return head.lstrip()[:5] == b"%PDF-"
 
 
 def media_kind_of(mime: str | None) -> str | None:

@@ -31,6 +31,7 @@ from av.video.stream import VideoStream
 from .errors import InvalidVideo, MediaTooLarge
 from .fetch import MediaBytes, load_source_sync
 from .policy import DEFAULT_POLICY, MediaPolicy
+from .sniff import is_pdf
 
 __all__ = ["VideoInfo", "measure_duration", "open_video", "probe_video", "read_info", "video_input"]
 
@@ -109,7 +110,7 @@ def _is_pdf(data: VideoData) -> bool:
                 head = fh.read(1024)
     except OSError:
         return False  # av.open reports it
-    return head.lstrip()[:5] == b"%PDF-"
+    return is_pdf(head)
 
 
 def open_video(data: VideoData, origin: str) -> tuple[InputContainer, VideoStream]:
