@@ -91,9 +91,6 @@ class Submission:
         finally:
             self._cancelled.set()
 
-    def cancel(self) -> None:
-        self._cancelled.set()
-
     def __del__(self) -> None:
         self._cancelled.set()
 
