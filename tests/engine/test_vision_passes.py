@@ -55,7 +55,9 @@ def test_images_and_video_pieces_are_encoded_one_per_step(tiny_model):
         before = engine.stats["vision_encoder_passes"]
         asyncio.run(run())
         assert engine.stats["vision_encoder_passes"] - before == 2
-        # The running request decoded during the newcomer's passes, prefill and first token.
+        # The running request decoded during the newcomer's passes, prefill and first
+        # token: its start (with the first pass), second pass and prefill each come in a
+        # step after that step's decode (both passes in one step would make it two).
         assert steps_before_first[0] >= 3
         before = engine.stats["vision_encoder_passes"]
         engine.complete_sync(ask([ImagePart(noise_image(1)), ImagePart(noise_image(2, (40, 64))),

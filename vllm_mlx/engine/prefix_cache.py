@@ -106,7 +106,9 @@ class PrefixCache:
 
     def store(self, tokens: Sequence[int], cache: Sequence[Any], media: tuple[str, ...],
               rope_deltas: Any) -> None:
-        length = min(int(c.offset) for c in cache)
+        # A finished row's cache may hold one position more than ``tokens`` (its
+        # end-of-sequence token, fed by the step launched before it was read).
+        length = min(len(tokens), *(int(c.offset) for c in cache))
         if length < MIN_REUSE:
             return
         layers = [(mx.contiguous(c.keys[..., :length, :]), mx.contiguous(c.values[..., :length, :]))

@@ -1,7 +1,7 @@
 """Continuous batching on the owner thread.
 
-Each :meth:`Scheduler.step` does, in order: drop cancelled requests; advance prefill by
-at most one chunk of work; run one decode step for every request in the running batch.
+Each :meth:`Scheduler.step` does, in order: drop cancelled requests; run one decode step
+for every request in the running batch; advance prefill by at most one chunk of work.
 So a long prompt never stalls decoding, nor a short prompt's first token, for more than
 one chunk, and requests join and leave the batch at token granularity with their own
 sampling settings, stops and lengths.
@@ -18,7 +18,10 @@ pass), or advance the prompt with the fewest tokens left by one chunk, or finish
 sample its first token before it joins the batch.
 
 A request keeps its own cache while it is prefilled; when it joins, the cache is merged
-into the batch cache (the rows' order is ``self.running``'s).
+into the batch cache (:class:`.batch.RunningBatch`).
+
+Decode is pipelined: each step launches its decode step before it delivers the tokens of
+the one before, then does its prefill work while the device computes (:mod:`.batch`).
 """
 
 from __future__ import annotations
@@ -31,14 +34,15 @@ from contextlib import contextmanager
 from typing import Any
 
 from ._mlx import int_list, mx
+from .batch import RunningBatch, Step
 from .errors import ContextTooLong, EngineError, InvalidRequest
 from .inputs import prepare_prompt
 from .loader import LoadedModel
 from .prefix_cache import CacheHit, PrefixCache, cacheable, media_hashes, rebuild
-from .runner import ModelRunner, extend_batch, filter_batch, join_batches
+from .runner import ModelRunner
 from .sampler import KeyedSampler, request_processors
 from .sampling import mask_eos
-from .sequence import Sequence, Sink, sample_rows
+from .sequence import Sequence, Sink
 from .stats import EngineStats
 from .tokens import detokenizer_prototype, eos_token_ids, new_detokenizer
 from .types import GenerationRequest
@@ -72,15 +76,13 @@ class Scheduler:
         self.eos = eos_token_ids(loaded)
         self.detokenizer = detokenizer_prototype(loaded)
         self.waiting: deque[Sequence] = deque()
-        self.running: list[Sequence] = []
-        self.batch: list[Any] | None = None
-        self.deltas: mx.array | None = None  # (B, 1) mRoPE offsets, for models with them
+        self.batch = RunningBatch()
         self.stats = EngineStats()
 
     # -- admission ---------------------------------------------------------------------
     @property
     def active(self) -> int:
-        return len(self.waiting) + len(self.running)
+        return len(self.waiting) + len(self.batch)
 
     @property
     def has_capacity(self) -> bool:
@@ -88,7 +90,7 @@ class Scheduler:
 
     @property
     def has_work(self) -> bool:
-        return bool(self.waiting or self.running)
+        return bool(self.waiting or self.batch)
 
     def add(self, request: GenerationRequest, sink: Sink,
             is_cancelled: Callable[[], bool]) -> None:
@@ -106,30 +108,33 @@ class Scheduler:
     # -- one iteration -----------------------------------------------------------------
     def step(self) -> None:
         self._drop_cancelled()
-        if self.waiting:
-            started = time.perf_counter()
-            features = self.runner.features
-            if self.runner.vision:
-                seq = self._next_prefill()
-                self._served(seq)
-                self._advance_prefill(seq)
-            else:
-                self._prefill_text()
-            self.stats.prefill_seconds += time.perf_counter() - started
-            self.stats.vision_cache_hits = features.hits
-            self.stats.vision_cache_misses = features.misses
-            self.stats.vision_cache_bytes = features.nbytes
-            self.stats.vision_encoder_passes = self.runner.encoder_passes
-        if self.running:
+        if self.batch:
             self._decode()
-        self.stats.batch_size = len(self.running)
+        if self.waiting:
+            self._prefill()
+        self.stats.batch_size = len(self.batch)
         self.stats.prefilling = len(self.waiting)
 
+    def _prefill(self) -> None:
+        started = time.perf_counter()
+        features = self.runner.features
+        if self.runner.vision:
+            seq = self._next_prefill()
+            self._served(seq)
+            self._advance_prefill(seq)
+        else:
+            self._prefill_text()
+        self.stats.prefill_seconds += time.perf_counter() - started
+        self.stats.vision_cache_hits = features.hits
+        self.stats.vision_cache_misses = features.misses
+        self.stats.vision_cache_bytes = features.nbytes
+        self.stats.vision_encoder_passes = self.runner.encoder_passes
+
     def abort_all(self, error: EngineError) -> None:
-        for sequence in [*self.waiting, *self.running]:
+        for sequence in [*self.waiting, *self.batch.rows]:
             sequence.sink(error)
         self.waiting.clear()
-        self._reset_batch()
+        self.batch.clear()
 
     # -- prefill -----------------------------------------------------------------------
     def _next_prefill(self) -> Sequence:
@@ -229,11 +234,10 @@ class Scheduler:
         if len(group) > 1:
             self.stats.prefill_groups += 1
             self.stats.prefill_group_rows += len(group)
-        self.batch = join_batches(self.batch, joined)
+        self.batch.join(group, joined)
         for seq in group:
             self.waiting.remove(seq)
             seq.cache, seq.prefill = None, None
-            self.running.append(seq)
 
     def _start(self, seq: Sequence) -> None:
         prompt = prepare_prompt(self.loaded, seq.request)
@@ -297,13 +301,8 @@ class Scheduler:
             if seq.finish_reason != "cancelled":
                 self._remember(seq, seq.cache)
             return
-        self.batch = extend_batch(self.batch, seq.cache)
-        if seq.rope_deltas is not None:
-            deltas = seq.rope_deltas
-            self.deltas = deltas if self.deltas is None else mx.concatenate([self.deltas,
-                                                                              deltas])
+        self.batch.extend(seq, seq.cache)
         seq.cache, seq.prefill = None, None
-        self.running.append(seq)
 
     def _fail_waiting(self, seq: Sequence, error: EngineError) -> None:
         if seq in self.waiting:
@@ -313,30 +312,34 @@ class Scheduler:
 
     # -- decode ------------------------------------------------------------------------
     def _decode(self) -> None:
+        """Launch the next step, then deliver the one before it (see :mod:`.batch`)."""
         started = time.perf_counter()
-        # A row that joined after a batched prefill has no token yet: it reads its last
-        # prompt token, and this step samples its first token.
-        first = [not s.generated for s in self.running]
-        tokens = mx.array([[s.generated[-1] if s.generated else s.prompt_ids[-1]]
-                           for s in self.running])
-        assert self.batch is not None
-        logits = self.runner.decode(tokens, self.batch, self.deltas)
-        logits = mask_eos(logits, [s.suppresses_eos for s in self.running], self.eos)
-        sampled, rows = sample_rows(self.running, logits)
-        now = time.perf_counter()
-        for seq in (s for s, new in zip(self.running, first) if new):
-            self.stats.observe_ttft(now - seq.arrived)
-        finished = [i for i, seq in enumerate(self.running)
-                    if self._emit(seq, sampled[i], rows[i] if rows else None)]
+        previous = self.batch.inflight
+        launched = self.batch.launch(self.runner, self.eos)
         self.stats.decode_steps += 1
+        if previous is not None:
+            self._deliver(previous)
+        if self.batch.inflight is launched and launched.deliver_now:
+            self.batch.inflight = None
+            self._deliver(launched)
         self.stats.decode_seconds += time.perf_counter() - started
-        if finished:
-            if self.prefix is not None and self.batch is not None:
-                for i in finished:
-                    if self.running[i].request.cache_prefix:
-                        self._remember(self.running[i],
-                                       [layer.extract(i) for layer in self.batch])
-            self._remove_rows(finished)
+
+    def _deliver(self, step: Step) -> None:
+        """Hand each row its token from ``step``; finished rows leave the batch."""
+        tokens = int_list(step.tokens)
+        now = time.perf_counter()
+        finished = []
+        for i, seq in enumerate(step.rows):
+            if seq.first_token_at is None:
+                self.stats.observe_ttft(now - seq.arrived)
+            if self._emit(seq, tokens[i], step.logprobs[i] if step.logprobs else None):
+                finished.append(seq)
+        if not finished:
+            return
+        for seq in finished:
+            if self.prefix is not None and seq.request.cache_prefix:
+                self._remember(seq, self.batch.extract(seq))
+        self.batch.remove(finished)
 
     def _emit(self, seq: Sequence, token: int, logprobs: mx.array | None) -> bool:
         """Deliver a token's chunk; return True when the sequence is finished."""
@@ -350,28 +353,15 @@ class Scheduler:
             return True
         return False
 
-    # -- batch bookkeeping -------------------------------------------------------------
-    def _remove_rows(self, rows: list[int]) -> None:
-        gone = set(rows)
-        keep = [i for i in range(len(self.running)) if i not in gone]
-        self.running = [self.running[i] for i in keep]
-        self.batch = filter_batch(self.batch, keep) if self.batch is not None else None
-        if self.deltas is not None:
-            self.deltas = self.deltas[mx.array(keep)] if keep else None
-        if self.batch is None:
-            self._reset_batch()
-
-    def _reset_batch(self) -> None:
-        self.running, self.batch, self.deltas = [], None, None
-
+    # -- cancellation ------------------------------------------------------------------
     def _drop_cancelled(self) -> None:
         for seq in [s for s in self.waiting if s.is_cancelled()]:
             self.waiting.remove(seq)
             self.stats.requests_cancelled += 1
             seq.sink(None)
-        cancelled = [i for i, s in enumerate(self.running) if s.is_cancelled()]
-        for i in cancelled:
+        cancelled = [s for s in self.batch.rows if s.is_cancelled()]
+        for seq in cancelled:
             self.stats.requests_cancelled += 1
-            self.running[i].sink(None)
+            seq.sink(None)
         if cancelled:
-            self._remove_rows(cancelled)
+            self.batch.remove(cancelled)

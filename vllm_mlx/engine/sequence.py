@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._mlx import int_list, mx
+from ._mlx import mx
 from .runner import PrefillState
 from .sampler import KeyedSampler, sample_batch
 from .sampling import LogitsProcessor, StopMatcher, token_logprob
@@ -64,8 +64,12 @@ class Sequence:
     @property
     def suppresses_eos(self) -> bool:
         """End-of-sequence tokens are forbidden for this request's next token."""
+        return self.suppresses_eos_after(0)
+
+    def suppresses_eos_after(self, undelivered: int) -> bool:
+        """The same, for the token after ``undelivered`` sampled tokens not yet accepted."""
         params = self.request.sampling
-        return params.ignore_eos or len(self.generated) < params.min_tokens
+        return params.ignore_eos or len(self.generated) + undelivered < params.min_tokens
 
     @property
     def needs_history(self) -> bool:
@@ -130,22 +134,25 @@ class Sequence:
 
 
 def sample_rows(running: list[Sequence], logits: mx.array
-                ) -> tuple[list[int], list[mx.array] | None]:
-    """Each row's token (and its log-probs, when any request wants them).
+                ) -> tuple[mx.array, list[mx.array] | None]:
+    """Each row's token, (B,) uint32 and not evaluated, and its log-probs when any request
+    wants them.
 
     Rows with logits processors are sampled one by one; the others in one batch per
     distinct set of filters (greedy rows: one argmax)."""
     wants = any(s.request.sampling.logprobs is not None for s in running)
     if not wants and all(s.sampler.greedy and not s.processors for s in running):
-        return int_list(mx.argmax(logits, axis=-1)), None
+        return mx.argmax(logits, axis=-1).astype(mx.uint32), None
     logprobs = logits - mx.logsumexp(logits, axis=-1, keepdims=True)
     rows = [logprobs[i] for i in range(len(running))] if wants else []
-    picked: list[tuple[list[int], mx.array]] = []
+    order: list[int] = []
+    picked: list[mx.array] = []
     groups: dict[Any, list[int]] = {}
     for i, seq in enumerate(running):
         if seq.processors:
             token, own = seq.sample(logits[i:i + 1])
-            picked.append(([i], token))
+            order.append(i)
+            picked.append(token.reshape(-1))
             if wants:
                 rows[i] = own[0]
         else:
@@ -155,10 +162,10 @@ def sample_rows(running: list[Sequence], logits: mx.array
         batch = logprobs[mx.array(members)]
         tokens = (mx.argmax(batch, axis=-1) if key == "greedy"
                   else sample_batch(batch, [running[i].sampler for i in members]))
-        picked.append((members, tokens))
-    mx.eval([chosen for _, chosen in picked])
-    out = [0] * len(running)
-    for members, chosen in picked:
-        for i, token_id in zip(members, int_list(chosen)):
-            out[i] = token_id
-    return out, rows if wants else None
+        order.extend(members)
+        picked.append(tokens.reshape(-1))
+    inverse = [0] * len(order)
+    for position, row in enumerate(order):
+        inverse[row] = position
+    tokens = mx.concatenate([t.astype(mx.uint32) for t in picked])[mx.array(inverse)]
+    return tokens, rows if wants else None
