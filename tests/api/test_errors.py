@@ -170,6 +170,9 @@ def test_405_names_every_method_of_the_path(vl_client):
 @pytest.mark.parametrize("patch, param", [
     ({"repetition_penalty": 1e-300}, "repetition_penalty"),  # logits overflow: NaN logprobs
     ({"logit_bias": {"15": 1e9}}, "logit_bias"),
+    ({"logit_bias": {"99999999": 5}}, "logit_bias"),  # indexed past the logits unchecked
+    ({"logit_bias": {"-3": 5}}, "logit_bias"),
+    ({"top_logprobs": 3}, "top_logprobs"),  # OpenAI refuses it without logprobs
     ({"extra_body": {"video_fps": 1000}}, None),  # the nested form skipped the bounds
     ({"extra_body": {"video_max_frames": 10**6}}, None),
 ])

@@ -56,7 +56,18 @@ def test_a_seeded_row_samples_the_same_alone_or_batched():
 
 def test_json_output_with_eos_suppression_is_refused():
     with pytest.raises(InvalidRequest):
-        request_processors(SamplingParams(json_object=True, min_tokens=3), lambda: None)
+        request_processors(SamplingParams(json_object=True, min_tokens=3), lambda: None,
+                           vocab_size=VOCAB)
+
+
+@pytest.mark.parametrize("token", [-1, VOCAB, 10**12])
+def test_logit_bias_outside_the_vocabulary_is_refused(token):
+    with pytest.raises(InvalidRequest) as caught:
+        request_processors(SamplingParams(logit_bias={token: 1.0}), lambda: None,
+                           vocab_size=VOCAB)
+    assert caught.value.param == "logit_bias"
+    assert request_processors(SamplingParams(logit_bias={VOCAB - 1: 1.0}), lambda: None,
+                              vocab_size=VOCAB)
 
 
 def test_eos_is_masked_only_in_the_flagged_rows():

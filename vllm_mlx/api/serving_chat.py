@@ -111,7 +111,9 @@ class ChatService:
             req, refs, on_reply = self.hook.begin(req, refs)
         model = self.ctx.check_model(req.model)
         max_tokens = self.ctx.max_tokens(req.max_completion_tokens, req.max_tokens)
-        want_logprobs = req.logprobs or req.top_logprobs is not None
+        if req.top_logprobs is not None and not req.logprobs:
+            raise APIError(400, "top_logprobs needs logprobs set to true", param="top_logprobs")
+        want_logprobs = bool(req.logprobs)
         tools = ToolSet.of(req.tools, req.tool_choice)
         sampling = sampling_params(
             req, max_tokens, logprobs=(req.top_logprobs or 0) if want_logprobs else None,

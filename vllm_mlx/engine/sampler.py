@@ -74,8 +74,8 @@ def sample_batch(logprobs: mx.array, samplers: list[KeyedSampler]) -> mx.array:
     return mx.argmax(scaled + noise, axis=-1)
 
 
-def request_processors(params: SamplingParams, grammar: Callable[[], Any]
-                       ) -> list[LogitsProcessor]:
+def request_processors(params: SamplingParams, grammar: Callable[[], Any], *,
+                       vocab_size: int) -> list[LogitsProcessor]:
     """Logit bias and penalties (mlx-lm's), then the JSON constraint. (End-of-sequence
     suppression is not a processor: the scheduler masks it for the whole batch.)
 
@@ -84,6 +84,7 @@ def request_processors(params: SamplingParams, grammar: Callable[[], Any]
     """
     from mlx_lm.sample_utils import make_logits_processors
 
+    _check_logit_bias(params.logit_bias, vocab_size)
     processors = list(make_logits_processors(
         params.logit_bias, params.repetition_penalty,
         presence_penalty=params.presence_penalty, frequency_penalty=params.frequency_penalty,
@@ -102,3 +103,11 @@ def request_processors(params: SamplingParams, grammar: Callable[[], Any]
         compiler = grammar()
         processors.append(grammar_logits_processor(compiler, compiler.lark(params.grammar)))
     return processors
+
+
+def _check_logit_bias(bias: dict[int, float] | None, vocab_size: int) -> None:
+    """Token ids outside the vocabulary would index past the logits (MLX does not check)."""
+    outside = sorted(t for t in bias or {} if not 0 <= t < vocab_size)
+    if outside:
+        raise InvalidRequest(f"logit_bias names token id {outside[0]}, outside this model's "
+                             f"vocabulary (ids 0 to {vocab_size - 1})", param="logit_bias")

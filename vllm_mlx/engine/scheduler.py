@@ -98,7 +98,8 @@ class Scheduler:
         sequence = Sequence(
             request=request, sink=sink, is_cancelled=is_cancelled,
             sampler=KeyedSampler(params),
-            processors=request_processors(params, lambda: self.loaded.grammar_compiler),
+            processors=request_processors(params, lambda: self.loaded.grammar_compiler,
+                                          vocab_size=self.loaded.vocab_size),
             detokenizer=new_detokenizer(self.detokenizer), tokenizer=self.loaded.tokenizer,
             eos=frozenset(self.eos),
         )
