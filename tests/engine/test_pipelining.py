@@ -76,6 +76,25 @@ def test_a_first_token_comes_at_once_and_later_ones_a_step_after_their_launch(sc
     assert len(sink.token_ids) == 4 and scheduler.batch.inflight is None
 
 
+def test_a_token_is_not_held_over_prefill_work(tiny_model):
+    """While a long prompt is prefilled a chunk per step, each step delivers the token it
+    launched: held over to the next step, every token would wait for two chunks."""
+    scheduler = Scheduler(load_model(str(tiny_model("qwen3"))), prefix_cache_bytes=0,
+                          prefill_chunk=16)
+    scheduler.add(request([TextPart("Hi there")], max_tokens=8, ignore_eos=True),
+                  Collector(), lambda: False)
+    scheduler.step()  # the short prompt joins the batch
+    (row,) = scheduler.batch.rows
+    scheduler.add(request([TextPart("word " * 200)], max_tokens=2), Collector(),
+                  lambda: False)
+    delivered = []
+    for _ in range(5):
+        scheduler.step()
+        assert scheduler.waiting  # the long prompt is still being prefilled
+        delivered.append(len(row.generated))
+    assert delivered == [1, 2, 3, 4, 5]
+
+
 @pytest.mark.parametrize("on_host", [False, True], ids=["pipelined", "processors"])
 def test_min_tokens_allows_end_of_sequence_at_exactly_its_count(scheduler, on_host):
     """Where the reference run's token at index ``m`` is made the end-of-sequence token,

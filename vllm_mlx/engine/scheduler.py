@@ -20,8 +20,10 @@ sample its first token before it joins the batch.
 A request keeps its own cache while it is prefilled; when it joins, the cache is merged
 into the batch cache (:class:`.batch.RunningBatch`).
 
-Decode is pipelined: each step launches its decode step before it delivers the tokens of
-the one before, then does its prefill work while the device computes (:mod:`.batch`).
+Decode is pipelined (:mod:`.batch`): each step launches its decode step, then delivers
+the tokens of the one before while the device computes. A step with prefill work does it
+after the launch and delivers its own tokens after it, so a token never waits for two
+prefill actions.
 """
 
 from __future__ import annotations
@@ -113,6 +115,7 @@ class Scheduler:
             self._decode()
         if self.waiting:
             self._prefill()
+            self._deliver_inflight()  # no token waits for the next step's prefill work too
         self.stats.batch_size = len(self.batch)
         self.stats.prefilling = len(self.waiting)
 
@@ -321,9 +324,13 @@ class Scheduler:
         if previous is not None:
             self._deliver(previous)
         if self.batch.inflight is launched and launched.deliver_now:
-            self.batch.inflight = None
-            self._deliver(launched)
+            self._deliver_inflight()
         self.stats.decode_seconds += time.perf_counter() - started
+
+    def _deliver_inflight(self) -> None:
+        step, self.batch.inflight = self.batch.inflight, None
+        if step is not None:
+            self._deliver(step)
 
     def _deliver(self, step: Step) -> None:
         """Hand each row its token from ``step``; finished rows leave the batch."""
