@@ -36,7 +36,7 @@ class Step:
     deliver_now: bool  # a row has processors or no token yet: do not wait for the next step
 
     def keep(self, indices: list[int]) -> None:
-        index = mx.array(indices)
+        index = mx.array(indices, dtype=mx.int32)
         self.rows = [self.rows[i] for i in indices]
         self.tokens = self.tokens[index]
         if self.logprobs is not None:
@@ -80,7 +80,11 @@ class RunningBatch:
             self.clear()
             return
         if self.inflight is not None:
-            self.inflight.keep([i for i in keep if i < len(self.inflight.rows)])
+            kept = [i for i in keep if i < len(self.inflight.rows)]
+            if kept:
+                self.inflight.keep(kept)
+            else:
+                self.inflight = None
         self.rows = [self.rows[i] for i in keep]
         self.cache = filter_batch(self.cache, keep) if self.cache is not None else None
         if self.deltas is not None:
