@@ -29,6 +29,26 @@ def test_prompt_over_the_context_length_is_400(vl_client):
     assert "context length" in error["message"]
 
 
+_TOOL = {"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}
+
+
+@pytest.mark.parametrize("path, body, code", [
+    ("/v1/chat/completions", {"messages": [{"role": "user", "content": "hello " * 40000}]},
+     "context_length_exceeded"),
+    ("/v1/completions", {"prompt": "hello " * 40000}, "context_length_exceeded"),
+    # this model's chat template ignores tools
+    ("/v1/chat/completions", {"messages": [{"role": "user", "content": "Hi"}],
+                              "tools": [_TOOL]}, "unsupported_input"),
+])
+def test_a_refused_streamed_request_is_a_status_not_an_event(vl_client, path, body, code):
+    """The engine refuses these while preparing the prompt, after the request was queued:
+    the stream used to start (200) and carry the error as an event."""
+    with vl_client.stream("POST", path, json={**body, "max_tokens": 2, "stream": True}) as r:
+        r.read()
+        assert r.status_code == 400, r.text
+        assert r.json()["error"]["code"] == code
+
+
 def test_streamed_logprobs_cover_every_token(vl_client):
     body = {"messages": [{"role": "user", "content": "Hello"}], "max_tokens": 40,
             "temperature": 1.0, "seed": 3, "logprobs": True, "stream": True,

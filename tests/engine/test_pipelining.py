@@ -16,6 +16,7 @@ from tests.engine.test_batching import request
 from vllm_mlx.engine import GenerationChunk, TextPart
 from vllm_mlx.engine.loader import load_model
 from vllm_mlx.engine.scheduler import Scheduler
+from vllm_mlx.engine.types import ACCEPTED
 
 
 class Collector:
@@ -29,7 +30,7 @@ class Collector:
         assert not isinstance(item, Exception), item
         if item is None:
             self.closed = True
-        else:
+        elif item is not ACCEPTED:
             self.chunks.append(item)
 
     @property

@@ -63,7 +63,7 @@ async def chat_completions(body: ChatCompletionRequest, request: Request) -> Any
     service = request.app.state.chat
     prepared = await service.prepare(body)
     if body.stream:
-        return StreamingResponse(service.stream(prepared), media_type="text/event-stream",
+        return StreamingResponse(await service.stream(prepared), media_type="text/event-stream",
                                  headers=SSE_HEADERS)
     return await unless_disconnected(request, service.complete(prepared))
 
@@ -73,6 +73,6 @@ async def completions(body: CompletionRequest, request: Request) -> Any:
     service = request.app.state.completions
     prepared = service.prepare(body)
     if body.stream:
-        return StreamingResponse(service.stream(prepared), media_type="text/event-stream",
+        return StreamingResponse(await service.stream(prepared), media_type="text/event-stream",
                                  headers=SSE_HEADERS)
     return await unless_disconnected(request, service.complete(prepared))

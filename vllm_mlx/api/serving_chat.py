@@ -158,10 +158,13 @@ class ChatService:
             timing=timing(start, first, completion),
         )
 
-    def stream(self, prepared: PreparedChat) -> AsyncIterator[str]:
-        """SSE lines. The engine takes the requests now: an overloaded engine is a 429
-        before the response starts, not an error event inside a 200."""
-        return self._events(prepared, self.ctx.engine.submit(prepared.requests))
+    async def stream(self, prepared: PreparedChat) -> AsyncIterator[str]:
+        """SSE lines, once the engine has accepted the requests: an overloaded engine (429)
+        or a request it refuses (a prompt too long, tools its template ignores: 400) is a
+        status before the response starts, not an error event inside a 200."""
+        submission = self.ctx.engine.submit(prepared.requests)
+        await submission.accepted()
+        return self._events(prepared, submission)
 
     async def _events(self, prepared: PreparedChat, submission: Submission
                       ) -> AsyncIterator[str]:

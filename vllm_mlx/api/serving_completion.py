@@ -99,9 +99,12 @@ class CompletionService:
                                       prompt_tokens=prompt, completion_tokens=completion,
                                       total_tokens=prompt + completion))
 
-    def stream(self, prepared: PreparedCompletion) -> AsyncIterator[str]:
-        """SSE lines; the engine takes the requests now (overload: a 429, not an event)."""
-        return self._events(prepared, self.ctx.engine.submit(prepared.requests))
+    async def stream(self, prepared: PreparedCompletion) -> AsyncIterator[str]:
+        """SSE lines, once the engine has accepted the requests (overload: a 429, a refused
+        request: its 4xx, each before the response starts, not as an event)."""
+        submission = self.ctx.engine.submit(prepared.requests)
+        await submission.accepted()
+        return self._events(prepared, submission)
 
     async def _events(self, prepared: PreparedCompletion, submission: Submission
                       ) -> AsyncIterator[str]:

@@ -25,6 +25,7 @@ import functools
 import logging
 import queue
 import threading
+from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -34,11 +35,17 @@ from .errors import EngineClosed, EngineError, EngineOverloaded
 from .heap import HeapTrimmer
 from .loader import LoadedModel, LoadOptions, load_model
 from .scheduler import Scheduler
-from .types import GenerationChunk, GenerationRequest, GenerationResult
+from .types import (
+    ACCEPTED,
+    Accepted,
+    GenerationChunk,
+    GenerationRequest,
+    GenerationResult,
+)
 
 logger = logging.getLogger(__name__)
 
-_Sink = Callable[[int, GenerationChunk | BaseException | None], None]
+_Sink = Callable[[int, GenerationChunk | Accepted | BaseException | None], None]
 
 
 class StepCoordinator(Protocol):
@@ -68,7 +75,9 @@ class Submission:
     """Requests accepted by the engine: their chunks as ``(index, chunk)`` pairs as they come.
 
     Iterate :meth:`chunks` once; leaving it early, or dropping a submission never iterated
-    (a client gone before its response began), cancels every request in it.
+    (a client gone before its response began), cancels every request in it. Awaiting
+    :meth:`accepted` first raises a request's own error (a prompt too long, a template that
+    refuses it) before any chunk, so an HTTP layer can answer with a status.
     """
 
     def __init__(self, inbox: asyncio.Queue[tuple[int, Any]], cancelled: threading.Event,
@@ -76,17 +85,33 @@ class Submission:
         self._inbox = inbox
         self._cancelled = cancelled
         self._count = count
+        self._early: deque[tuple[int, Any]] = deque()  # read by accepted(), not yet yielded
+
+    async def accepted(self) -> None:
+        """Return once every request has been accepted (or has ended); raise the first
+        request's error otherwise."""
+        pending = self._count
+        while pending:
+            index, item = await self._inbox.get()
+            if isinstance(item, BaseException):
+                self._cancelled.set()
+                raise item
+            if item is ACCEPTED or item is None:
+                pending -= 1
+            if item is not ACCEPTED:
+                self._early.append((index, item))
 
     async def chunks(self) -> AsyncIterator[tuple[int, GenerationChunk]]:
         remaining = self._count
         try:
             while remaining:
-                index, item = await self._inbox.get()
+                index, item = (self._early.popleft() if self._early
+                               else await self._inbox.get())
                 if item is None:
                     remaining -= 1
                 elif isinstance(item, BaseException):
                     raise item
-                else:
+                elif item is not ACCEPTED:
                     yield index, item
         finally:
             self._cancelled.set()
@@ -244,7 +269,7 @@ class Engine:
         # The sink must not refer to the job or the submission (a cycle would keep every
         # request's media alive until a full garbage collection, and the submission's
         # end would no longer cancel its requests).
-        def sink(index: int, item: GenerationChunk | BaseException | None) -> None:
+        def sink(index: int, item: GenerationChunk | Accepted | BaseException | None) -> None:
             try:
                 loop.call_soon_threadsafe(inbox.put_nowait, (index, item))
             except RuntimeError:  # the caller's loop is gone: so is the caller
@@ -267,7 +292,8 @@ class Engine:
             while (item := inbox.get()) is not None:
                 if isinstance(item, BaseException):
                     raise item
-                yield item
+                if item is not ACCEPTED:
+                    yield item
         finally:
             cancelled.set()
 

@@ -47,7 +47,7 @@ from .sampling import mask_eos
 from .sequence import Sequence, Sink
 from .stats import EngineStats
 from .tokens import detokenizer_prototype, eos_token_ids, new_detokenizer
-from .types import GenerationRequest
+from .types import ACCEPTED, GenerationRequest
 
 logger = logging.getLogger(__name__)
 
@@ -267,6 +267,7 @@ class Scheduler:
         if seq.needs_history:
             seq.history = mx.array(seq.prompt_ids)
         self.stats.prompt_tokens += len(seq.prompt_ids)
+        seq.sink(ACCEPTED)
 
     def _fit_context(self, seq: Sequence) -> None:
         """Refuse a prompt the model's context cannot hold; stop generation at its end."""

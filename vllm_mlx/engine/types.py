@@ -138,6 +138,15 @@ class GenerationChunk:
 
 
 @dataclass(frozen=True)
+class Accepted:
+    """Sent to a request's sink once its prompt is prepared and fits the context: an error
+    before it is the request's fault, one after it a failure of generation."""
+
+
+ACCEPTED = Accepted()
+
+
+@dataclass(frozen=True)
 class GenerationResult:
     """A whole generation, gathered from its chunks."""
 
