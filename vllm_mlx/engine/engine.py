@@ -285,7 +285,7 @@ class Engine:
 
     def generate_sync(self, request: GenerationRequest) -> Iterator[GenerationChunk]:
         """Blocking twin of :meth:`generate`, for scripts and the Python API."""
-        inbox: queue.Queue[GenerationChunk | BaseException | None] = queue.Queue()
+        inbox: queue.Queue[GenerationChunk | Accepted | BaseException | None] = queue.Queue()
         cancelled = threading.Event()
         self._submit([request], lambda _, item: inbox.put(item), cancelled)
         try:
