@@ -292,7 +292,7 @@ class Engine:
             while (item := inbox.get()) is not None:
                 if isinstance(item, BaseException):
                     raise item
-                if item is not ACCEPTED:
+                if isinstance(item, GenerationChunk):
                     yield item
         finally:
             cancelled.set()
