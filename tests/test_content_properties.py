@@ -155,7 +155,15 @@ def test_valid_parts_round_trip_in_order(turns: list[tuple[str, list[Any]]]) -> 
                 part, ref = item, TextRef(text_of(item))
             parts.append(part)
             refs.append(ref)
-        messages.append({"role": role, "content": parts})
+        reply: dict[str, Any] = {}
+        if role == "tool":  # it answers a call of the assistant message before it
+            call_id = f"call_{len(messages)}"
+            messages.append({"role": "assistant", "content": None, "tool_calls": [
+                {"id": call_id, "type": "function",
+                 "function": {"name": "f", "arguments": "{}"}}]})
+            expected.append(("assistant", ()))
+            reply = {"tool_call_id": call_id}
+        messages.append({"role": role, "content": parts, **reply})
         expected.append(("system" if role == "developer" else role, tuple(refs)))
     assert all(SCHEMA.is_valid(m) for m in messages)
     parsed = parse_messages(messages)

@@ -169,7 +169,21 @@ def _tool_calls(calls: Any, path: str) -> tuple[dict[str, Any], ...]:
 def parse_messages(messages: Any) -> tuple[MessageRef, ...]:
     if not isinstance(messages, Sequence) or isinstance(messages, str) or not messages:
         raise ContentError("messages must be a non-empty list", "messages")
-    return tuple(parse_message(m, i) for i, m in enumerate(messages))
+    parsed = tuple(parse_message(m, i) for i, m in enumerate(messages))
+    _check_tool_replies(parsed)
+    return parsed
+
+
+def _check_tool_replies(messages: Sequence[MessageRef]) -> None:
+    """A ``tool`` message answers a call of the assistant message before it (as OpenAI's)."""
+    calls: set[str | None] = set()
+    for i, message in enumerate(messages):
+        if message.role == "assistant":
+            calls = {call.get("id") for call in message.tool_calls}
+        elif message.role == "tool" and message.tool_call_id not in calls - {None}:
+            raise ContentError("a 'tool' message must answer a call of the assistant message "
+                               "before it: its tool_call_id must be one of that message's "
+                               "tool_calls ids", f"messages[{i}].tool_call_id")
 
 
 def media_count(messages: Sequence[MessageRef]) -> int:

@@ -57,11 +57,49 @@ def test_streamed_text_is_released_unless_it_may_be_a_call():
     (TOOLS, {"type": "function", "function": {"name": "nope"}}, "tool_choice"),
     (TOOLS, "always", "tool_choice"),
     (None, "required", "tool_choice"),
+    # found by a walkthrough with the OpenAI SDK: all were accepted (200)
+    (None, "auto", "tool_choice"),
+    (TOOLS, {"type": "bogus", "function": {"name": "ping"}}, "tool_choice"),
+    ([{"type": "function", "function": {"name": "bad name!"}}], "auto",
+     "tools[0].function.name"),
+    ([{"type": "function", "function": {"name": "x" * 65}}], "auto", "tools[0].function.name"),
+    (TOOLS + [TOOLS[1]], "auto", "tools[2].function.name"),
+    ([TOOLS[1]] * 129, "auto", "tools"),
+    # not an object: a forced call decoded its value, then the reply parser dropped it
+    ([{"type": "function", "function": {"name": "f", "parameters": {"type": "string"}}}],
+     "required", "tools[0].function.parameters"),
+    # an invalid schema was only refused when the call was forced
+    ([{"type": "function", "function": {"name": "f", "parameters": {
+        "type": "object", "properties": {"a": {"type": "bogus"}}}}}], "auto",
+     "tools[0].function.parameters"),
 ])
 def test_bad_tools_are_400(tools, choice, param):
     with pytest.raises(APIError) as info:
         ToolSet.of(tools, choice)
     assert info.value.status == 400 and info.value.param == param
+
+
+def test_a_call_cut_short_comes_back_as_a_call_not_as_text():
+    tools = ToolSet.of(TOOLS, NAMED)
+    assert tools is not None
+    text, calls = tools.split('Sure. <tool_call>\n{"name": "get_weather", "arguments": '
+                              '{"city": "Os', cut_short=True)
+    assert text == "Sure." and [(c.name, c.arguments) for c in calls] == [
+        ("get_weather", '{"city": "Os')]
+    assert tools.split('<tool_call>\n{"name": "get_', cut_short=True) == ("", [])
+
+
+@pytest.mark.parametrize("messages", [
+    [{"role": "user", "content": "Hi"}, {"role": "tool", "tool_call_id": "c1", "content": "4"}],
+    [{"role": "assistant", "content": None, "tool_calls": [
+        {"id": "c1", "type": "function", "function": {"name": "ping", "arguments": "{}"}}]},
+     {"role": "tool", "tool_call_id": "c2", "content": "4"}],
+    [{"role": "user", "content": "Hi"}, {"role": "tool", "content": "4"}],
+])
+def test_a_tool_message_must_answer_a_call(vl_client, messages):
+    r = vl_client.post("/v1/chat/completions", json={"messages": messages, "max_tokens": 1})
+    assert r.status_code == 400, r.text
+    assert r.json()["error"]["param"] == "messages[1].tool_call_id"
 
 
 @pytest.fixture(scope="module", params=["qwen3", "qwen3_vl"])
@@ -124,3 +162,29 @@ def test_a_template_without_tools_is_a_400(engine_for, media_dir):
         r = _ask(client)
     assert r.status_code == 400, r.text
     assert r.json()["error"]["param"] == "tools" and "function calling" in r.text
+
+
+def test_max_tokens_inside_a_forced_call_returns_the_call_so_far(client):
+    r = _ask(client, tool_choice=NAMED, max_tokens=16)
+    choice = r.json()["choices"][0]
+    assert choice["finish_reason"] == "length"
+    assert not choice["message"]["content"]  # the call's markup was returned as text
+    (call,) = choice["message"]["tool_calls"]
+    assert call["function"]["name"] == "get_weather"
+    with client.stream("POST", "/v1/chat/completions", json={
+            "messages": [{"role": "user", "content": "Weather in Oslo?"}], "max_tokens": 16,
+            "temperature": 0, "tools": TOOLS, "tool_choice": NAMED, "stream": True}) as r:
+        events = sse_events(r)
+    deltas = [c["delta"] for e in events[:-1] for c in e["choices"]]
+    assert not "".join(d.get("content") or "" for d in deltas)
+    (streamed,) = [c for d in deltas for c in d.get("tool_calls") or []]
+    assert streamed["function"] == call["function"]
+
+
+@pytest.mark.parametrize("stop", [["\n"], ["}"], ["<tool_call>"]])
+def test_stop_strings_do_not_cut_a_forced_call(client, stop):
+    whole = _ask(client, tool_choice=NAMED).json()["choices"][0]
+    stopped = _ask(client, tool_choice=NAMED, stop=stop).json()["choices"][0]
+    assert stopped["finish_reason"] == "tool_calls"
+    assert stopped["message"]["tool_calls"][0]["function"] == \
+        whole["message"]["tool_calls"][0]["function"]

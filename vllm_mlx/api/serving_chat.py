@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from ..content import MessageRef, Resolver, VideoSampling, parse_messages, resolve_messages
@@ -65,8 +65,8 @@ class PreparedChat:
 
     def message(self, result: GenerationResult) -> tuple[ChatMessageOut, str]:
         """A finished choice's message and finish reason (``tool_calls`` when it called)."""
-        content, calls = (self.tools.split(result.text) if self.tools is not None
-                          else (result.text, []))
+        content, calls = (self.tools.split(result.text, result.finish_reason == "length")
+                          if self.tools is not None else (result.text, []))
         if not calls:
             return ChatMessageOut(content=content), result.finish_reason
         finish = "tool_calls" if result.finish_reason == "stop" else result.finish_reason
@@ -118,6 +118,8 @@ class ChatService:
         sampling = sampling_params(
             req, max_tokens, logprobs=(req.top_logprobs or 0) if want_logprobs else None,
             **self._response_format(req), **self._tool_grammar(req, tools))
+        if tools is not None and tools.forced:  # the grammar ends the call, not stop strings
+            sampling = replace(sampling, stop=())
         messages = await resolve_messages(refs, self._resolver(req), self.ctx.http)
         request = GenerationRequest(messages=messages, sampling=sampling,
                                     request_id=new_id("chatcmpl"),
@@ -205,7 +207,7 @@ def _deltas(index: int, piece: GenerationChunk, reader: ToolCallStream | None,
     if reader is not None:
         text = reader.feed(piece.text)
         if piece.finish_reason is not None:
-            rest, calls = reader.finish()
+            rest, calls = reader.finish(piece.finish_reason == "length")
             text += rest
     lps = (ChoiceLogprobs(content=chat_logprobs(piece.logprobs))
            if logprobs and piece.logprobs else None)

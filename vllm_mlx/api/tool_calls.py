@@ -17,14 +17,22 @@ reads its calls back and can force one:
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from jsonschema.exceptions import SchemaError
+from jsonschema.validators import validator_for
+
 from .errors import APIError
 
 OPEN, CLOSE = "<tool_call>", "</tool_call>"
+MAX_TOOLS = 128  # OpenAI's limit
+_NAME = re.compile(r"[a-zA-Z0-9_-]{1,64}")
+_PARTIAL_NAME = re.compile(r'^\s*\{\s*"name"\s*:\s*"((?:[^"\\]|\\.)*)"')
+_PARTIAL_ARGUMENTS = re.compile(r'"(?:arguments|parameters)"\s*:\s*')
 
 
 @dataclass(frozen=True)
@@ -48,20 +56,43 @@ def _function_of(tool: Any, index: int) -> dict[str, Any]:
         raise _bad("each tool must be {'type': 'function', 'function': {...}}",
                    f"tools[{index}]")
     function = tool.get("function")
-    if not isinstance(function, Mapping) or not isinstance(function.get("name"), str) \
-            or not function["name"]:
-        raise _bad("a tool's function needs a 'name'", f"tools[{index}].function.name")
+    name = function.get("name") if isinstance(function, Mapping) else None
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
+        raise _bad("a function's 'name' must be 1 to 64 letters, digits, '_' or '-'",
+                   f"tools[{index}].function.name")
+    assert isinstance(function, Mapping)
     parameters = function.get("parameters", {"type": "object"})
-    if not isinstance(parameters, Mapping):
-        raise _bad("a function's 'parameters' must be a JSON schema object",
-                   f"tools[{index}].function.parameters")
-    return dict(function)
+    where = f"tools[{index}].function.parameters"
+    if not isinstance(parameters, Mapping) or parameters.get("type", "object") != "object":
+        raise _bad("a function's 'parameters' must be a JSON schema of type 'object'", where)
+    try:
+        validator_for(parameters).check_schema(parameters)
+    except SchemaError as exc:
+        raise _bad(f"a function's 'parameters' is not a valid JSON schema: {exc.message}",
+                   where) from None
+    return {**function, "parameters": {"type": "object", **parameters}}
+
+
+def _functions_of(tools: list[Any]) -> tuple[dict[str, Any], ...]:
+    if len(tools) > MAX_TOOLS:
+        raise _bad(f"at most {MAX_TOOLS} tools, not {len(tools)}", "tools")
+    functions, seen = [], set()
+    for i, tool in enumerate(tools):
+        function = _function_of(tool, i)
+        if function["name"] in seen:
+            raise _bad(f"two tools are named {function['name']!r}", f"tools[{i}].function.name")
+        seen.add(function["name"])
+        functions.append(function)
+    return tuple(functions)
 
 
 def _chosen_name(choice: Any, names: Sequence[str]) -> str | None:
     """The function ``tool_choice`` names, if it names one."""
     if not isinstance(choice, Mapping):
         return None
+    if choice.get("type", "function") != "function":
+        raise _bad("a tool_choice object must be {'type': 'function', 'function': "
+                   "{'name': ...}}", "tool_choice")
     function = choice.get("function")
     name = function.get("name") if isinstance(function, Mapping) else None
     if not isinstance(name, str) or name not in names:
@@ -82,10 +113,10 @@ class ToolSet:
     @classmethod
     def of(cls, tools: list[Any] | None, choice: Any) -> ToolSet | None:
         if not tools:
-            if choice not in (None, "none", "auto"):
-                raise _bad("tool_choice needs tools", "tool_choice")
+            if choice is not None:
+                raise _bad("tool_choice is only allowed when tools are given", "tool_choice")
             return None
-        functions = tuple(_function_of(tool, i) for i, tool in enumerate(tools))
+        functions = _functions_of(tools)
         names = [f["name"] for f in functions]
         if choice is None or choice in ("none", "auto", "required"):
             return cls(tuple(tools), functions, choice or "auto")
@@ -105,14 +136,24 @@ class ToolSet:
     def _callable(self) -> list[dict[str, Any]]:
         return [f for f in self.functions if self.named in (None, f["name"])]
 
-    def split(self, text: str) -> tuple[str, list[ToolCall]]:
-        """The reply's text outside its calls (stripped when there are calls), and the calls."""
+    def split(self, text: str, cut_short: bool = False) -> tuple[str, list[ToolCall]]:
+        """The reply's text outside its calls (stripped when there are calls), and the calls.
+
+        ``cut_short`` (the reply hit ``max_tokens``): a last call left open is returned as
+        far as it got, arguments unfinished, as OpenAI returns a truncated call; its markup
+        never reaches the text."""
         names = {f["name"] for f in self._callable()}
         kept, calls, pos = [], [], 0
         while (start := text.find(OPEN, pos)) != -1:
             end = text.find(CLOSE, start)
             stop = len(text) if end == -1 else end + len(CLOSE)
-            call = _parse_call(text[start + len(OPEN): end if end != -1 else len(text)], names)
+            body = text[start + len(OPEN): end if end != -1 else len(text)]
+            call = _parse_call(body, names)
+            if call is None and end == -1 and cut_short:
+                call = _partial_call(body, names)
+                kept.append(text[pos:start])
+                calls.extend([call] if call else [])
+                return "".join(kept).strip(), calls
             kept.append(text[pos:start] if call else text[pos:stop])
             if call:
                 calls.append(call)
@@ -161,6 +202,16 @@ def _parse_call(body: str, names: set[str]) -> ToolCall | None:
                     json.dumps(arguments, ensure_ascii=False))
 
 
+def _partial_call(body: str, names: set[str]) -> ToolCall | None:
+    """A call cut off by ``max_tokens``: its name, if complete, and its arguments so far."""
+    name = _PARTIAL_NAME.match(body)
+    if name is None or name.group(1) not in names:
+        return None
+    arguments = _PARTIAL_ARGUMENTS.search(body, name.end())
+    return ToolCall(f"call_{uuid.uuid4().hex[:24]}", name.group(1),
+                    body[arguments.end():] if arguments else "")
+
+
 def _held_back(text: str) -> int:
     """How many trailing characters of ``text`` could begin ``<tool_call>``."""
     for size in range(min(len(OPEN) - 1, len(text)), 0, -1):
@@ -191,8 +242,8 @@ class ToolCallStream:
         out, self._held = self._held[:cut], self._held[cut:]
         return out
 
-    def finish(self) -> tuple[str, list[ToolCall]]:
+    def finish(self, cut_short: bool = False) -> tuple[str, list[ToolCall]]:
         """The text still held, to send, and the calls the reply made."""
-        text, calls = self.tools.split(self._held)
+        text, calls = self.tools.split(self._held, cut_short)
         self._held = ""
         return text, calls
