@@ -188,3 +188,12 @@ def test_stop_strings_do_not_cut_a_forced_call(client, stop):
     assert stopped["finish_reason"] == "tool_calls"
     assert stopped["message"]["tool_calls"][0]["function"] == \
         whole["message"]["tool_calls"][0]["function"]
+
+
+def test_a_schema_the_grammar_cannot_take_is_a_400_without_our_grammar_in_it(client):
+    tools = [{"type": "function", "function": {"name": "f", "parameters": {
+        "type": "object", "properties": {"a": {"type": "string", "pattern": "(?<=x)a"}}}}}]
+    r = _ask(client, tools=tools, tool_choice="required")
+    assert r.status_code == 400, r.text
+    message = r.json()["error"]["message"]
+    assert "look-around" in message and "call_0" not in message and "x-guidance" not in message

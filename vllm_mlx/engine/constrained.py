@@ -12,6 +12,7 @@ works on CPU, CUDA and Metal alike.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import numpy as np
@@ -74,16 +75,28 @@ class GrammarCompiler:
         try:
             grammar = llguidance.LLMatcher.grammar_from_lark(text)
         except (ValueError, TypeError) as exc:
-            raise InvalidRequest(f"invalid grammar: {exc}", param="tools") from exc
-        return self._checked(grammar, "unsupported grammar", "tools")
+            raise InvalidRequest(f"invalid grammar: {_readable(str(exc))}",
+                                 param="tools") from exc
+        return self._checked(grammar, "a function's parameters cannot be decoded as a forced "
+                             "call", "tools")
 
     def _checked(self, grammar: str, what: str, param: str) -> str:
         import llguidance
 
         error = llguidance.LLMatcher.validate_grammar(grammar, self.llg_tokenizer)
         if error and not error.startswith("WARNING"):
-            raise InvalidRequest(f"{what}: {error}", param=param)
+            raise InvalidRequest(f"{what}: {_readable(error)}", param=param)
         return grammar
+
+
+def _readable(error: str) -> str:
+    """llguidance's message without the grammar listing it appends (our internal text)."""
+    kept = []
+    for line in error.splitlines():
+        if re.match(r"\s*\d+ \| ", line):
+            break
+        kept.append(line.strip())
+    return re.sub(r"^at \d+\(\d+\): ", "", " ".join(line for line in kept if line))
 
 
 def json_logits_processor(compiler: GrammarCompiler, schema: dict[str, Any] | None
