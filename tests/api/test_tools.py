@@ -37,6 +37,14 @@ def test_split_reads_calls_and_leaves_the_rest():
         assert tools.split(kept) == (kept, [])
 
 
+def test_parallel_tool_calls_false_keeps_one_call():
+    two = f"{CALL}\n<tool_call>\n{{\"name\": \"ping\", \"arguments\": {{}}}}\n</tool_call>"
+    both, one = ToolSet.of(TOOLS, "auto"), ToolSet.of(TOOLS, "auto", parallel=False)
+    assert both is not None and one is not None
+    assert [c.name for c in both.split(two)[1]] == ["get_weather", "ping"]
+    assert [c.name for c in one.split(two)[1]] == ["get_weather"]
+
+
 def test_streamed_text_is_released_unless_it_may_be_a_call():
     tools = ToolSet.of(TOOLS, "auto")
     assert tools is not None

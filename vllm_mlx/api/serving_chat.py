@@ -114,7 +114,7 @@ class ChatService:
         if req.top_logprobs is not None and not req.logprobs:
             raise APIError(400, "top_logprobs needs logprobs set to true", param="top_logprobs")
         want_logprobs = bool(req.logprobs)
-        tools = ToolSet.of(req.tools, req.tool_choice)
+        tools = ToolSet.of(req.tools, req.tool_choice, req.parallel_tool_calls is not False)
         sampling = sampling_params(
             req, max_tokens, logprobs=(req.top_logprobs or 0) if want_logprobs else None,
             **self._response_format(req), **self._tool_grammar(req, tools))

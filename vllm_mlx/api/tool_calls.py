@@ -109,9 +109,11 @@ class ToolSet:
     functions: tuple[dict[str, Any], ...]
     mode: str  # "none" | "auto" | "required" | "named"
     named: str | None = None
+    parallel: bool = True  # False: a reply makes at most one call (parallel_tool_calls)
 
     @classmethod
-    def of(cls, tools: list[Any] | None, choice: Any) -> ToolSet | None:
+    def of(cls, tools: list[Any] | None, choice: Any, parallel: bool = True
+           ) -> ToolSet | None:
         if not tools:
             if choice is not None:
                 raise _bad("tool_choice is only allowed when tools are given", "tool_choice")
@@ -119,11 +121,11 @@ class ToolSet:
         functions = _functions_of(tools)
         names = [f["name"] for f in functions]
         if choice is None or choice in ("none", "auto", "required"):
-            return cls(tuple(tools), functions, choice or "auto")
+            return cls(tuple(tools), functions, choice or "auto", parallel=parallel)
         if isinstance(choice, str):
             raise _bad("tool_choice must be 'none', 'auto', 'required' or "
                        "{'type': 'function', 'function': {'name': ...}}", "tool_choice")
-        return cls(tuple(tools), functions, "named", _chosen_name(choice, names))
+        return cls(tuple(tools), functions, "named", _chosen_name(choice, names), parallel)
 
     @property
     def parses_calls(self) -> bool:
@@ -153,13 +155,15 @@ class ToolSet:
                 call = _partial_call(body, names)
                 kept.append(text[pos:start])
                 calls.extend([call] if call else [])
-                return "".join(kept).strip(), calls
+                return "".join(kept).strip(), calls if self.parallel else calls[:1]
             kept.append(text[pos:start] if call else text[pos:stop])
             if call:
                 calls.append(call)
             pos = stop
         kept.append(text[pos:])
-        return ("".join(kept).strip(), calls) if calls else (text, [])
+        if not calls:
+            return text, []
+        return "".join(kept).strip(), calls if self.parallel else calls[:1]
 
     def grammar(self, tokenizer: Any) -> str:
         """Exactly one call of an offered function (of the named one, if named)."""
