@@ -19,7 +19,13 @@ from vllm_mlx.distributed import coordinator
 from vllm_mlx.distributed.coordinator import Follower, GroupFailed, Leader, Watchdog
 from vllm_mlx.distributed.group import Group, Member
 from vllm_mlx.distributed.wire import StepInputs, decode, encode
-from vllm_mlx.engine import Engine, EngineClosed, GenerationRequest, SamplingParams
+from vllm_mlx.engine import (
+    Engine,
+    EngineClosed,
+    GenerationChunk,
+    GenerationRequest,
+    SamplingParams,
+)
 
 MEMBERS = (Member(0, "mac1 (10.0.0.1)"), Member(1, "mac2 (10.0.0.2)"))
 
@@ -67,8 +73,7 @@ def pair(tiny_model):
 
 
 def _token_ids(items: list[Any]) -> list[int]:
-    return [t for item in items if item is not None and not isinstance(item, BaseException)
-            for t in item.token_ids]
+    return [t for item in items if isinstance(item, GenerationChunk) for t in item.token_ids]
 
 
 def test_the_follower_takes_the_same_steps(pair):
