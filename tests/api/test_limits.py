@@ -153,3 +153,14 @@ def test_n_choices_take_one_waiting_slot(full_engine, media_dir):
         assert len(r.json()["choices"]) == 3
         events = _events_of(client, "/v1/chat/completions", {**body, "stream": True})
         assert {c["index"] for e in events[:-1] for c in e["choices"]} == {0, 1, 2}
+
+
+def test_completions_report_cached_prompt_tokens(vl_client):
+    body = {"prompt": "A shared opening that the prefix cache keeps " * 4, "max_tokens": 3,
+            "temperature": 0}
+    vl_client.post("/v1/completions", json=body)
+    again = vl_client.post("/v1/completions", json=body).json()["usage"]
+    assert again["prompt_tokens_details"]["cached_tokens"] > 0  # was never reported
+    events = _events_of(vl_client, "/v1/completions", {
+        **body, "stream": True, "stream_options": {"include_usage": True}})
+    assert events[-2]["usage"]["prompt_tokens_details"]["cached_tokens"] > 0

@@ -19,7 +19,6 @@ from .protocol import (
     ModelCapabilities,
     ModelCard,
     ModelList,
-    UsageInfo,
     new_id,
 )
 from .serving_common import (
@@ -30,6 +29,7 @@ from .serving_common import (
     sampling_params,
     sse,
     sse_error,
+    usage_info,
 )
 
 
@@ -93,11 +93,10 @@ class CompletionService:
             logprobs=_completion_logprobs(r.logprobs) if prepared.logprobs else None,
         ) for i, r in enumerate(results)]
         prompt = prepared.prompt_tokens({i: r.prompt_tokens for i, r in enumerate(results)})
+        cached = prepared.prompt_tokens({i: r.cached_tokens for i, r in enumerate(results)})
         completion = sum(r.completion_tokens for r in results)
         return CompletionResponse(id=prepared.requests[0].request_id, model=prepared.model,
-                                  choices=choices, usage=UsageInfo(
-                                      prompt_tokens=prompt, completion_tokens=completion,
-                                      total_tokens=prompt + completion))
+                                  choices=choices, usage=usage_info(prompt, completion, cached))
 
     async def stream(self, prepared: PreparedCompletion) -> AsyncIterator[str]:
         """SSE lines, once the engine has accepted the requests (overload: a 429, a refused
@@ -110,11 +109,13 @@ class CompletionService:
                       ) -> AsyncIterator[str]:
         rid, created = prepared.requests[0].request_id, int(time.time())
         prompt_tokens: dict[int, int] = {}
+        cached: dict[int, int] = {}
         completion: dict[int, int] = {}
         offsets: dict[int, int] = {}  # text sent so far per choice (logprobs' text_offset)
         try:
             async for index, piece in submission.chunks():
                 prompt_tokens[index] = piece.prompt_tokens
+                cached[index] = piece.cached_tokens
                 completion[index] = piece.completion_tokens
                 wants_lps = prepared.logprobs and bool(piece.logprobs)
                 if not piece.text and piece.finish_reason is None and not wants_lps:
@@ -129,18 +130,18 @@ class CompletionService:
                                               finish_reason=piece.finish_reason)])
                 yield sse(body.model_dump(exclude={"usage"}))
             if prepared.include_usage:
-                yield sse(self._usage_chunk(prepared, rid, created, prompt_tokens, completion))
+                yield sse(self._usage_chunk(prepared, rid, created, prompt_tokens, cached,
+                                            completion))
         except Exception as exc:  # reported in-band: the HTTP status is already sent
             yield sse_error(exc)
         yield SSE_DONE
 
     @staticmethod
     def _usage_chunk(prepared: PreparedCompletion, rid: str, created: int,
-                     prompt_tokens: dict[int, int], completion: dict[int, int]
-                     ) -> dict[str, Any]:
+                     prompt_tokens: dict[int, int], cached: dict[int, int],
+                     completion: dict[int, int]) -> dict[str, Any]:
         prompt, total = prepared.prompt_tokens(prompt_tokens), sum(completion.values())
-        usage = UsageInfo(prompt_tokens=prompt, completion_tokens=total,
-                          total_tokens=prompt + total)
+        usage = usage_info(prompt, total, prepared.prompt_tokens(cached))
         return CompletionResponse(id=rid, created=created, model=prepared.model, choices=[],
                                   usage=usage).model_dump()
 
