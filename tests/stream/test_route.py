@@ -44,6 +44,17 @@ async def test_window_of_five_gets_one_reply(live_server, path):
     assert reply["received"] == 5
 
 
+@pytest.mark.parametrize("size", [(20, 20), (64, 16)])
+async def test_frames_below_one_video_patch_still_get_replies(live_server, size):
+    """Qwen2-VL's video processor refuses a side under 28 px: every window of such a
+    camera's frames got an error instead of a reply."""
+    async with websockets.connect(live_server.url()) as ws:
+        for i in range(5):
+            await ws.send(frame_message(2000.0 + i * 0.1, i, size))
+        reply = await next_reply(ws)
+    assert reply["vlm_reply"] and reply["as_video"] is True
+
+
 async def test_four_frames_are_not_enough(live_server):
     async with websockets.connect(live_server.url()) as ws:
         await send_window(ws, 1.0, count=4)

@@ -9,9 +9,10 @@ their true source indices and fps; other vision models get the frames as images.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
+import numpy as np
 from PIL import Image
 
 from ._mlx import mx
@@ -113,11 +114,32 @@ def render_vision_prompt(loaded: LoadedModel, request: GenerationRequest) -> Ren
     return RenderedPrompt(str(text), images, videos)
 
 
-def _video_inputs(videos: list[VideoClip]) -> dict[str, Any]:
+def _smallest_video_side(processor: Any) -> int:
+    """The side (pixels) below which the video processor refuses frames: one merged patch
+    (28 for Qwen2-VL); 0 when it does not say."""
+    video = getattr(processor, "video_processor", None)
+    patch, merge = getattr(video, "patch_size", None), getattr(video, "merge_size", None)
+    return patch * merge if isinstance(patch, int) and isinstance(merge, int) else 0
+
+
+def _at_least(clip: VideoClip, side: int) -> VideoClip:
+    """``clip`` with frames scaled up (aspect kept) so neither side is below ``side``."""
+    height, width = clip.frames.shape[1:3]
+    if min(height, width) >= side:
+        return clip
+    scale = side / min(height, width)
+    size = (max(side, round(width * scale)), max(side, round(height * scale)))
+    frames = np.stack([np.asarray(Image.fromarray(frame).resize(size, Image.Resampling.BICUBIC))
+                       for frame in clip.frames])
+    return replace(clip, frames=frames)
+
+
+def _video_inputs(videos: list[VideoClip], smallest_side: int) -> dict[str, Any]:
     from mlx_vlm.utils import VideoMetadata
 
     if not videos:
         return {}
+    videos = [_at_least(clip, smallest_side) for clip in videos]  # else the processor fails
     arrays = [clip.frames.transpose(0, 3, 1, 2) for clip in videos]  # (T, C, H, W)
     metadata = [
         VideoMetadata(
@@ -136,7 +158,7 @@ def _video_inputs(videos: list[VideoClip]) -> dict[str, Any]:
 def prepare_vision_prompt(loaded: LoadedModel, rendered: RenderedPrompt) -> PreparedPrompt:
     from mlx_vlm.utils import prepare_inputs, should_add_special_tokens
 
-    video_kwargs = _video_inputs(rendered.videos)
+    video_kwargs = _video_inputs(rendered.videos, _smallest_video_side(loaded.processor))
     try:
         inputs = prepare_inputs(
             loaded.processor,
