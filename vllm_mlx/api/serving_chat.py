@@ -33,6 +33,7 @@ from .protocol import (
 from .serving_common import (
     SSE_DONE,
     ServingContext,
+    accepted_submission,
     chat_logprobs,
     fan_out,
     sampling_params,
@@ -164,9 +165,8 @@ class ChatService:
         """SSE lines, once the engine has accepted the requests: an overloaded engine (429)
         or a request it refuses (a prompt too long, tools its template ignores: 400) is a
         status before the response starts, not an error event inside a 200."""
-        submission = self.ctx.engine.submit(prepared.requests)
-        await submission.accepted()
-        return self._events(prepared, submission)
+        return self._events(prepared, await accepted_submission(self.ctx.engine,
+                                                                prepared.requests))
 
     async def _events(self, prepared: PreparedChat, submission: Submission
                       ) -> AsyncIterator[str]:

@@ -17,6 +17,7 @@ import httpx
 from ..config import Settings
 from ..content import FileResolver
 from ..engine import Engine, GenerationRequest, SamplingParams
+from ..engine.engine import Submission
 from ..engine.types import TokenLogprob
 from .errors import APIError, to_api_error
 from .protocol import SamplingFields, TokenLogprobOut, TopLogprob, UsageInfo
@@ -141,3 +142,11 @@ def sse_error(exc: BaseException) -> str:
 
 
 SSE_DONE = sse("[DONE]")
+
+
+async def accepted_submission(engine: Engine, requests: list[GenerationRequest]) -> Submission:
+    """Queue ``requests`` and wait until the engine has accepted them: an overloaded engine
+    (429) or a request it refuses (4xx) raises here, before any response starts."""
+    submission = engine.submit(requests)
+    await submission.accepted()
+    return submission

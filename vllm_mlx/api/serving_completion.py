@@ -24,6 +24,7 @@ from .protocol import (
 from .serving_common import (
     SSE_DONE,
     ServingContext,
+    accepted_submission,
     fan_out,
     reported_logprob,
     sampling_params,
@@ -101,9 +102,8 @@ class CompletionService:
     async def stream(self, prepared: PreparedCompletion) -> AsyncIterator[str]:
         """SSE lines, once the engine has accepted the requests (overload: a 429, a refused
         request: its 4xx, each before the response starts, not as an event)."""
-        submission = self.ctx.engine.submit(prepared.requests)
-        await submission.accepted()
-        return self._events(prepared, submission)
+        return self._events(prepared, await accepted_submission(self.ctx.engine,
+                                                                prepared.requests))
 
     async def _events(self, prepared: PreparedCompletion, submission: Submission
                       ) -> AsyncIterator[str]:
