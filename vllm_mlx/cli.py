@@ -1,4 +1,5 @@
-"""``vllm-mlx``: ``serve`` a model, or build a ``tiny-model`` fixture.
+"""``vllm-mlx``: ``serve`` a model, ``stream`` a camera or video to a server, or build a
+``tiny-model`` fixture.
 
 ``serve`` turns flags into one :class:`Settings`, chooses the BLAS before MLX loads,
 loads the model (failing fast with a readable message and exit code 2), prints what
@@ -120,7 +121,8 @@ def _stream_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="vllm-mlx", description=__doc__.splitlines()[0])
+    summary = __doc__.split("\n\n")[0].replace("\n", " ")
+    parser = argparse.ArgumentParser(prog="vllm-mlx", description=summary)
     sub = parser.add_subparsers(dest="command", required=True)
     _serve_parser(sub)
     _tiny_parser(sub)

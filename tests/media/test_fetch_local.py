@@ -119,6 +119,15 @@ def test_local_path_under_root(root: Path) -> None:
     assert inner_dots.path == (root / "a.png").resolve()
 
 
+def test_a_missing_relative_path_says_where_it_was_looked_for(root: Path) -> None:
+    """A client's 'video.mp4' is read under the server's media root, not the client's
+    folder; 'Local file not found' alone sent users looking in the wrong place."""
+    policy = MediaPolicy(media_roots=(root,))
+    with pytest.raises(MediaFetchError, match="--media-root") as info:
+        load_source_sync("missing.mp4", kind="video", policy=policy)
+    assert str(root) in str(info.value)
+
+
 def test_home_expansion(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HOME", str(root))
     policy = MediaPolicy(media_roots=(Path("~"),))

@@ -22,6 +22,11 @@ def test_chat_and_videos_in_one_app(engine_for, jobs, tmp_path) -> None:
         assert chat.status_code == 200 and chat.json()["object"] == "chat.completion"
         assert poll_done(client, record["id"])["status"] == "completed"
         assert client.get("/health").json()["status"] == "ok"
+        metrics = client.get("/metrics").text
+        assert "vllm_mlx_video_jobs_running " in metrics
+        assert "vllm_mlx_decode_steps_total " in metrics
+        assert sum(line.startswith("vllm_mlx_mlx_active_memory_bytes ")
+                   for line in metrics.splitlines()) == 1
         uploaded = client.post("/v1/files", files={"file": ("ref.png", png_bytes(8), "image/png")})
         assert uploaded.status_code == 201, uploaded.text
         ref = json.dumps({"file_id": uploaded.json()["id"]})

@@ -181,3 +181,7 @@ def test_video_only_server_basics(client) -> None:
     assert models[0]["capabilities"]["video_generation"] and models[0]["random_weights"]
     chat = client.post("/v1/chat/completions", json={"model": "x", "messages": []})
     assert chat.status_code == 404 and "no chat model loaded" in chat.json()["error"]["message"]
+    metrics = client.get("/metrics")  # was a 404 without a chat model
+    assert metrics.status_code == 200
+    assert "vllm_mlx_video_jobs_waiting " in metrics.text
+    assert "vllm_mlx_mlx_active_memory_bytes " in metrics.text

@@ -91,3 +91,12 @@ def render_metrics(stats: dict[str, Any], group_size: int = 1, parallel: str = "
     lines += _mlx_memory()
     lines += _group(group_size, parallel)
     return "\n".join(lines) + "\n"
+
+
+def render_video_metrics(running: int, waiting: int, memory: bool = True) -> str:
+    """Video generation jobs (and, for a server without a chat model, MLX's memory)."""
+    lines = _metric("video_jobs_running", "gauge", "Video generation jobs running", running)
+    lines += _metric("video_jobs_waiting", "gauge", "Video generation jobs queued", waiting)
+    if memory:
+        lines += _mlx_memory()
+    return "\n".join(lines) + "\n"

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import PlainTextResponse, StreamingResponse
 
 from .disconnect import unless_disconnected
-from .metrics import render_metrics
+from .metrics import render_metrics, render_video_metrics
 from .protocol import (
     ChatCompletionRequest,
     ChatCompletionResponse,
@@ -41,6 +41,10 @@ async def metrics(request: Request) -> PlainTextResponse:
     settings = request.app.state.settings
     text = render_metrics(request.app.state.engine.stats, settings.group_size,
                           settings.parallel_mode)
+    jobs = getattr(request.app.state, "videos", None)
+    if jobs is not None:
+        text += render_video_metrics(int(jobs.worker.running is not None),
+                                     jobs.worker.waiting, memory=False)
     return PlainTextResponse(text, media_type="text/plain; version=0.0.4")
 
 

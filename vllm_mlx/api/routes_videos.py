@@ -18,7 +18,7 @@ import time
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Query, Request
-from fastapi.responses import FileResponse, Response
+from fastapi.responses import FileResponse, PlainTextResponse, Response
 from starlette.datastructures import UploadFile
 
 from ..config import Settings
@@ -28,6 +28,7 @@ from ..videos.reference import load_reference
 from ..videos.service import VideoJobs
 from ..videos.worker import Job, JobCancelled, WorkerStopped
 from .errors import APIError
+from .metrics import render_video_metrics
 from .protocol_videos import CREATE_BODY, MP4_RESPONSE, VideoDeleted, VideoList, VideoObject
 
 router = APIRouter()
@@ -175,6 +176,14 @@ async def health(request: Request) -> dict[str, Any]:
     return {"status": "ok", "model": request.app.state.settings.served_name, "chat": False,
             "video": jobs is not None, "running": running.id if running else None,
             "waiting": jobs.worker.waiting if jobs else 0}
+
+
+@video_only.get("/metrics", response_class=PlainTextResponse)
+async def metrics(request: Request) -> PlainTextResponse:
+    jobs: VideoJobs | None = request.app.state.videos
+    text = render_video_metrics(int(jobs.worker.running is not None) if jobs else 0,
+                                jobs.worker.waiting if jobs else 0)
+    return PlainTextResponse(text, media_type="text/plain; version=0.0.4")
 
 
 @video_only.get("/v1/models")

@@ -66,12 +66,16 @@ def _refusal(raw: str, policy: MediaPolicy) -> MediaNotAllowed:
 
 def _resolve(raw: str, policy: MediaPolicy, *, strict: bool) -> Path:
     path = Path(raw).expanduser()
-    if not path.is_absolute():
+    relative = not path.is_absolute()
+    if relative:
         path = policy.media_roots[0] / path
     try:
         return path.resolve(strict=strict)
     except FileNotFoundError as exc:
-        raise MediaFetchError(f"Local file not found: {raw!r}.") from exc
+        where = (f" (a relative path is read under the media root {policy.media_roots[0]}, "
+                 "not the client's folder: give an absolute path, or start the server with "
+                 "--media-root DIR)" if relative else "")
+        raise MediaFetchError(f"Local file not found: {raw!r}{where}.") from exc
     except (OSError, RuntimeError, ValueError) as exc:  # loops, permissions, NUL bytes
         raise MediaFetchError(f"Cannot open local path {raw!r}: {exc}.") from exc
 
