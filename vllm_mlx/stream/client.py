@@ -90,6 +90,25 @@ def _running_loop() -> asyncio.AbstractEventLoop | None:
         return None
 
 
+def _close_private_loop(loop: asyncio.AbstractEventLoop, thread: threading.Thread,
+                        timeout: float) -> None:
+    """Let the coroutine callbacks already scheduled on ``loop`` finish (for at most
+    ``timeout`` seconds; the rest are cancelled), then stop and close it."""
+    async def finish() -> None:
+        pending = asyncio.all_tasks() - {asyncio.current_task()}
+        if pending:
+            _, late = await asyncio.wait(pending, timeout=timeout)
+            for task in late:
+                task.cancel()
+            await asyncio.gather(*late, return_exceptions=True)
+        loop.stop()
+
+    asyncio.run_coroutine_threadsafe(finish(), loop)
+    thread.join(timeout + 1.0)
+    if not loop.is_running():
+        loop.close()
+
+
 async def _awaited(awaitable: Any) -> Any:
     return await awaitable
 
@@ -117,7 +136,8 @@ class VideoStream:
         self._source_spec = source
         self._source: FrameSource | None = None
         self._loop = loop or _running_loop()
-        self._own_loop: asyncio.AbstractEventLoop | None = None
+        self._own_loop: asyncio.AbstractEventLoop | None = None  # for coroutine callbacks
+        self._own_thread: threading.Thread | None = None  # that runs it, when there is none
         self._stop = threading.Event()
         self._finished = threading.Event()
         self._thread: threading.Thread | None = None
@@ -154,9 +174,9 @@ class VideoStream:
         self._stop.set()
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout)
-        if self._own_loop is not None:
-            self._own_loop.call_soon_threadsafe(self._own_loop.stop)
-            self._own_loop = None
+        if self._own_loop is not None and self._own_thread is not None:
+            _close_private_loop(self._own_loop, self._own_thread, timeout)
+            self._own_loop, self._own_thread = None, None
 
     @property
     def running(self) -> bool:
@@ -218,9 +238,10 @@ class VideoStream:
     def _private_loop(self) -> asyncio.AbstractEventLoop:
         if self._own_loop is None:
             loop = asyncio.new_event_loop()
-            threading.Thread(target=loop.run_forever, name="video-stream-loop",
-                             daemon=True).start()
-            self._own_loop = loop
+            thread = threading.Thread(target=loop.run_forever, name="video-stream-loop",
+                                      daemon=True)
+            thread.start()
+            self._own_loop, self._own_thread = loop, thread
         return self._own_loop
 
     def _schedule(self, awaitable: Any, loop: asyncio.AbstractEventLoop) -> None:
