@@ -133,6 +133,28 @@ def test_client_gone_mid_plain_request_frees_it(server):
     assert_answers(server)
 
 
+def test_client_gone_while_its_stream_waits_for_the_engine_never_runs(tmp_path):
+    """A streamed request is answered once the engine accepts it; one whose client gave up
+    while it waited in the queue ran anyway when a slot freed (prefill included)."""
+    server = start_server(["tiny:qwen3", "--max-batch-size", "1"], tmp_path / "log")
+    try:
+        url = f"{server.base_url}/v1/chat/completions"
+        holder_lines: list[str] = []
+        holder = threading.Thread(target=read_stream, args=(url, LONG, holder_lines))
+        holder.start()  # holds the only batch slot for its 8000 tokens
+        wait_for(lambda: metrics(server)["vllm_mlx_batch_size"])
+        before = metrics(server)
+        with pytest.raises(httpx.ReadTimeout):  # queued behind the holder: no headers yet
+            httpx.post(url, json={**LONG, "max_tokens": 5}, timeout=1.0)
+        holder.join(60)
+        after = wait_idle(server)
+        started = "vllm_mlx_requests_started_total"
+        assert after[started] == before[started]  # the abandoned request never started
+        assert_answers(server)
+    finally:
+        assert stop_server(server) == 0
+
+
 def _upload_head(path: str, content_type: str, length: int) -> bytes:
     return (f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: {content_type}\r\n"
             f"Content-Length: {length}\r\n\r\n").encode()

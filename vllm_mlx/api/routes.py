@@ -61,14 +61,19 @@ async def retrieve_model(model_id: str, request: Request) -> ModelCard:
     return model_list(serving).data[0]
 
 
+def _sse(events: Any) -> StreamingResponse:
+    """A stream of SSE lines (its requests already accepted: a client gone while they
+    waited for the engine cancelled them)."""
+    return StreamingResponse(events, media_type="text/event-stream", headers=SSE_HEADERS)
+
+
 @router.post("/v1/chat/completions", response_model=ChatCompletionResponse,
              responses=STREAM_RESPONSES)
 async def chat_completions(body: ChatCompletionRequest, request: Request) -> Any:
     service = request.app.state.chat
     prepared = await service.prepare(body)
     if body.stream:
-        return StreamingResponse(await service.stream(prepared), media_type="text/event-stream",
-                                 headers=SSE_HEADERS)
+        return _sse(await unless_disconnected(request, service.stream(prepared)))
     return await unless_disconnected(request, service.complete(prepared))
 
 
@@ -77,6 +82,5 @@ async def completions(body: CompletionRequest, request: Request) -> Any:
     service = request.app.state.completions
     prepared = service.prepare(body)
     if body.stream:
-        return StreamingResponse(await service.stream(prepared), media_type="text/event-stream",
-                                 headers=SSE_HEADERS)
+        return _sse(await unless_disconnected(request, service.stream(prepared)))
     return await unless_disconnected(request, service.complete(prepared))

@@ -89,17 +89,20 @@ class Submission:
 
     async def accepted(self) -> None:
         """Return once every request has been accepted (or has ended); raise the first
-        request's error otherwise."""
+        request's error otherwise. Leaving early (cancelled) cancels the requests."""
         pending = self._count
-        while pending:
-            index, item = await self._inbox.get()
-            if isinstance(item, BaseException):
-                self._cancelled.set()
-                raise item
-            if item is ACCEPTED or item is None:
-                pending -= 1
-            if item is not ACCEPTED:
-                self._early.append((index, item))
+        try:
+            while pending:
+                index, item = await self._inbox.get()
+                if isinstance(item, BaseException):
+                    raise item
+                if item is ACCEPTED or item is None:
+                    pending -= 1
+                if item is not ACCEPTED:
+                    self._early.append((index, item))
+        except BaseException:
+            self._cancelled.set()
+            raise
 
     async def chunks(self) -> AsyncIterator[tuple[int, GenerationChunk]]:
         remaining = self._count
@@ -219,6 +222,8 @@ class Engine:
                 break
             if job is None:
                 return False
+            # before the next get, which may block: a job cancelled while queued adds no work
+            scheduler.stats.waiting = self._jobs.qsize()
             for index, request in enumerate(job.requests):
                 _add(scheduler, request, functools.partial(job.sink, index), job.cancelled)
         scheduler.stats.waiting = self._jobs.qsize()
