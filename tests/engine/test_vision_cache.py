@@ -18,7 +18,7 @@ from vllm_mlx.engine import (
     TextPart,
     VideoPart,
 )
-from vllm_mlx.engine.vision_cache import VisionFeatureCache
+from vllm_mlx.engine.vision_cache import VisionFeatureCache, feature_key
 
 
 def ask(system: str, parts, max_tokens: int = 6) -> GenerationRequest:
@@ -117,3 +117,14 @@ def test_entries_are_evicted_least_recently_used_within_the_byte_bound():
         model.embed(pixels)
     assert tower.calls == calls + 1  # evicted: computed again
     assert model.vision_tower is tower  # the shadow is gone after the block
+
+
+def test_the_key_follows_the_media_not_per_token_outputs():
+    """Gemma 3's processor (transformers < 5.25) returns token_type_ids, one per prompt
+    token: in the key, they made a follow-up question on the same images a miss."""
+    def key(token_types: mx.array, grid: list[int]) -> object:
+        return feature_key(("a", "b"), mx.zeros((2, 3)), {
+            "token_type_ids": token_types, "image_grid_thw": mx.array([grid])})
+
+    assert key(mx.zeros((1, 10)), [1, 2, 2]) == key(mx.ones((1, 14)), [1, 2, 2])
+    assert key(mx.zeros((1, 10)), [1, 2, 2]) != key(mx.zeros((1, 10)), [1, 4, 2])

@@ -30,13 +30,18 @@ from .vision_passes import shadowed
 Key = tuple[Any, ...]
 
 
+# Processor outputs with one entry per prompt token: they follow the text, not the media
+# (Gemma 3's token_type_ids under transformers < 5.25 made every new question a miss).
+PER_TOKEN = frozenset({"token_type_ids", "mm_token_type_ids"})
+
+
 def feature_key(media: tuple[str, ...], pixel_values: Any, model_kwargs: dict[str, Any]
                 ) -> Key | None:
     """The cache key of a prompt's media, or None when it has none to cache."""
     if not media:
         return None
     extras = []
-    for name in sorted(model_kwargs):
+    for name in sorted(model_kwargs.keys() - PER_TOKEN):
         value = model_kwargs[name]
         if isinstance(value, mx.array):
             extras.append((name, _frozen(value.tolist()) if value.size <= 256 else value.shape))
