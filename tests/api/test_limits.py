@@ -32,21 +32,23 @@ def test_prompt_over_the_context_length_is_400(vl_client):
 _TOOL = {"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}
 
 
-@pytest.mark.parametrize("path, body, code", [
+@pytest.mark.parametrize("path, body, code, param", [
     ("/v1/chat/completions", {"messages": [{"role": "user", "content": "hello " * 40000}]},
-     "context_length_exceeded"),
-    ("/v1/completions", {"prompt": "hello " * 40000}, "context_length_exceeded"),
+     "context_length_exceeded", "messages"),
+    ("/v1/completions", {"prompt": "hello " * 40000}, "context_length_exceeded", "prompt"),
     # this model's chat template ignores tools
     ("/v1/chat/completions", {"messages": [{"role": "user", "content": "Hi"}],
-                              "tools": [_TOOL]}, "unsupported_input"),
+                              "tools": [_TOOL]}, "unsupported_input", "tools"),
 ])
-def test_a_refused_streamed_request_is_a_status_not_an_event(vl_client, path, body, code):
+def test_a_refused_streamed_request_is_a_status_not_an_event(vl_client, path, body, code,
+                                                             param):
     """The engine refuses these while preparing the prompt, after the request was queued:
     the stream used to start (200) and carry the error as an event."""
     with vl_client.stream("POST", path, json={**body, "max_tokens": 2, "stream": True}) as r:
         r.read()
         assert r.status_code == 400, r.text
         assert r.json()["error"]["code"] == code
+        assert r.json()["error"]["param"] == param  # completions said 'messages'
 
 
 def test_streamed_logprobs_cover_every_token(vl_client):
@@ -83,6 +85,7 @@ def test_completions_echo_logprobs_and_usage(vl_client):
     events = _events_of(vl_client, "/v1/completions", {
         **several, "stream": True, "stream_options": {"include_usage": True}})
     assert events[-2]["usage"]["prompt_tokens"] == usage["prompt_tokens"]
+    assert all("usage" in e and e["usage"] is None for e in events[:-2])  # as OpenAI's
 
 
 @pytest.fixture()

@@ -73,6 +73,7 @@ def test_batched_equals_unbatched(arch, engine_for):
 def test_cancel_frees_the_slot(engine_for):
     engine = engine_for("qwen2_vl")
     cancelled_before = engine.stats["requests_cancelled"]
+    generated_before = engine.stats["generated_tokens"]
 
     async def start_then_leave():
         stream = engine.generate(request([TextPart("Go on forever")], max_tokens=2000,
@@ -88,6 +89,8 @@ def test_cancel_frees_the_slot(engine_for):
     follow_up = engine.complete_sync(request([TextPart("Next")], max_tokens=3))
     assert follow_up.completion_tokens <= 3
     assert engine.stats["requests_cancelled"] == cancelled_before + 1
+    # the cancelled request's tokens count too (only finished requests' did)
+    assert engine.stats["generated_tokens"] >= generated_before + 3 + follow_up.completion_tokens
     deadline = time.monotonic() + 5  # the gauge is set when the owner's step ends
     while engine.stats["batch_size"] and time.monotonic() < deadline:
         time.sleep(0.01)

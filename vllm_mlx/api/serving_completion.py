@@ -128,7 +128,8 @@ class CompletionService:
                                           choices=[CompletionChoice(
                                               index=index, text=text, logprobs=logprobs,
                                               finish_reason=piece.finish_reason)])
-                yield sse(body.model_dump(exclude={"usage"}))
+                # with include_usage, OpenAI's chunks carry "usage": null until the last
+                yield sse(body.model_dump(exclude=None if prepared.include_usage else {"usage"}))
             if prepared.include_usage:
                 yield sse(self._usage_chunk(prepared, rid, created, prompt_tokens, cached,
                                             completion))

@@ -275,9 +275,10 @@ class Scheduler:
         if not limit:
             return
         if len(seq.prompt_ids) >= limit:
+            field = "prompt" if seq.request.prompt is not None else "messages"
             raise ContextTooLong(f"the prompt is {len(seq.prompt_ids)} tokens, and this model's "
-                                 f"context length is {limit} tokens: shorten the messages",
-                                 param="messages")
+                                 f"context length is {limit} tokens: shorten the {field}",
+                                 param=field)
         seq.token_budget = min(seq.token_budget, limit - len(seq.prompt_ids))
 
     def _lookup(self, seq: Sequence) -> CacheHit | None:
@@ -371,6 +372,7 @@ class Scheduler:
         cancelled = [s for s in self.batch.rows if s.is_cancelled()]
         for seq in cancelled:
             self.stats.requests_cancelled += 1
+            self.stats.generated_tokens += len(seq.generated)  # decoded, if never read
             seq.sink(None)
         if cancelled:
             self.batch.remove(cancelled)
