@@ -173,3 +173,34 @@ def test_prompts_arriving_together_are_prefilled_together(arch, engine_for):
     assert [r.token_ids for r in results] == [r.token_ids for r in alone]
     assert after["prefill_group_rows"] - before["prefill_group_rows"] >= 2
     assert after["prefill_groups"] > before["prefill_groups"]
+
+
+def test_a_job_abandoned_in_the_queue_frees_its_waiting_slot(tiny_model):
+    """A caller that left while its job waited (the batch full) kept the waiting slot until
+    the batch had room, so new requests were refused as if the queue were full."""
+    engine = Engine.start(str(tiny_model("qwen3")), max_waiting=1, max_batch=1)
+    try:
+        async def scenario() -> None:
+            running = engine.submit([request([TextPart("x")], max_tokens=3000,
+                                             ignore_eos=True)])
+            await running.accepted()
+            queued = engine.submit([request([TextPart("y")], max_tokens=2)])
+            waiter = asyncio.ensure_future(queued.accepted())
+            await asyncio.sleep(0.05)
+            cancelled = engine.stats["requests_cancelled"]
+            waiter.cancel()  # its client leaves while it waits
+            await asyncio.gather(waiter, return_exceptions=True)
+            deadline = time.monotonic() + 1.0  # the long request runs for several seconds
+            while True:
+                try:
+                    third = engine.submit([request([TextPart("z")], max_tokens=2)])
+                    break
+                except EngineOverloaded:
+                    assert time.monotonic() < deadline, "the abandoned job still holds the slot"
+                    await asyncio.sleep(0.01)
+            assert engine.stats["requests_cancelled"] == cancelled + 1
+            del running, third  # leaving them cancels them
+
+        asyncio.run(scenario())
+    finally:
+        engine.shutdown()

@@ -127,6 +127,7 @@ def _add(scheduler: Scheduler, request: GenerationRequest, sink: Callable[[Any],
          cancelled: threading.Event) -> None:
     """Hand one request to the scheduler; a request it refuses fails alone."""
     if cancelled.is_set():
+        scheduler.stats.requests_cancelled += 1
         sink(None)
         return
     try:
@@ -215,6 +216,7 @@ class Engine:
     def _admit(self, scheduler: Scheduler) -> bool:
         """Move queued jobs into the scheduler while it has room; False on shutdown."""
         idle_wait = self._coordinator.idle_wait if self._coordinator is not None else None
+        scheduler.stats.requests_cancelled += self._drop_abandoned()
         while scheduler.has_capacity:
             try:
                 job = self._jobs.get(block=not scheduler.has_work, timeout=idle_wait)
@@ -228,6 +230,28 @@ class Engine:
                 _add(scheduler, request, functools.partial(job.sink, index), job.cancelled)
         scheduler.stats.waiting = self._jobs.qsize()
         return True
+
+    def _drop_abandoned(self) -> int:
+        """Take out queued jobs whose callers have left, which would otherwise hold waiting
+        slots (and turn new requests away) until the batch had room; return how many
+        requests they held."""
+        with self._jobs.mutex:
+            kept: list[_Job | None] = []
+            gone: list[_Job] = []
+            for job in self._jobs.queue:
+                if job is not None and job.cancelled.is_set():
+                    gone.append(job)
+                else:
+                    kept.append(job)
+            if not gone:
+                return 0
+            self._jobs.queue.clear()
+            self._jobs.queue.extend(kept)
+            self._jobs.not_full.notify(len(gone))
+        for job in gone:
+            for index in range(len(job.requests)):
+                job.sink(index, None)
+        return sum(len(job.requests) for job in gone)
 
     def _step(self, scheduler: Scheduler) -> bool:
         """One scheduler step; False when the engine cannot go on (a coordinator said so)."""
