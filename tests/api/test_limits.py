@@ -133,6 +133,15 @@ def test_a_full_engine_refuses_a_stream_with_429(full_engine, media_dir):
         assert streamed.json()["error"]["code"] == "engine_overloaded"
         completion = client.post("/v1/completions", json={"prompt": "x", "stream": True})
         assert completion.status_code == 429
+        # a request no decoding can honour is a 400 at once: not a 429 (retried by the
+        # SDK), nor a 400 after a batch slot frees
+        for bad in ({"logit_bias": {"99999999": 1}},
+                    {"response_format": {"type": "json_schema", "json_schema": {
+                        "name": "x", "schema": {"type": "object", "properties": {
+                            "a": {"type": "string", "pattern": "(?<=x)a"}}}}}}):
+            for stream in (False, True):
+                r = client.post("/v1/chat/completions", json={**body, **bad, "stream": stream})
+                assert r.status_code == 400, r.text
     _cancel_all(thread, loop)
 
 

@@ -13,6 +13,9 @@ from __future__ import annotations
 
 import json
 import re
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -22,6 +25,7 @@ from .errors import InvalidRequest
 from .sampling import LogitsProcessor
 
 ANY_JSON_OBJECT: dict[str, Any] = {"type": "object"}
+COMPILED_KEPT = 64  # grammars a GrammarCompiler remembers
 
 
 def _llg_tokenizer(tokenizer: Any, vocab_size: int, eos_ids: list[int]) -> Any:
@@ -56,20 +60,42 @@ class GrammarCompiler:
     def __init__(self, tokenizer: Any, vocab_size: int, eos_ids: list[int]) -> None:
         self.vocab_size = vocab_size
         self.llg_tokenizer = _llg_tokenizer(tokenizer, vocab_size, eos_ids)
+        # Compiled grammars by source: a request is checked when it is submitted (on the
+        # caller's thread) and compiled again for its processor (on the engine's).
+        self._compiled: OrderedDict[str, str] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def _remembered(self, source: str, compile_: Callable[[], str]) -> str:
+        with self._lock:
+            if source in self._compiled:
+                self._compiled.move_to_end(source)
+                return self._compiled[source]
+        grammar = compile_()
+        with self._lock:
+            self._compiled[source] = grammar
+            while len(self._compiled) > COMPILED_KEPT:
+                self._compiled.popitem(last=False)
+        return grammar
 
     def grammar(self, schema: dict[str, Any] | None) -> str:
+        text = json.dumps(schema or ANY_JSON_OBJECT)
+        return self._remembered("json:" + text, lambda: self._json_grammar(text))
+
+    def _json_grammar(self, text: str) -> str:
         import llguidance
 
         try:
             grammar = llguidance.LLMatcher.grammar_from_json_schema(
-                json.dumps(schema or ANY_JSON_OBJECT),
-                defaults={"whitespace_flexible": False})
+                text, defaults={"whitespace_flexible": False})
         except (ValueError, TypeError) as exc:
             raise InvalidRequest(f"invalid JSON schema: {exc}", param="response_format") from exc
         return self._checked(grammar, "unsupported JSON schema", "response_format")
 
     def lark(self, text: str) -> str:
         """A grammar in llguidance's Lark syntax (e.g. a forced tool call)."""
+        return self._remembered("lark:" + text, lambda: self._lark_grammar(text))
+
+    def _lark_grammar(self, text: str) -> str:
         import llguidance
 
         try:

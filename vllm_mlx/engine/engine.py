@@ -34,6 +34,7 @@ from ._mlx import mx
 from .errors import EngineClosed, EngineError, EngineOverloaded
 from .heap import HeapTrimmer
 from .loader import LoadedModel, LoadOptions, load_model
+from .sampler import check_sampling
 from .scheduler import Scheduler
 from .types import (
     ACCEPTED,
@@ -274,6 +275,10 @@ class Engine:
                 cancelled: threading.Event) -> _Job:
         if self._closed:
             raise self._closed_error("the engine is shut down")
+        loaded = self.model
+        for request in requests:  # a request no decoding can honour is refused before queueing
+            check_sampling(request.sampling, lambda: loaded.grammar_compiler,
+                           vocab_size=loaded.vocab_size)
         job = _Job(requests, sink, cancelled)
         try:
             self._jobs.put_nowait(job)

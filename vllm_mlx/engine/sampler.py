@@ -74,27 +74,39 @@ def sample_batch(logprobs: mx.array, samplers: list[KeyedSampler]) -> mx.array:
     return mx.argmax(scaled + noise, axis=-1)
 
 
-def request_processors(params: SamplingParams, grammar: Callable[[], Any], *,
-                       vocab_size: int) -> list[LogitsProcessor]:
-    """Logit bias and penalties (mlx-lm's), then the JSON constraint. (End-of-sequence
-    suppression is not a processor: the scheduler masks it for the whole batch.)
+def check_sampling(params: SamplingParams, grammar: Callable[[], Any], *,
+                   vocab_size: int) -> None:
+    """Raise :class:`InvalidRequest` for settings no decoding can honour: ``logit_bias`` ids
+    outside the vocabulary, JSON output with end-of-sequence suppressed, a JSON schema or
+    grammar that does not compile. Pure CPU work: it may run on a caller's thread.
 
     ``grammar`` returns the model's grammar compiler; it is only called (and built, the
-    first time) when the request asks for JSON output.
+    first time) when the request asks for constrained output.
     """
+    _check_logit_bias(params.logit_bias, vocab_size)
+    if params.json_schema is not None or params.json_object:
+        if params.ignore_eos or params.min_tokens > 0:
+            raise InvalidRequest("JSON output ends where the JSON value ends: it cannot be "
+                                 "combined with ignore_eos or min_tokens", param="min_tokens")
+        grammar().grammar(params.json_schema)
+    elif params.grammar is not None:
+        grammar().lark(params.grammar)
+
+
+def request_processors(params: SamplingParams, grammar: Callable[[], Any], *,
+                       vocab_size: int) -> list[LogitsProcessor]:
+    """Logit bias and penalties (mlx-lm's), then the JSON constraint (checked first with
+    :func:`check_sampling`). End-of-sequence suppression is not a processor: the scheduler
+    masks it for the whole batch."""
     from mlx_lm.sample_utils import make_logits_processors
 
-    _check_logit_bias(params.logit_bias, vocab_size)
+    check_sampling(params, grammar, vocab_size=vocab_size)
     processors = list(make_logits_processors(
         params.logit_bias, params.repetition_penalty,
         presence_penalty=params.presence_penalty, frequency_penalty=params.frequency_penalty,
     ))
     if params.json_schema is not None or params.json_object:
         from .constrained import json_logits_processor
-
-        if params.ignore_eos or params.min_tokens > 0:
-            raise InvalidRequest("JSON output ends where the JSON value ends: it cannot be "
-                                 "combined with ignore_eos or min_tokens", param="min_tokens")
 
         processors.append(json_logits_processor(grammar(), params.json_schema))
     elif params.grammar is not None:
