@@ -131,6 +131,7 @@ def test_a_full_engine_refuses_a_stream_with_429(full_engine, media_dir):
         streamed = client.post("/v1/chat/completions", json={**body, "stream": True})
         assert streamed.status_code == 429, streamed.text
         assert streamed.json()["error"]["code"] == "engine_overloaded"
+        assert streamed.headers["retry-after"] == "1"
         completion = client.post("/v1/completions", json={"prompt": "x", "stream": True})
         assert completion.status_code == 429
         # a request no decoding can honour is a 400 at once: not a 429 (retried by the

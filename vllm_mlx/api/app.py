@@ -74,7 +74,9 @@ def _install_error_handlers(app: FastAPI) -> None:
                        headers)
 
     async def on_known(_: Request, exc: Exception) -> JSONResponse:
-        return respond(to_api_error(exc))
+        error = to_api_error(exc)
+        # a full queue empties as requests finish: clients (the OpenAI SDK) wait this long
+        return respond(error, {"Retry-After": "1"} if error.status == 429 else None)
 
     for known in (APIError, ContentError, MediaError, EngineError):
         app.add_exception_handler(known, on_known)
