@@ -93,8 +93,11 @@ def render_metrics(stats: dict[str, Any], group_size: int = 1, parallel: str = "
     return "\n".join(lines) + "\n"
 
 
-def render_video_metrics(running: int, waiting: int, memory: bool = True) -> str:
-    """Video generation jobs (and, for a server without a chat model, MLX's memory)."""
+def render_video_metrics(jobs: Any, memory: bool = True) -> str:
+    """Video generation jobs (``VideoJobs`` or None) and, for a server without a chat
+    model, MLX's memory."""
+    running = int(jobs is not None and jobs.worker.running is not None)
+    waiting = jobs.worker.waiting if jobs is not None else 0
     lines = _metric("video_jobs_running", "gauge", "Video generation jobs running", running)
     lines += _metric("video_jobs_waiting", "gauge", "Video generation jobs queued", waiting)
     if memory:

@@ -43,8 +43,7 @@ async def metrics(request: Request) -> PlainTextResponse:
                           settings.parallel_mode)
     jobs = getattr(request.app.state, "videos", None)
     if jobs is not None:
-        text += render_video_metrics(int(jobs.worker.running is not None),
-                                     jobs.worker.waiting, memory=False)
+        text += render_video_metrics(jobs, memory=False)
     return PlainTextResponse(text, media_type="text/plain; version=0.0.4")
 
 

@@ -180,9 +180,7 @@ async def health(request: Request) -> dict[str, Any]:
 
 @video_only.get("/metrics", response_class=PlainTextResponse)
 async def metrics(request: Request) -> PlainTextResponse:
-    jobs: VideoJobs | None = request.app.state.videos
-    text = render_video_metrics(int(jobs.worker.running is not None) if jobs else 0,
-                                jobs.worker.waiting if jobs else 0)
+    text = render_video_metrics(request.app.state.videos)
     return PlainTextResponse(text, media_type="text/plain; version=0.0.4")
 
 

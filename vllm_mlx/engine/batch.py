@@ -111,7 +111,7 @@ class RunningBatch:
         host = [s.generated[-1] if s.generated else s.prompt_ids[-1]
                 for s in self.rows[ahead:]]
         fresh = mx.array(host, dtype=mx.uint32)
-        if self.inflight is None or ahead == 0:
+        if self.inflight is None:  # (then ahead is 0)
             return fresh
         return mx.concatenate([self.inflight.tokens, fresh]) if host else self.inflight.tokens
 
