@@ -61,7 +61,8 @@ sys.path.insert(0, str(HERE.parent))  # this checkout, as the server below runs 
 SIZE = (640, 480)
 DISTINCT_FRAMES = 60
 COUNTERS = ("requests_finished", "prefill_seconds", "decode_seconds", "decode_steps",
-            "generated_tokens", "vision_encoder_passes", "vision_cache_hits")
+            "generated_tokens", "vision_encoder_passes", "vision_cache_hits",
+            "prefill_groups", "prefill_group_rows")
 
 
 def encoded_frames() -> list[bytes]:
@@ -83,14 +84,16 @@ def load() -> str:
 
 
 def engine_split(delta: dict[str, float]) -> str:
-    """Per reply: the engine's prefill and decode seconds, the mean decode batch, and the
-    vision passes and feature-cache hits."""
+    """Per reply: the engine's prefill and decode seconds, the mean decode batch; the
+    prefill passes several prompts shared, vision passes and feature-cache hits."""
     n = max(delta["requests_finished"], 1)
     steps = max(delta["decode_steps"], 1)
     batch = (delta["generated_tokens"] - delta["requests_finished"]) / steps
     return (f"per reply: prefill {delta['prefill_seconds'] / n * 1000:.0f} ms, decode "
             f"{delta['decode_seconds'] / n * 1000:.0f} ms ({steps / n:.0f} steps of "
             f"{delta['decode_seconds'] / steps * 1000:.1f} ms, mean batch {batch:.1f}); "
+            f"shared prefill passes {delta['prefill_groups']:.0f} "
+            f"({delta['prefill_group_rows']:.0f} rows), "
             f"vision passes {delta['vision_encoder_passes']:.0f}, "
             f"feature-cache hits {delta['vision_cache_hits']:.0f}, replies {n:.0f}")
 

@@ -11,7 +11,8 @@ from tests.engine.test_batching import request
 from tests.engine.test_parity import noise_clip
 from vllm_mlx.engine import GenerationChunk, TextPart, VideoPart
 from vllm_mlx.engine.loader import load_model
-from vllm_mlx.engine.scheduler import MAX_OVERTAKES, Scheduler
+from vllm_mlx.engine.prefill_order import MAX_OVERTAKES
+from vllm_mlx.engine.scheduler import Scheduler
 
 
 @pytest.mark.parametrize("arch", ["qwen3", "qwen2_vl"])

@@ -54,9 +54,14 @@ class RunningBatch:
     def __len__(self) -> int:
         return len(self.rows)
 
-    def join(self, rows: list[Sequence], cache: list[Any]) -> None:
-        """Append rows prefilled together into one batch cache (no mRoPE deltas)."""
+    def join(self, rows: list[Sequence], cache: list[Any], deltas: mx.array | None = None
+             ) -> None:
+        """Append rows prefilled together into one batch cache, with their (n, 1) mRoPE
+        deltas where the model has them."""
         self.cache = join_batches(self.cache, cache)
+        if deltas is not None:
+            self.deltas = deltas if self.deltas is None else mx.concatenate([self.deltas,
+                                                                             deltas])
         self.rows.extend(rows)
 
     def extend(self, row: Sequence, cache: list[Any]) -> None:

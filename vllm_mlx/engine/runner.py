@@ -23,6 +23,7 @@ from .inputs import PreparedPrompt
 from .loader import LoadedModel
 from .vision_cache import VisionFeatureCache, feature_key
 from .vision_passes import SplitTower, evaluate, shadowed
+from .vision_rows import RowChunk, batched_inputs, groupable_inputs
 
 CALIBRATION_TOKENS = 64  # forward timed to size prefill chunks (calibrate_chunk)
 CHUNK_QUANTUM = 16  # calibrated chunk sizes are multiples of this
@@ -58,6 +59,8 @@ class ModelRunner:
         self.vision = loaded.is_vision
         self.lm = loaded.model.language_model if self.vision else loaded.model
         self.uses_rope_deltas = hasattr(self.lm, "_rope_deltas")
+        self.groups_vision = self.vision and self.uses_rope_deltas and _batch_prefillable(
+            merge_caches([self.new_cache()]))
 
     def calibrate_chunk(self, budget_s: float) -> int:
         """Lower ``chunk_size`` so that one chunk of prefill takes about ``budget_s``.
@@ -204,6 +207,44 @@ class ModelRunner:
             state.done += n
         return batch
 
+    def groupable(self, state: PrefillState) -> bool:
+        """Vision models: whether this prompt's next chunk can share a forward with other
+        prompts' (:meth:`prefill_group`): its encoder passes are done and its model inputs
+        are ones :mod:`.vision_rows` can batch."""
+        return (self.groups_vision and state.chunked and not state.encoder_passes
+                and state.remaining > 1 and groupable_inputs(state.kwargs))
+
+    def group_chunk(self, state: PrefillState) -> int:
+        """Tokens the prompt's next grouped chunk takes (never its last token)."""
+        return min(self.chunk_size, state.remaining - 1)
+
+    def prefill_group(self, states: list[PrefillState], caches: list[list[Any]]
+                      ) -> list[Any]:
+        """Vision models: advance every prompt by its next chunk (:meth:`group_chunk`) in
+        one forward; return their batch cache (rows in ``states`` order). A prompt left
+        with one token has all but its last in the cache: its first decode step reads it.
+        """
+        batch = merge_caches(caches)
+        rows = [RowChunk(s.kwargs, s.done, self.group_chunk(s), _cache_offset(c))
+                for s, c in zip(states, caches)]
+        longest = max(row.n for row in rows)
+        embeds = []
+        for state, row in zip(states, rows):
+            assert state.embeds is not None
+            embeds.append(mx.pad(state.embeds[0, row.lo:row.lo + row.n],
+                                 [(0, longest - row.n), (0, 0)]))
+        ids = mx.stack([mx.pad(s.input_ids[0, r.lo:r.lo + r.n], (0, longest - r.n))
+                        for s, r in zip(states, rows)])
+        for layer in batch:
+            layer.prepare(right_padding=[longest - row.n for row in rows])
+        self.lm(ids, inputs_embeds=mx.stack(embeds), cache=batch, **batched_inputs(rows))
+        for layer in batch:
+            layer.finalize()
+        mx.eval([c.state for c in batch])
+        for state, row in zip(states, rows):
+            state.done += row.n
+        return batch
+
     def decode(self, tokens: mx.array, cache: list[Any], rope_deltas: mx.array | None
                ) -> mx.array:
         """One step for a batch: tokens (B, 1) -> logits (B, V)."""
@@ -213,6 +254,17 @@ class ModelRunner:
                 self.lm._position_ids = None
             return self.lm(tokens, cache=cache, **kwargs).logits[:, -1, :]
         return self.lm(tokens, cache=cache)[:, -1, :]
+
+
+def _batch_prefillable(batch: list[Any]) -> bool:
+    """Whether a merged cache can take right-padded rows and give single rows back."""
+    return all(hasattr(layer, name) for layer in batch
+               for name in ("prepare", "finalize", "extract"))
+
+
+def _cache_offset(cache: list[Any]) -> int:
+    """Positions in a single request's cache (its layers agree)."""
+    return int(cache[0].offset)
 
 
 def merge_caches(caches: list[list[Any]]) -> list[Any]:

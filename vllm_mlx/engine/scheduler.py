@@ -13,9 +13,14 @@ step reads their last prompt token and samples their first token. Otherwise the 
 with the fewest tokens left advances by one chunk. So requests that arrive together get
 their first tokens together.
 
-Prefill, vision models (one action per step): start one newcomer (its vision-encoder
-pass), or advance the prompt with the fewest tokens left by one chunk, or finish it and
-sample its first token before it joins the batch.
+Prefill, vision models (one action per step): start one newcomer (its first
+vision-encoder pass); or, when several prompts have finished their encoder passes,
+advance them together by their next chunks in one forward pass (those left with only
+their last token join the running batch, as text prompts do); or give one prompt its
+next action: an encoder pass, a chunk, or the last chunk and its first token before it
+joins the batch. So a request alone is prefilled exactly as mlx-vlm does, and requests
+that arrive together share the language model's prefill passes. Which prompts an action
+serves is decided in :mod:`.prefill_order`.
 
 A request keeps its own cache while it is prefilled; when it joins, the cache is merged
 into the batch cache (:class:`.batch.RunningBatch`).
@@ -40,18 +45,25 @@ from .batch import RunningBatch, Step
 from .errors import ContextTooLong, EngineError, InvalidRequest
 from .inputs import prepare_prompt
 from .loader import LoadedModel
+from .prefill_order import (
+    count_overtakes,
+    finishing_group,
+    next_prefill,
+    overdue,
+    ready_group,
+)
 from .prefix_cache import CacheHit, PrefixCache, cacheable, media_hashes, rebuild
-from .runner import ModelRunner
+from .runner import ModelRunner, filter_batch
 from .sampler import KeyedSampler, request_processors
 from .sampling import mask_eos
 from .sequence import Sequence, Sink
 from .stats import EngineStats
 from .tokens import detokenizer_prototype, eos_token_ids, new_detokenizer
 from .types import ACCEPTED, GenerationRequest
+from .vision_rows import row_deltas
 
 logger = logging.getLogger(__name__)
 
-MAX_OVERTAKES = 4  # prefill actions a started prompt may be skipped before it goes next
 
 
 def media_token_ids(config: dict[str, Any]) -> list[int]:
@@ -123,9 +135,7 @@ class Scheduler:
         started = time.perf_counter()
         features = self.runner.features
         if self.runner.vision:
-            seq = self._next_prefill()
-            self._served(seq)
-            self._advance_prefill(seq)
+            self._prefill_vision()
         else:
             self._prefill_text()
         self.stats.prefill_seconds += time.perf_counter() - started
@@ -141,29 +151,6 @@ class Scheduler:
         self.batch.clear()
 
     # -- prefill -----------------------------------------------------------------------
-    def _next_prefill(self) -> Sequence:
-        """Start newcomers first (one encoder pass each), then the prompt closest to done:
-        a short request never waits behind a long prompt for more than one chunk. A started
-        prompt overtaken ``MAX_OVERTAKES`` times goes next, so none waits forever."""
-        late = self._overdue()
-        if late is not None:
-            return late
-        for seq in self.waiting:
-            if seq.prefill is None:
-                return seq
-        return min(self.waiting, key=lambda s: s.prefill.remaining if s.prefill else 0)
-
-    def _overdue(self) -> Sequence | None:
-        started = [s for s in self.waiting if s.prefill is not None]
-        late = max(started, key=lambda s: s.overtaken, default=None)
-        return late if late is not None and late.overtaken >= MAX_OVERTAKES else None
-
-    def _served(self, *served: Sequence) -> None:
-        """Count one overtake for every started prompt that this prefill action skipped."""
-        for seq in self.waiting:
-            if seq.prefill is not None:
-                seq.overtaken = 0 if any(seq is s for s in served) else seq.overtaken + 1
-
     def _advance_prefill(self, seq: Sequence) -> None:
         """One prefill action for one request (vision models, and long text prompts)."""
         with self._failing(seq):
@@ -198,35 +185,57 @@ class Scheduler:
         for seq in [s for s in self.waiting if s.prefill is None]:
             with self._failing(seq):
                 self._start(seq)
-        late = self._overdue()
-        group = self._finishing_group(late)
+        late = overdue(self.waiting)
+        group = finishing_group(self.waiting, self.runner.chunk_size, late)
         if late is not None and late not in group:
             group = []  # it needs more than one chunk: it advances alone this step
         if group:
-            self._served(*group)
+            count_overtakes(self.waiting, *group)
             with self._failing(*group):
                 self._join(group)
         elif self.waiting:
-            seq = late or self._next_prefill()
-            self._served(seq)
+            seq = late or next_prefill(self.waiting)
+            count_overtakes(self.waiting, seq)
             self._advance_prefill(seq)
 
-    def _finishing_group(self, first: Sequence | None = None) -> list[Sequence]:
-        """Prompts that fit, together, in one chunk of tokens (all but their last),
-        ``first`` then shortest first; always at least one if any fits alone."""
-        budget = self.runner.chunk_size
-        fitting = sorted((s for s in self.waiting if s.prefill is not None
-                          and s.prefill.remaining - 1 <= budget),
-                         key=lambda s: (s is not first,
-                                        s.prefill.remaining if s.prefill else 0))
-        group: list[Sequence] = []
-        for seq in fitting:
+    def _prefill_vision(self) -> None:
+        """Start a newcomer; else advance the prompts that are ready (encoders done)
+        together, if there are several; else one prompt's next action."""
+        late = overdue(self.waiting)
+        newcomer = late is None and any(s.prefill is None for s in self.waiting)
+        group = [] if newcomer else ready_group(self.waiting, self.runner, late)
+        if len(group) > 1:
+            count_overtakes(self.waiting, *group)
+            with self._failing(*group):
+                self._advance_group(group)
+            return
+        seq = late or next_prefill(self.waiting)
+        count_overtakes(self.waiting, seq)
+        self._advance_prefill(seq)
+
+    def _advance_group(self, group: list[Sequence]) -> None:
+        """One forward for the group's next chunks; prompts with only their last token
+        left join the running batch, the others take their own caches back."""
+        states = [seq.prefill for seq in group]
+        caches = [seq.cache for seq in group]
+        assert all(states) and all(caches)
+        joined = self.runner.prefill_group(states, caches)  # type: ignore[arg-type]
+        self.stats.prefill_groups += 1
+        self.stats.prefill_group_rows += len(group)
+        done = [i for i, seq in enumerate(group) if seq.prefill and seq.prefill.remaining == 1]
+        for i, seq in enumerate(group):
+            if i not in done:
+                seq.cache = [layer.extract(i) for layer in joined]
+        rows = [group[i] for i in done]
+        cache = filter_batch(joined, done)
+        if cache is None:
+            return
+        for seq in rows:
             assert seq.prefill is not None
-            budget -= seq.prefill.remaining - 1
-            if group and budget < 0:
-                break
-            group.append(seq)
-        return group
+            seq.rope_deltas = row_deltas(seq.prefill.kwargs)
+            self.waiting.remove(seq)
+            seq.cache, seq.prefill = None, None
+        self.batch.join(rows, cache, mx.concatenate([s.rope_deltas for s in rows]))
 
     def _join(self, group: list[Sequence]) -> None:
         """Prefill the group into one batch cache and append it to the running batch; the
