@@ -158,6 +158,44 @@ def _cancel_all(thread: threading.Thread, loop: asyncio.AbstractEventLoop) -> No
     thread.join(5)
 
 
+@pytest.fixture()
+def busy_engine(tiny_model):
+    """An engine with one batch slot and two waiting slots."""
+    from vllm_mlx.engine import Engine
+
+    engine = Engine.start(str(tiny_model("qwen3")), max_waiting=2, max_batch=1)
+    yield engine
+    engine.shutdown()
+
+
+def test_a_prompt_too_long_is_refused_while_the_batch_is_full(busy_engine, media_dir):
+    """It used to wait in the queue for a batch slot before its 400."""
+    from vllm_mlx.engine import ChatMessage, GenerationRequest, SamplingParams
+    from vllm_mlx.engine.errors import ContextTooLong
+
+    thread, loop = _occupy(busy_engine, 1)
+    request = GenerationRequest(messages=(ChatMessage.text("user", "hello " * 40000),),
+                                sampling=SamplingParams(max_tokens=2))
+
+    async def refused() -> None:
+        await asyncio.wait_for(busy_engine.submit([request]).accepted(), 10)
+
+    with pytest.raises(ContextTooLong):  # not a wait for the endless request to end
+        asyncio.run(refused())
+    too_long = {"messages": [{"role": "user", "content": "hello " * 40000}], "max_tokens": 2}
+    with make_client(busy_engine, media_dir) as client:
+        for stream in (False, True):
+            r = client.post("/v1/chat/completions", json={**too_long, "stream": stream},
+                            timeout=30)
+            assert r.status_code == 400, r.text
+            assert r.json()["error"]["code"] == "context_length_exceeded"
+        r = client.post("/v1/completions", json={"prompt": "hi " * 40000}, timeout=30)
+        assert r.json()["error"]["param"] == "prompt"
+    assert busy_engine.stats["batch_size"] == 1  # the endless request still runs
+    assert busy_engine.waiting == 0  # the refused jobs gave their waiting slots back
+    _cancel_all(thread, loop)
+
+
 def test_n_choices_take_one_waiting_slot(full_engine, media_dir):
     with make_client(full_engine, media_dir) as client:
         body = {"messages": [{"role": "user", "content": "x"}], "max_tokens": 2, "n": 3}

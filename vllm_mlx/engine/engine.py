@@ -70,6 +70,7 @@ class _Job:
     requests: list[GenerationRequest]
     sink: _Sink  # (index, chunk), then (index, None); or (index, exception)
     cancelled: threading.Event = field(default_factory=threading.Event)
+    checked: bool = False  # its prompts were checked while it waited (see Engine._check_one)
 
 
 class Submission:
@@ -138,6 +139,18 @@ def _add(scheduler: Scheduler, request: GenerationRequest, sink: Callable[[Any],
     except Exception as exc:
         logger.exception("could not admit request %s", request.request_id)
         sink(EngineError(f"request failed: {type(exc).__name__}: {exc}"))
+
+
+def _prompt_error(scheduler: Scheduler, job: _Job) -> EngineError | None:
+    """The error admitting ``job`` would give one of its requests' prompts, if any."""
+    try:
+        for request in job.requests:
+            scheduler.check(request)
+    except EngineError as exc:
+        return exc
+    except Exception as exc:  # left for admission, which reports it as a request failure
+        logger.debug("could not check a queued request: %s", exc)
+    return None
 
 
 class Engine:
@@ -229,8 +242,33 @@ class Engine:
             scheduler.stats.waiting = self._jobs.qsize()
             for index, request in enumerate(job.requests):
                 _add(scheduler, request, functools.partial(job.sink, index), job.cancelled)
+        if not scheduler.has_capacity:
+            self._check_one(scheduler)
         scheduler.stats.waiting = self._jobs.qsize()
         return True
+
+    def _check_one(self, scheduler: Scheduler) -> None:
+        """With the batch full, check the prompts of one queued job: one its model cannot
+        take (too long for the context, say) is refused now, not once a slot frees. The
+        prompt is prepared again when the job is admitted."""
+        with self._jobs.mutex:
+            job = next((j for j in self._jobs.queue if j is not None and not j.checked
+                        and not j.cancelled.is_set()), None)
+        if job is None:
+            return
+        job.checked = True
+        error = _prompt_error(scheduler, job)
+        if error is None:
+            return
+        with self._jobs.mutex:
+            kept = [j for j in self._jobs.queue if j is not job]
+            self._jobs.queue.clear()
+            self._jobs.queue.extend(kept)
+            self._jobs.not_full.notify()
+        scheduler.stats.requests_started += len(job.requests)
+        scheduler.stats.requests_failed += len(job.requests)
+        for index in range(len(job.requests)):
+            job.sink(index, error)
 
     def _drop_abandoned(self) -> int:
         """Take out queued jobs whose callers have left, which would otherwise hold waiting

@@ -252,13 +252,19 @@ class Scheduler:
             self.waiting.remove(seq)
             seq.cache, seq.prefill = None, None
 
+    def check(self, request: GenerationRequest) -> None:
+        """Raise the error starting this request would raise (an empty prompt, one the
+        context cannot hold, media the processor refuses), without starting it."""
+        prompt_ids = int_list(prepare_prompt(self.loaded, request).input_ids)
+        self._check_length(request, len(prompt_ids))
+
     def _start(self, seq: Sequence) -> None:
         prompt = prepare_prompt(self.loaded, seq.request)
         seq.prompt_ids = int_list(prompt.input_ids)
-        if not seq.prompt_ids:
-            raise InvalidRequest("the prompt is empty: give at least one token",
-                                 param="prompt")
-        self._fit_context(seq)
+        self._check_length(seq.request, len(seq.prompt_ids))
+        limit = self.loaded.capabilities.context_length
+        if limit:  # generation stops where the context ends
+            seq.token_budget = min(seq.token_budget, limit - len(seq.prompt_ids))
         seq.cache = self.runner.new_cache()
         seq.media = media_hashes(seq.request.messages) if self.runner.vision else ()
         hit = self._lookup(seq)
@@ -278,17 +284,17 @@ class Scheduler:
         self.stats.prompt_tokens += len(seq.prompt_ids)
         seq.sink(ACCEPTED)
 
-    def _fit_context(self, seq: Sequence) -> None:
-        """Refuse a prompt the model's context cannot hold; stop generation at its end."""
+    def _check_length(self, request: GenerationRequest, tokens: int) -> None:
+        """Refuse an empty prompt, and one the model's context cannot hold."""
+        if not tokens:
+            raise InvalidRequest("the prompt is empty: give at least one token",
+                                 param="prompt")
         limit = self.loaded.capabilities.context_length
-        if not limit:
-            return
-        if len(seq.prompt_ids) >= limit:
-            field = "prompt" if seq.request.prompt is not None else "messages"
-            raise ContextTooLong(f"the prompt is {len(seq.prompt_ids)} tokens, and this model's "
+        if limit and tokens >= limit:
+            field = "prompt" if request.prompt is not None else "messages"
+            raise ContextTooLong(f"the prompt is {tokens} tokens, and this model's "
                                  f"context length is {limit} tokens: shorten the {field}",
                                  param=field)
-        seq.token_budget = min(seq.token_budget, limit - len(seq.prompt_ids))
 
     def _lookup(self, seq: Sequence) -> CacheHit | None:
         if self.prefix is None:
