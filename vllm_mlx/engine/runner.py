@@ -27,6 +27,10 @@ from .vision_rows import RowChunk, batched_inputs, groupable_inputs
 
 CALIBRATION_TOKENS = 64  # forward timed to size prefill chunks (calibrate_chunk)
 CHUNK_QUANTUM = 16  # calibrated chunk sizes are multiples of this
+# Vision families whose prompts may share prefill passes (prefill_group): their language
+# models take explicit mRoPE position ids for a batch. Qwen2-VL and Qwen3-VL are tested
+# against single-prompt prefill; the other two run the same language-model code.
+GROUPED_FAMILIES = frozenset({"qwen2_vl", "qwen2_5_vl", "qwen3_vl", "qwen3_vl_moe"})
 MIN_CHUNK = 32
 
 
@@ -59,8 +63,8 @@ class ModelRunner:
         self.vision = loaded.is_vision
         self.lm = loaded.model.language_model if self.vision else loaded.model
         self.uses_rope_deltas = hasattr(self.lm, "_rope_deltas")
-        self.groups_vision = self.vision and self.uses_rope_deltas and _batch_prefillable(
-            merge_caches([self.new_cache()]))
+        self.groups_vision = (loaded.capabilities.model_type in GROUPED_FAMILIES
+                              and _batch_prefillable(merge_caches([self.new_cache()])))
 
     def calibrate_chunk(self, budget_s: float) -> int:
         """Lower ``chunk_size`` so that one chunk of prefill takes about ``budget_s``.
