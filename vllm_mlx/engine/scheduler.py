@@ -65,7 +65,6 @@ from .vision_rows import row_deltas
 logger = logging.getLogger(__name__)
 
 
-
 def media_token_ids(config: dict[str, Any]) -> list[int]:
     """Placeholder token ids that stand for image or video content in a prompt."""
     keys = ("image_token_id", "image_token_index", "video_token_id", "video_token_index")
