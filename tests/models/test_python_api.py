@@ -71,6 +71,21 @@ def test_pil_images_and_lone_paths(mllm, files):
         mllm.generate("What is this?", images=[42])
 
 
+def test_pil_images_png_cannot_store_are_read_as_rgb(mllm):
+    """A float ("F") or CMYK image used to fail inside Pillow's PNG writer."""
+    import numpy as np
+    from PIL import Image
+
+    grey = np.linspace(0, 255, 48 * 32, dtype=np.float32).reshape(32, 48)
+    as_float = Image.fromarray(grey, mode="F")
+    as_rgb = as_float.convert("RGB")
+    expected = mllm.generate("What is this?", images=[as_rgb], max_tokens=4).token_ids
+    assert mllm.generate("What is this?", images=[as_float], max_tokens=4).token_ids == expected
+    cmyk = as_rgb.convert("CMYK")
+    assert mllm.generate("What is this?", images=[cmyk], max_tokens=4).token_ids == \
+        mllm.generate("What is this?", images=[cmyk.convert("RGB")], max_tokens=4).token_ids
+
+
 def test_chat_with_messages(mllm):
     result = mllm.chat([{"role": "system", "content": "Be brief."},
                         {"role": "user", "content": "Hi"}], max_tokens=5)

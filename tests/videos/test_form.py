@@ -116,6 +116,8 @@ def test_plan_crops_sizes_that_are_not_multiples_of_16(jobs) -> None:
 @pytest.mark.parametrize(("fields", "words"), [
     ({"size": "855x480"}, "must be even"),
     ({"width": "8"}, "between 16 and 4096"),
+    ({"width": "0"}, "between 16 and 4096"),  # the form's own range said 1 to 100000
+    ({"size": "1x1"}, "between 16 and 4096"),
     ({"fps": "0"}, "between 1 and 240"),
     ({"num_frames": "0"}, "between 1 and 10000"),
     ({"extra_params": json.dumps({"scheduler": "ddim"})}, "scheduler must be one of"),

@@ -34,11 +34,16 @@ DEFAULT_VIDEO_PROMPT = "Describe what happens in this video."
 MediaSource = str | Path | Any  # a path, URL, data URL, or a PIL image
 
 
+PNG_MODES = frozenset({"1", "L", "LA", "I", "I;16", "P", "RGB", "RGBA"})  # PNG stores these
+
+
 def _as_url(source: MediaSource) -> str:
     """A content-part URL for one source: PIL images become lossless PNG data URLs."""
     if isinstance(source, (str, Path)):
         return str(source)
     if hasattr(source, "save") and hasattr(source, "mode"):  # a PIL image
+        if source.mode not in PNG_MODES:  # e.g. float "F", "CMYK": the model sees RGB anyway
+            source = source.convert("RGB")
         buffer = io.BytesIO()
         source.save(buffer, format="PNG")
         return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()

@@ -30,6 +30,9 @@ from typing import Any
 
 from ..api.errors import APIError
 
+SIDE_MULTIPLE = 16  # generated sides are multiples of this, so it is also the smallest
+MAX_SIDE = 4096
+
 SIZE_RE = re.compile(r"^(\d+)x(\d+)$")
 SECONDS_RE = re.compile(r"^[1-9]\d*$")
 MAX_STEPS = 200
@@ -125,7 +128,8 @@ class _Fields:
 def _size(f: _Fields) -> tuple[int | None, int | None]:
     size = f.text("size")
     if size is None:
-        return f.integer("width", 1, 100_000), f.integer("height", 1, 100_000)
+        return (f.integer("width", SIDE_MULTIPLE, MAX_SIDE),
+                f.integer("height", SIDE_MULTIPLE, MAX_SIDE))
     match = SIZE_RE.match(size)
     if match is None:
         raise _bad("size", f"size must look like WIDTHxHEIGHT, e.g. 832x480; got {size!r}")

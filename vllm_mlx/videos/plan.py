@@ -22,10 +22,8 @@ from typing import Any
 import numpy as np
 
 from ..api.errors import APIError
-from .form import VideoForm
+from .form import MAX_SIDE, SIDE_MULTIPLE, VideoForm
 
-MULTIPLE = 16
-MAX_SIDE = 4096
 # Generated pixels x frames a job may ask for: twice Wan's largest preset (1280x720, 81
 # frames). Beyond it the latents and attention would not fit a laptop, and the job would
 # be accepted only to fail (or take the machine down) later.
@@ -94,16 +92,16 @@ class JobPlan:
 
 
 def _side(name: str, value: int, notes: list[str]) -> int:
-    if not MULTIPLE <= value <= MAX_SIDE:
-        raise APIError(400, f"{name} must be between {MULTIPLE} and {MAX_SIDE}, got {value}",
-                       param=name, code="invalid_value")
+    if not SIDE_MULTIPLE <= value <= MAX_SIDE:
+        raise APIError(400, f"{name} must be between {SIDE_MULTIPLE} and {MAX_SIDE}, "
+                       f"got {value}", param=name, code="invalid_value")
     if value % 2:
         raise APIError(400, f"{name} must be even (H.264 yuv420p), got {value}",
                        param=name, code="invalid_value")
-    generated = -(-value // MULTIPLE) * MULTIPLE
+    generated = -(-value // SIDE_MULTIPLE) * SIDE_MULTIPLE
     if generated != value:
         notes.append(f"{name} {value} generated at {generated} and centre-cropped: the model "
-                     f"works in multiples of {MULTIPLE} pixels")
+                     f"works in multiples of {SIDE_MULTIPLE} pixels")
     return generated
 
 
