@@ -14,6 +14,7 @@ single-request greedy tokens.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,7 +24,7 @@ from .inputs import PreparedPrompt
 from .loader import LoadedModel
 from .vision_cache import VisionFeatureCache, feature_key
 from .vision_passes import SplitTower, evaluate, shadowed
-from .vision_rows import RowChunk, batched_inputs, groupable_inputs
+from .vision_rows import RowChunk, batched_inputs, first_delta, groupable_inputs
 
 CALIBRATION_TOKENS = 64  # forward timed to size prefill chunks (calibrate_chunk)
 CHUNK_QUANTUM = 16  # calibrated chunk sizes are multiples of this
@@ -179,9 +180,7 @@ class ModelRunner:
             logits = self.lm(state.input_ids[:, lo:], cache=cache)[:, -1, :]
         state.done = int(state.input_ids.shape[1])
         deltas = getattr(self.lm, "_rope_deltas", None) if self.uses_rope_deltas else None
-        if deltas is not None:
-            deltas = mx.array(deltas).reshape(-1)[:1].reshape(1, 1)
-        return logits, deltas
+        return logits, (first_delta(deltas) if deltas is not None else None)
 
     def prefill_rows(self, states: list[PrefillState], caches: list[list[Any]]) -> list[Any]:
         """Text models: put every prompt but its last token into the cache, for several
@@ -201,12 +200,7 @@ class ModelRunner:
         if longest > 0:
             rows = [mx.pad(s.input_ids[0, s.done:s.done + n], (0, longest - n))
                     for s, n in zip(states, lengths)]
-            for layer in batch:
-                layer.prepare(right_padding=[longest - n for n in lengths])
-            self.lm(mx.stack(rows), cache=batch)
-            for layer in batch:
-                layer.finalize()
-            mx.eval([c.state for c in batch])
+            _right_padded(batch, lengths, lambda: self.lm(mx.stack(rows), cache=batch))
         for state, n in zip(states, lengths):
             state.done += n
         return batch
@@ -239,12 +233,8 @@ class ModelRunner:
                                  [(0, longest - row.n), (0, 0)]))
         ids = mx.stack([mx.pad(s.input_ids[0, r.lo:r.lo + r.n], (0, longest - r.n))
                         for s, r in zip(states, rows)])
-        for layer in batch:
-            layer.prepare(right_padding=[longest - row.n for row in rows])
-        self.lm(ids, inputs_embeds=mx.stack(embeds), cache=batch, **batched_inputs(rows))
-        for layer in batch:
-            layer.finalize()
-        mx.eval([c.state for c in batch])
+        _right_padded(batch, [row.n for row in rows], lambda: self.lm(
+            ids, inputs_embeds=mx.stack(embeds), cache=batch, **batched_inputs(rows)))
         for state, row in zip(states, rows):
             state.done += row.n
         return batch
@@ -258,6 +248,18 @@ class ModelRunner:
                 self.lm._position_ids = None
             return self.lm(tokens, cache=cache, **kwargs).logits[:, -1, :]
         return self.lm(tokens, cache=cache)[:, -1, :]
+
+
+def _right_padded(batch: list[Any], lengths: list[int], forward: Callable[[], Any]) -> None:
+    """Run ``forward`` over rows right-padded to the longest of ``lengths``; the batch
+    cache turns the padding into left padding after it, and is evaluated."""
+    longest = max(lengths)
+    for layer in batch:
+        layer.prepare(right_padding=[longest - n for n in lengths])
+    forward()
+    for layer in batch:
+        layer.finalize()
+    mx.eval([c.state for c in batch])
 
 
 def _batch_prefillable(batch: list[Any]) -> bool:

@@ -45,12 +45,15 @@ class RowChunk:
     offset: int
 
 
+def first_delta(deltas: Any) -> mx.array:
+    """A model's mRoPE deltas (any shape, one per row) as the (1, 1) of its first row."""
+    return mx.array(deltas).reshape(-1)[:1].reshape(1, 1)
+
+
 def row_deltas(kwargs: dict[str, Any]) -> mx.array:
     """(1, 1) mRoPE offset of the prompt's decode positions (0 for plain text)."""
     deltas = kwargs.get("rope_deltas")
-    if deltas is None:
-        return mx.zeros((1, 1), dtype=mx.int32)
-    return mx.array(deltas).reshape(-1)[:1].reshape(1, 1)
+    return mx.zeros((1, 1), dtype=mx.int32) if deltas is None else first_delta(deltas)
 
 
 def batched_inputs(rows: list[RowChunk]) -> dict[str, Any]:
