@@ -28,11 +28,11 @@ from .vision_rows import RowChunk, batched_inputs, first_delta, groupable_inputs
 
 CALIBRATION_TOKENS = 64  # forward timed to size prefill chunks (calibrate_chunk)
 CHUNK_QUANTUM = 16  # calibrated chunk sizes are multiples of this
+MIN_CHUNK = 32
 # Vision families whose prompts may share prefill passes (prefill_group): their language
 # models take explicit mRoPE position ids for a batch. Qwen2-VL and Qwen3-VL are tested
 # against single-prompt prefill; the other two run the same language-model code.
 GROUPED_FAMILIES = frozenset({"qwen2_vl", "qwen2_5_vl", "qwen3_vl", "qwen3_vl_moe"})
-MIN_CHUNK = 32
 
 
 @dataclass
