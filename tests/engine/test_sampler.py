@@ -54,6 +54,21 @@ def test_a_seeded_row_samples_the_same_alone_or_batched():
     assert [[draw[i] for draw in batched] for i in range(4)] == alone
 
 
+def test_batched_noise_is_each_rows_own_noise():
+    """Rows draw their noise in one vectorised pass; each row's numbers, and the key it
+    leaves for the next step, are those it would have drawn alone."""
+    alone = [KeyedSampler(SamplingParams(temperature=0.7, seed=s)) for s in (1, 2, 3)]
+    together = [KeyedSampler(SamplingParams(temperature=0.7, seed=s)) for s in (1, 2, 3)]
+    for step in range(4):
+        rows = together if step % 2 else together[:2]  # batches change between steps
+        expected = mx.concatenate([a.noise((1, 64), mx.float32)
+                                   for a, _ in zip(alone, rows)])
+        assert mx.array_equal(KeyedSampler.noise_rows(rows, 64, mx.float32), expected)
+        if len(rows) == 2:  # the third row samples alone this step, in both worlds
+            together[2].noise((1, 64), mx.float32)
+            alone[2].noise((1, 64), mx.float32)
+
+
 def test_json_output_with_eos_suppression_is_refused():
     with pytest.raises(InvalidRequest):
         request_processors(SamplingParams(json_object=True, min_tokens=3), lambda: None,

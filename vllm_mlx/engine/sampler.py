@@ -20,6 +20,8 @@ from .types import SamplingParams
 
 RowSampler = Callable[[mx.array], mx.array]  # (1, V) log-probs -> (1,) token
 
+_split_keys = mx.vmap(mx.random.split)  # (N, key) -> (N, 2, key), each row split alone
+
 GREEDY_BELOW = 1e-5  # temperatures this small are argmax: 1 / t would overflow
 _SEED_SPACE = 2**64  # PRNG keys are unsigned 64-bit
 
@@ -47,6 +49,18 @@ class KeyedSampler:
         self._key, use = mx.random.split(self._key)
         return mx.random.gumbel(shape, dtype=dtype, key=use)
 
+    @staticmethod
+    def noise_rows(samplers: list[KeyedSampler], width: int, dtype: mx.Dtype) -> mx.array:
+        """(N, width) noise, row i exactly what ``samplers[i].noise((1, width))`` gives, in
+        a few vectorised operations instead of two per row."""
+        if len(samplers) == 1:
+            return samplers[0].noise((1, width), dtype)
+        pairs = _split_keys(mx.stack([s._key for s in samplers]))  # (N, 2, key)
+        for i, sampler in enumerate(samplers):
+            sampler._key = pairs[i, 0]
+        draw = mx.vmap(lambda key: mx.random.gumbel((width,), dtype=dtype, key=key))
+        return draw(pairs[:, 1])
+
     def __call__(self, logprobs: mx.array) -> mx.array:
         if self.greedy:
             return mx.argmax(logprobs, axis=-1)
@@ -69,8 +83,7 @@ def sample_batch(logprobs: mx.array, samplers: list[KeyedSampler]) -> mx.array:
     if p.min_p > 0:
         logprobs = apply_min_p(logprobs, p.min_p)
     scaled = logprobs * (1 / p.temperature)
-    row = (1, scaled.shape[-1])
-    noise = mx.concatenate([s.noise(row, scaled.dtype) for s in samplers])
+    noise = KeyedSampler.noise_rows(samplers, scaled.shape[-1], scaled.dtype)
     return mx.argmax(scaled + noise, axis=-1)
 
 
