@@ -98,8 +98,10 @@ def full_engine(tiny_model):
     engine.shutdown()
 
 
-def _occupy(engine, count: int) -> tuple[threading.Thread, asyncio.AbstractEventLoop]:
-    """``count`` endless requests on their own loop; stop the loop to cancel them."""
+def _occupy(engine, count: int
+            ) -> tuple[threading.Thread, asyncio.AbstractEventLoop, list[asyncio.Task]]:
+    """``count`` endless requests on their own loop; stop the loop to cancel them. Keep the
+    tasks returned: the loop holds tasks weakly, and a collected one cancels its request."""
     from vllm_mlx.engine import ChatMessage, GenerationRequest, SamplingParams
 
     loop = asyncio.new_event_loop()
@@ -112,17 +114,18 @@ def _occupy(engine, count: int) -> tuple[threading.Thread, asyncio.AbstractEvent
 
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()
+    tasks: list[asyncio.Task] = []
     for admitted in range(count):  # one at a time: the first must leave the queue first
-        loop.call_soon_threadsafe(lambda: loop.create_task(endless()))
+        loop.call_soon_threadsafe(lambda: tasks.append(loop.create_task(endless())))
         deadline = time.monotonic() + 10
         while engine.stats.get("requests_started", 0) <= admitted and engine.waiting == 0 \
                 and time.monotonic() < deadline:
             time.sleep(0.01)
-    return thread, loop
+    return thread, loop, tasks
 
 
 def test_a_full_engine_refuses_a_stream_with_429(full_engine, media_dir):
-    thread, loop = _occupy(full_engine, 2)  # one running, one waiting: the queue is full
+    thread, loop, _running = _occupy(full_engine, 2)  # one running, one waiting: the queue is full
     deadline = time.monotonic() + 10
     while full_engine.waiting < 1 and time.monotonic() < deadline:
         time.sleep(0.01)
@@ -173,7 +176,7 @@ def test_a_prompt_too_long_is_refused_while_the_batch_is_full(busy_engine, media
     from vllm_mlx.engine import ChatMessage, GenerationRequest, SamplingParams
     from vllm_mlx.engine.errors import ContextTooLong
 
-    thread, loop = _occupy(busy_engine, 1)
+    thread, loop, _running = _occupy(busy_engine, 1)
     request = GenerationRequest(messages=(ChatMessage.text("user", "hello " * 40000),),
                                 sampling=SamplingParams(max_tokens=2))
 

@@ -133,8 +133,8 @@ def test_short_request_is_not_stuck_behind_a_long_prefill(tiny_model):
     """Prefill picks the prompt closest to done: a short request that arrives while a
     long prompt is being prefilled gets its first token before the long one does."""
     engine = Engine.start(str(tiny_model("qwen3")), prefill_chunk=8)
-    try:
-        long = request([TextPart("word " * 400)], max_tokens=2)
+    try:  # 250 chunks: far longer than the short request's 50 ms head start, even loaded
+        long = request([TextPart("word " * 2000)], max_tokens=2)
         short = request([TextPart("Hi")], max_tokens=2)
         firsts: dict[str, float] = {}
 

@@ -142,6 +142,7 @@ class VideoStream:
         self._finished = threading.Event()
         self._thread: threading.Thread | None = None
         self._pending = 0
+        self._inflight: set[Any] = set()  # scheduled sends not done yet
         self._lock = threading.Lock()
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -230,6 +231,8 @@ class VideoStream:
             self._pending += delta
 
     def _done(self, future: Any) -> None:
+        with self._lock:
+            self._inflight.discard(future)
         self._track(-1)
         if not future.cancelled() and future.exception() is not None:
             self.stats.failed += 1
@@ -246,12 +249,16 @@ class VideoStream:
 
     def _schedule(self, awaitable: Any, loop: asyncio.AbstractEventLoop) -> None:
         self._track(1)
+        future: Any
         if _running_loop() is loop:
-            asyncio.ensure_future(awaitable).add_done_callback(self._done)
-            return
-        if not inspect.iscoroutine(awaitable):
-            awaitable = _awaited(awaitable)
-        asyncio.run_coroutine_threadsafe(awaitable, loop).add_done_callback(self._done)
+            future = asyncio.ensure_future(awaitable)
+        else:
+            if not inspect.iscoroutine(awaitable):
+                awaitable = _awaited(awaitable)
+            future = asyncio.run_coroutine_threadsafe(awaitable, loop)
+        with self._lock:  # an event loop holds its tasks weakly: keep each until it is done
+            self._inflight.add(future)
+        future.add_done_callback(self._done)
 
     def _call(self, callback: FrameCallback, message: str) -> None:
         try:
