@@ -260,11 +260,7 @@ class Engine:
         error = _prompt_error(scheduler, job)
         if error is None:
             return
-        with self._jobs.mutex:
-            kept = [j for j in self._jobs.queue if j is not job]
-            self._jobs.queue.clear()
-            self._jobs.queue.extend(kept)
-            self._jobs.not_full.notify()
+        self._take_queued(lambda queued: queued is job)
         scheduler.stats.requests_started += len(job.requests)
         scheduler.stats.requests_failed += len(job.requests)
         for index in range(len(job.requests)):
@@ -274,23 +270,22 @@ class Engine:
         """Take out queued jobs whose callers have left, which would otherwise hold waiting
         slots (and turn new requests away) until the batch had room; return how many
         requests they held."""
-        with self._jobs.mutex:
-            kept: list[_Job | None] = []
-            gone: list[_Job] = []
-            for job in self._jobs.queue:
-                if job is not None and job.cancelled.is_set():
-                    gone.append(job)
-                else:
-                    kept.append(job)
-            if not gone:
-                return 0
-            self._jobs.queue.clear()
-            self._jobs.queue.extend(kept)
-            self._jobs.not_full.notify(len(gone))
+        gone = self._take_queued(lambda job: job.cancelled.is_set())
         for job in gone:
             for index in range(len(job.requests)):
                 job.sink(index, None)
         return sum(len(job.requests) for job in gone)
+
+    def _take_queued(self, doomed: Callable[[_Job], bool]) -> list[_Job]:
+        """Remove the queued jobs ``doomed`` picks (their waiting slots free up); return them."""
+        with self._jobs.mutex:
+            gone = [j for j in self._jobs.queue if j is not None and doomed(j)]
+            if gone:
+                kept = [j for j in self._jobs.queue if not any(j is g for g in gone)]
+                self._jobs.queue.clear()
+                self._jobs.queue.extend(kept)
+                self._jobs.not_full.notify(len(gone))
+        return gone
 
     def _step(self, scheduler: Scheduler) -> bool:
         """One scheduler step; False when the engine cannot go on (a coordinator said so)."""

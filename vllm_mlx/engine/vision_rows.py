@@ -70,7 +70,7 @@ def _positions(row: RowChunk) -> mx.array:
     """(3, n) positions of the chunk: one per mRoPE axis (text positions repeat)."""
     given = row.kwargs.get("position_ids")
     if given is None:  # a text suffix after a reused prefix: follows the cache
-        delta = int(np.asarray(row_deltas(row.kwargs)).item())
+        delta = int(np.asarray(row.kwargs.get("rope_deltas", 0)).reshape(-1)[0])
         flat = mx.arange(row.offset + delta, row.offset + delta + row.n, dtype=mx.int32)
     else:
         cut = given[..., row.lo:row.lo + row.n].astype(mx.int32)
