@@ -334,7 +334,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--request-timeout", type=float, default=600.0)
     parser.add_argument("--level-timeout", type=float, default=900.0)
-    parser.add_argument("--blas", choices=("same", "stock"), default="same")
+    parser.add_argument("--blas", choices=peers.BLAS_CHOICES, default="same")
     parser.add_argument("--log-dir", default=str(peers.VENV_ROOT / "logs"))
     parser.add_argument("--note", default="")
     parser.add_argument("--json", default=None, help="also write raw results here")

@@ -20,8 +20,11 @@ Servers (:data:`SERVERS`), all loading the same model folder:
 BLAS (Linux): ours loads OpenBLAS before MLX (``vllm_mlx.blas``); the peers would otherwise
 run on the ``mlx[cpu]`` wheel's reference BLAS (~30x slower fp32 GEMM) and the comparison
 would measure BLAS, not serving. ``blas="same"`` (default) gives the peers the very same
-OpenBLAS via ``LD_PRELOAD``; ``blas="stock"`` runs every server, ours included
-(``--no-fast-blas``), on the reference BLAS. Nothing is changed on macOS.
+OpenBLAS via ``LD_PRELOAD``, with the same short worker spin as ours
+(``OPENBLAS_THREAD_TIMEOUT``, see ``vllm_mlx.blas``); ``blas="same-library"`` preloads the
+library alone, so the peers' OpenBLAS spins as long as it does by default; ``blas="stock"``
+runs every server, ours included (``--no-fast-blas``), on the reference BLAS. Nothing is
+changed on macOS.
 
 Contract:
 
@@ -61,7 +64,10 @@ from pathlib import Path
 
 import httpx
 
+from vllm_mlx.blas import THREAD_TIMEOUT as BLAS_THREAD_TIMEOUT
+
 REPO = Path(__file__).resolve().parent.parent
+BLAS_CHOICES = ("same", "same-library", "stock")
 VENV_ROOT = REPO / ".bench-venvs"
 SERVERS = ("ours", "vllm-mlx-0.6.0", "mlx-vlm")
 PEER_VENVS = {"vllm-mlx-0.6.0": "vllm-mlx==0.6.0"}
@@ -359,10 +365,13 @@ def running(name: str, model_dir: Path, *, log_dir: Path, blas: str = "same",
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1", **extra}
     env.pop("PYTHONPATH", None)
     notes = [_versions_note(name, mlx_vlm_python)]
-    preload = openblas_path() if blas == "same" and name != "ours" else None
+    preload = openblas_path() if blas.startswith("same") and name != "ours" else None
     if preload:
         env["LD_PRELOAD"] = preload
         notes.append(f"LD_PRELOAD={preload} (same OpenBLAS as ours)")
+        if blas == "same":
+            env.setdefault("OPENBLAS_THREAD_TIMEOUT", BLAS_THREAD_TIMEOUT)
+            notes.append(f"OPENBLAS_THREAD_TIMEOUT={env['OPENBLAS_THREAD_TIMEOUT']} (as ours)")
     log_dir.mkdir(parents=True, exist_ok=True)
     log = log_dir / f"{name}-{port}.log"
     cwd = REPO if name == "ours" else log_dir  # a peer must not import this checkout
@@ -406,7 +415,7 @@ def main(argv: list[str] | None = None) -> int:
     chk = sub.add_parser("check", help="start each server, send one request, stop it")
     chk.add_argument("--model", default="tiny:qwen3")
     chk.add_argument("--servers", default=",".join(SERVERS))
-    chk.add_argument("--blas", choices=("same", "stock"), default="same")
+    chk.add_argument("--blas", choices=BLAS_CHOICES, default="same")
     chk.add_argument("--log-dir", default=str(VENV_ROOT / "logs"))
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")

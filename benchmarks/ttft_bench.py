@@ -383,7 +383,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--image-size", type=_size, default=(448, 448))
     parser.add_argument("--video-seconds", type=float, default=2.0)
     parser.add_argument("--request-timeout", type=float, default=900.0)
-    parser.add_argument("--blas", choices=("same", "stock"), default="same")
+    parser.add_argument("--blas", choices=peers.BLAS_CHOICES, default="same")
     parser.add_argument("--log-dir", default=str(peers.VENV_ROOT / "logs"))
     parser.add_argument("--note", default="")
     parser.add_argument("--write-results", action="store_true")
