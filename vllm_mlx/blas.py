@@ -11,10 +11,10 @@ bundles (via ``patchelf``), so no system package is needed.
 
 OpenBLAS's idle worker threads spin for about 2^28 cycles (tenths of a second) before they
 sleep. Between MLX's small decode-step products that spinning takes a whole core from the
-threads that build and run the next step: on two cores it halved batched decode of small
-models. So the library is loaded with a spin of 2^4 cycles (``OPENBLAS_THREAD_TIMEOUT``,
-which OpenBLAS reads only while it loads; a value the user already set is kept, and the
-process environment is restored afterwards).
+threads that build and run the next step: on two cores it cost batched decode of small
+models about a third of its speed. So the library is loaded with a spin of 2^4 cycles
+(``OPENBLAS_THREAD_TIMEOUT``, which OpenBLAS reads only while it loads; a value the user
+already set is kept, and the process environment is restored afterwards).
 
 Contract: call :func:`activate_fast_blas` before anything imports ``mlx.core``; it is
 idempotent, never raises, and reports what is in use. On macOS it does nothing (MLX uses
