@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -281,7 +282,9 @@ def test_videos_tab_follows_a_job_to_a_playing_video(browser, monkeypatch, ui_me
                 "document.querySelector('#video-result video').readyState >= 1")
             assert page.evaluate("document.querySelector('#video-result video').duration") > 0
             seen = " ".join(page.evaluate("window.progress"))
-            assert "in progress" in seen and "60.0%" in seen, seen
+            # Updates that land in one frame render once, so any one value may be skipped.
+            shown = {float(p) for p in re.findall(r"(\d+\.\d)%", seen)}
+            assert "in progress" in seen and shown & {20.0, 40.0, 60.0, 80.0}, seen
             assert "completed" in page.inner_text("#video-status")
             page.screenshot(path=str(ARTIFACTS / "videos.png"), full_page=True)
         finally:
