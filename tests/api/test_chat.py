@@ -100,6 +100,10 @@ def test_stream_with_usage_and_done(vl_client):
     finishes = [c["finish_reason"] for e in events[:-1] for c in e["choices"]
                 if c.get("finish_reason")]
     assert len(finishes) == 1
+    later = [c for e in events[1:-1] for c in e["choices"]]
+    assert later and all("role" not in c["delta"] and "tool_calls" not in c["delta"]
+                         for c in later), later  # absent, as OpenAI sends them, not null
+    assert all("finish_reason" in c and "logprobs" in c for c in later)
 
 
 def test_video_sampling_fields_change_frame_count(vl_client, media_dir):
