@@ -95,10 +95,6 @@ def fan_out(request: GenerationRequest, n: int) -> list[GenerationRequest]:
         for i in range(n)]
 
 
-def _token_bytes(token: str) -> list[int]:
-    return list(token.encode("utf-8", errors="replace"))
-
-
 ZERO_PROBABILITY_LOGPROB = -9999.0  # OpenAI's stand-in for -inf, which JSON cannot carry
 
 
@@ -109,9 +105,9 @@ def reported_logprob(value: float) -> float:
 
 def chat_logprobs(items: Sequence[TokenLogprob]) -> list[TokenLogprobOut]:
     return [TokenLogprobOut(
-        token=lp.token, logprob=reported_logprob(lp.logprob), bytes=_token_bytes(lp.token),
-        top_logprobs=[TopLogprob(token=t, logprob=reported_logprob(v), bytes=_token_bytes(t))
-                      for _, t, v in lp.top],
+        token=lp.token, logprob=reported_logprob(lp.logprob), bytes=list(lp.raw),
+        top_logprobs=[TopLogprob(token=alt.token, logprob=reported_logprob(alt.logprob),
+                                 bytes=list(alt.raw)) for alt in lp.top],
     ) for lp in items]
 
 

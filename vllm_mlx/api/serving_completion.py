@@ -41,7 +41,7 @@ def _completion_logprobs(items: tuple[TokenLogprob, ...], offset: int = 0
     for lp in items:
         out.tokens.append(lp.token)
         out.token_logprobs.append(reported_logprob(lp.logprob))
-        out.top_logprobs.append({t: reported_logprob(v) for _, t, v in lp.top})
+        out.top_logprobs.append({alt.token: reported_logprob(alt.logprob) for alt in lp.top})
         out.text_offset.append(offset)
         offset += len(lp.token)
     return out

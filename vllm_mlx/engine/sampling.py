@@ -10,10 +10,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 from ._mlx import mx
-from .types import TokenLogprob
+from .types import TokenAlternative, TokenLogprob
+
+if TYPE_CHECKING:
+    from .tokens import Vocabulary
 
 LogitsProcessor = Callable[[mx.array, mx.array], mx.array]
 
@@ -63,10 +66,11 @@ def mask_eos(logits: mx.array, rows: Sequence[bool], eos_ids: Sequence[int]) -> 
     return logits
 
 
-def token_logprob(tokenizer, token: int, logprobs: mx.array, top: int) -> TokenLogprob:
+def token_logprob(vocab: Vocabulary, token: int, logprobs: mx.array, top: int
+                  ) -> TokenLogprob:
     """The chosen token's log-probability, with the ``top`` most likely alternatives."""
     flat = logprobs.reshape(-1)
-    alternatives: tuple[tuple[int, str, float], ...] = ()
+    alternatives: tuple[TokenAlternative, ...] = ()
     if top > 0:
         k = min(top, flat.size)
         ids = mx.argpartition(-flat, kth=k - 1)[:k]
@@ -76,7 +80,8 @@ def token_logprob(tokenizer, token: int, logprobs: mx.array, top: int) -> TokenL
         top_ids = cast(list[int], ids[order].tolist())
         top_values = cast(list[float], values[order].tolist())
         alternatives = tuple(
-            (int(i), tokenizer.decode([int(i)]), float(v)) for i, v in zip(top_ids, top_values)
-        )
-    return TokenLogprob(token_id=token, token=tokenizer.decode([token]),
-                        logprob=float(flat[token]), top=alternatives)
+            TokenAlternative(int(i), vocab.text(int(i)), float(v), vocab.raw_bytes(int(i)))
+            for i, v in zip(top_ids, top_values))
+    return TokenLogprob(token_id=token, token=vocab.text(token),
+                        logprob=float(flat[token]), top=alternatives,
+                        raw=vocab.raw_bytes(token))

@@ -58,7 +58,7 @@ from .sampler import KeyedSampler, request_processors
 from .sampling import mask_eos
 from .sequence import Sequence, Sink
 from .stats import EngineStats
-from .tokens import detokenizer_prototype, eos_token_ids, new_detokenizer
+from .tokens import Vocabulary, eos_token_ids
 from .types import ACCEPTED, GenerationRequest
 from .vision_rows import row_deltas
 
@@ -87,7 +87,7 @@ class Scheduler:
             self.prefix = PrefixCache(prefix_cache_bytes, media_token_ids(loaded.config))
         self.max_batch = max_batch
         self.eos = eos_token_ids(loaded)
-        self.detokenizer = detokenizer_prototype(loaded)
+        self.vocab = Vocabulary(loaded)
         self.waiting: deque[Sequence] = deque()
         self.batch = RunningBatch()
         self.stats = EngineStats()
@@ -113,7 +113,8 @@ class Scheduler:
             sampler=KeyedSampler(params),
             processors=request_processors(params, lambda: self.loaded.grammar_compiler,
                                           vocab_size=self.loaded.vocab_size),
-            detokenizer=new_detokenizer(self.detokenizer), tokenizer=self.loaded.tokenizer,
+            detokenizer=self.vocab.detokenizer(continuation=request.prompt is not None),
+            vocab=self.vocab,
             eos=frozenset(self.eos),
         )
         self.waiting.append(sequence)

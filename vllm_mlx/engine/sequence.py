@@ -19,6 +19,7 @@ from ._mlx import mx
 from .runner import PrefillState
 from .sampler import KeyedSampler, sample_batch
 from .sampling import LogitsProcessor, StopMatcher, token_logprob
+from .tokens import Vocabulary
 from .types import FinishReason, GenerationChunk, GenerationRequest
 
 Sink = Callable[[Any], None]
@@ -32,7 +33,7 @@ class Sequence:
     sampler: KeyedSampler
     processors: list[LogitsProcessor]
     detokenizer: Any
-    tokenizer: Any
+    vocab: Vocabulary
     eos: frozenset[int]
     prompt_ids: list[int] = field(default_factory=list)
     cache: list[Any] | None = None  # own cache while prefilling
@@ -98,7 +99,7 @@ class Sequence:
         self._pending_ids.append(token)
         if params.logprobs is not None and logprobs is not None:
             self._pending_lps.append(
-                token_logprob(self.tokenizer, token, logprobs, params.logprobs))
+                token_logprob(self.vocab, token, logprobs, params.logprobs))
         self.detokenizer.add_token(token)
         text, stopped = self.stops.feed(self.detokenizer.last_segment)
         if stopped:

@@ -1,4 +1,5 @@
-"""Tokenizer facts the decode loop needs: end-of-sequence ids and a fresh detokenizer."""
+"""Tokenizer facts the decode loop needs: end-of-sequence ids, fresh detokenizers, and each
+token's text and raw bytes (for logprobs)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import copy
 from typing import Any
 
 from .loader import LoadedModel
+
+_SPM_SPACE = "\u2581"
 
 
 def eos_token_ids(loaded: LoadedModel) -> list[int]:
@@ -54,3 +57,56 @@ def new_detokenizer(prototype: Any) -> Any:
 
 def _keep_space(text: str) -> str:
     return text
+
+
+def _space_kept(prototype: Any) -> Any:
+    """A copy of ``prototype`` that keeps a leading space of the first token's text."""
+    kind = type(prototype).__name__
+    kept = copy.copy(prototype)
+    if kind == "BPEStreamingDetokenizer":
+        kept._maybe_trim_space = _keep_space
+    elif kind == "SPMStreamingDetokenizer":
+        kept.trim_space = False
+    return kept
+
+
+class Vocabulary:
+    """Per-model token facts, built once: detokenizers, and each token's text and bytes.
+
+    A chat reply's first space is trimmed, as mlx-lm and mlx-vlm show it; a raw prompt's
+    continuation keeps it, so that prompt + completion is the text the tokens spell.
+    """
+
+    def __init__(self, loaded: LoadedModel) -> None:
+        self.tokenizer = loaded.tokenizer
+        self._trimmed = detokenizer_prototype(loaded)
+        self._kept = _space_kept(self._trimmed)
+        self._bytes: dict[int, bytes] = {}
+
+    def detokenizer(self, *, continuation: bool) -> Any:
+        return new_detokenizer(self._kept if continuation else self._trimmed)
+
+    def text(self, token: int) -> str:
+        return str(self.tokenizer.decode([token]))
+
+    def raw_bytes(self, token: int) -> bytes:
+        """The token's own bytes: part of a UTF-8 character where its text shows U+FFFD."""
+        if token not in self._bytes:
+            self._bytes[token] = self._lookup_bytes(token)
+        return self._bytes[token]
+
+    def _lookup_bytes(self, token: int) -> bytes:
+        kind = type(self._trimmed).__name__
+        tokenmap = getattr(self._trimmed, "tokenmap", None)
+        if tokenmap is None or not 0 <= token < len(tokenmap):
+            return self.text(token).encode("utf-8")
+        piece = tokenmap[token]
+        if kind == "SPMStreamingDetokenizer":
+            return bytes(piece).replace(_SPM_SPACE.encode(), b" ")
+        if kind == "BPEStreamingDetokenizer":
+            from mlx_lm.tokenizer_utils import _byte_decoder
+
+            table = _byte_decoder()
+            return b"".join(bytes([table[c]]) if c in table else c.encode("utf-8")
+                            for c in piece)
+        return self.text(token).encode("utf-8")

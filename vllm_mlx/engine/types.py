@@ -8,7 +8,7 @@ images, sampled video frames); the engine never fetches or decodes anything.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 from PIL import Image
@@ -116,12 +116,25 @@ class GenerationRequest:
             raise ValueError("give either messages or prompt")
 
 
-@dataclass(frozen=True)
-class TokenLogprob:
+class TokenAlternative(NamedTuple):
+    """One of the most likely tokens at a position: id, text, log-probability, bytes."""
+
     token_id: int
     token: str
     logprob: float
-    top: tuple[tuple[int, str, float], ...] = ()
+    raw: bytes
+
+
+@dataclass(frozen=True)
+class TokenLogprob:
+    """A generated token's log-probability; ``raw`` is its own bytes (its text shows
+    U+FFFD where they are part of a UTF-8 character)."""
+
+    token_id: int
+    token: str
+    logprob: float
+    top: tuple[TokenAlternative, ...] = ()
+    raw: bytes = b""
 
 
 @dataclass(frozen=True)
