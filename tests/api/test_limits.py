@@ -5,6 +5,7 @@ stream starts; ``n`` choices take one waiting slot)."""
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 import time
 
@@ -27,6 +28,22 @@ def test_prompt_over_the_context_length_is_400(vl_client):
     error = r.json()["error"]
     assert error["code"] == "context_length_exceeded" and error["param"] == "messages"
     assert "context length" in error["message"]
+
+
+def test_a_prompt_no_context_can_hold_never_reaches_the_engine_thread(vl_client, engine_for):
+    engine = engine_for("qwen2_vl")
+    started = engine.stats["requests_started"]
+    for body in ({"messages": [{"role": "user", "content": "x" * 2_000_000}]},
+                 {"messages": [{"role": "user", "content": "hello " * 40000}]},
+                 {"prompt": "hello " * 40000}):
+        path = "/v1/completions" if "prompt" in body else "/v1/chat/completions"
+        for stream in (False, True):
+            r = vl_client.post(path, json={**body, "max_tokens": 2, "stream": stream})
+            assert r.status_code == 400, r.text
+            error = r.json()["error"]
+            assert error["code"] == "context_length_exceeded"
+            assert ("characters" in error["message"]) == (len(json.dumps(body)) > 1_000_000)
+    assert engine.stats["requests_started"] == started  # refused before it was queued
 
 
 _TOOL = {"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}

@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 from ..content import MessageRef, Resolver, VideoSampling, parse_messages, resolve_messages
 from ..engine import GenerationChunk, GenerationRequest, GenerationResult
-from ..engine.engine import Submission
+from ..engine.submission import Submission
 from ..media import MediaPolicy
 from .errors import APIError
 from .protocol import (
@@ -37,6 +37,7 @@ from .serving_common import (
     chat_logprobs,
     fan_out,
     sampling_params,
+    screened_submission,
     sse,
     sse_error,
     timing,
@@ -142,7 +143,8 @@ class ChatService:
     async def complete(self, prepared: PreparedChat) -> ChatCompletionResponse:
         start, first = time.perf_counter(), None
         chunks: dict[int, list[Any]] = {i: [] for i in range(len(prepared.requests))}
-        async for index, chunk in self.ctx.engine.submit(prepared.requests).chunks():
+        submission = await screened_submission(self.ctx.engine, prepared.requests)
+        async for index, chunk in submission.chunks():
             first = first or time.perf_counter()
             chunks[index].append(chunk)
         results = [GenerationResult.from_chunks(chunks[i]) for i in sorted(chunks)]

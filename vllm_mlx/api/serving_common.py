@@ -17,7 +17,7 @@ import httpx
 from ..config import Settings
 from ..content import FileResolver
 from ..engine import Engine, GenerationRequest, SamplingParams
-from ..engine.engine import Submission
+from ..engine.submission import Submission
 from ..engine.types import TokenLogprob
 from .errors import APIError, to_api_error
 from .protocol import SamplingFields, TokenLogprobOut, TopLogprob, UsageInfo
@@ -140,9 +140,17 @@ def sse_error(exc: BaseException) -> str:
 SSE_DONE = sse("[DONE]")
 
 
+async def screened_submission(engine: Engine, requests: list[GenerationRequest]
+                              ) -> Submission:
+    """Queue ``requests`` once long prompts are known to fit the context (checked off the
+    event loop and the engine's thread: see ``Engine.screen``)."""
+    await engine.screen(requests)
+    return engine.submit(requests)
+
+
 async def accepted_submission(engine: Engine, requests: list[GenerationRequest]) -> Submission:
     """Queue ``requests`` and wait until the engine has accepted them: an overloaded engine
     (429) or a request it refuses (4xx) raises here, before any response starts."""
-    submission = engine.submit(requests)
+    submission = await screened_submission(engine, requests)
     await submission.accepted()
     return submission

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..engine import GenerationRequest, GenerationResult
-from ..engine.engine import Submission
+from ..engine.submission import Submission
 from ..engine.types import TokenLogprob
 from .errors import APIError
 from .protocol import (
@@ -28,6 +28,7 @@ from .serving_common import (
     fan_out,
     reported_logprob,
     sampling_params,
+    screened_submission,
     sse,
     sse_error,
     usage_info,
@@ -86,7 +87,8 @@ class CompletionService:
 
     async def complete(self, prepared: PreparedCompletion) -> CompletionResponse:
         chunks: dict[int, list[Any]] = {i: [] for i in range(len(prepared.requests))}
-        async for index, chunk in self.ctx.engine.submit(prepared.requests).chunks():
+        submission = await screened_submission(self.ctx.engine, prepared.requests)
+        async for index, chunk in submission.chunks():
             chunks[index].append(chunk)
         results = [GenerationResult.from_chunks(chunks[i]) for i in sorted(chunks)]
         choices = [CompletionChoice(

@@ -25,7 +25,6 @@ import functools
 import logging
 import queue
 import threading
-from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -36,8 +35,9 @@ from .heap import HeapTrimmer
 from .loader import LoadedModel, LoadOptions, load_model
 from .sampler import check_sampling
 from .scheduler import Scheduler
+from .screening import PromptScreen
+from .submission import Submission
 from .types import (
-    ACCEPTED,
     Accepted,
     GenerationChunk,
     GenerationRequest,
@@ -71,58 +71,6 @@ class _Job:
     sink: _Sink  # (index, chunk), then (index, None); or (index, exception)
     cancelled: threading.Event = field(default_factory=threading.Event)
     checked: bool = False  # its prompts were checked while it waited (see Engine._check_one)
-
-
-class Submission:
-    """Requests accepted by the engine: their chunks as ``(index, chunk)`` pairs as they come.
-
-    Iterate :meth:`chunks` once; leaving it early, or dropping a submission never iterated
-    (a client gone before its response began), cancels every request in it. Awaiting
-    :meth:`accepted` first raises a request's own error (a prompt too long, a template that
-    refuses it) before any chunk, so an HTTP layer can answer with a status.
-    """
-
-    def __init__(self, inbox: asyncio.Queue[tuple[int, Any]], cancelled: threading.Event,
-                 count: int) -> None:
-        self._inbox = inbox
-        self._cancelled = cancelled
-        self._count = count
-        self._early: deque[tuple[int, Any]] = deque()  # read by accepted(), not yet yielded
-
-    async def accepted(self) -> None:
-        """Return once every request has been accepted (or has ended); raise the first
-        request's error otherwise. Leaving early (cancelled) cancels the requests."""
-        pending = self._count
-        try:
-            while pending:
-                index, item = await self._inbox.get()
-                if isinstance(item, BaseException):
-                    raise item
-                if item is ACCEPTED or item is None:
-                    pending -= 1
-                if item is not ACCEPTED:
-                    self._early.append((index, item))
-        except BaseException:
-            self._cancelled.set()
-            raise
-
-    async def chunks(self) -> AsyncIterator[tuple[int, GenerationChunk]]:
-        remaining = self._count
-        try:
-            while remaining:
-                index, item = (self._early.popleft() if self._early
-                               else await self._inbox.get())
-                if item is None:
-                    remaining -= 1
-                elif isinstance(item, BaseException):
-                    raise item
-                elif item is not ACCEPTED:
-                    yield index, item
-        finally:
-            self._cancelled.set()
-
-    def __del__(self) -> None:
-        self._cancelled.set()
 
 
 def _add(scheduler: Scheduler, request: GenerationRequest, sink: Callable[[Any], None],
@@ -171,6 +119,7 @@ class Engine:
         self._ready = threading.Event()
         self._load_error: BaseException | None = None
         self._loaded: LoadedModel | None = None
+        self._screen: PromptScreen | None = None
         self._closed = False
         self._thread: threading.Thread | None = None
         self._coordinator = coordinator
@@ -205,6 +154,7 @@ class Engine:
     def _run(self, reference: str, options: LoadOptions | None) -> None:
         try:
             self._loaded = load_model(reference, options)
+            self._screen = PromptScreen(self._loaded)
         except BaseException as exc:  # surfaced to the starting thread
             self._load_error = exc
             self._ready.set()
@@ -308,10 +258,12 @@ class Engine:
                 cancelled: threading.Event) -> _Job:
         if self._closed:
             raise self._closed_error("the engine is shut down")
-        loaded = self.model
+        loaded, screen = self.model, self._screen
         for request in requests:  # a request no decoding can honour is refused before queueing
             check_sampling(request.sampling, lambda: loaded.grammar_compiler,
                            vocab_size=loaded.vocab_size)
+            if screen is not None:
+                screen.check_chars(request)
         job = _Job(requests, sink, cancelled)
         try:
             self._jobs.put_nowait(job)
@@ -323,6 +275,18 @@ class Engine:
     @property
     def waiting(self) -> int:
         return self._jobs.qsize()
+
+    async def screen(self, requests: list[GenerationRequest]) -> None:
+        """Refuse long prompts the context cannot hold by tokenizing them on a worker
+        thread, so the owner thread never spends long on a prompt it must refuse."""
+        screen = self._screen
+        if screen is None:
+            return
+        distinct = {(id(r.prompt), id(r.messages)): r for r in requests}.values()  # n copies
+        for request in distinct:
+            screen.check_chars(request)
+            if screen.needs_count(request):
+                await asyncio.to_thread(screen.check_tokens, request)
 
     def submit(self, requests: list[GenerationRequest]) -> Submission:
         """Queue ``requests`` as one job (call on the event loop that will read them).

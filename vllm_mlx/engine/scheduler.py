@@ -42,7 +42,7 @@ from typing import Any
 
 from ._mlx import int_list, mx
 from .batch import RunningBatch, Step
-from .errors import ContextTooLong, EngineError, InvalidRequest
+from .errors import EngineError, InvalidRequest
 from .inputs import prepare_prompt
 from .loader import LoadedModel
 from .prefill_order import (
@@ -56,6 +56,7 @@ from .prefix_cache import CacheHit, PrefixCache, cacheable, media_hashes, rebuil
 from .runner import ModelRunner, filter_batch
 from .sampler import KeyedSampler, request_processors
 from .sampling import mask_eos
+from .screening import context_error
 from .sequence import Sequence, Sink
 from .stats import EngineStats
 from .tokens import Vocabulary, eos_token_ids
@@ -291,10 +292,7 @@ class Scheduler:
                                  param="prompt")
         limit = self.loaded.capabilities.context_length
         if limit and tokens >= limit:
-            field = "prompt" if request.prompt is not None else "messages"
-            raise ContextTooLong(f"the prompt is {tokens} tokens, and this model's "
-                                 f"context length is {limit} tokens: shorten the {field}",
-                                 param=field)
+            raise context_error(request, tokens, limit)
 
     def _lookup(self, seq: Sequence) -> CacheHit | None:
         if self.prefix is None:

@@ -1,0 +1,71 @@
+"""Refuse prompts the model's context cannot hold before they reach the owner thread.
+
+Tokenizing is the one step of preparing a prompt whose cost grows with the text alone: a
+60 MB message took the owner thread nearly two minutes, and every running stream waited.
+:class:`PromptScreen` refuses such prompts on the caller's side:
+
+- :meth:`PromptScreen.check_chars` (cheap, on submit): no token is longer than the
+  vocabulary's longest piece, so text with more characters than ``context * longest`` is
+  too long without tokenizing it;
+- :meth:`PromptScreen.check_tokens` (blocking; run it on a worker thread): renders the
+  prompt as the model would and counts its text tokens (media expands to more tokens
+  later, so the count is a lower bound), for texts longer than :data:`COUNT_ABOVE_CHARS`.
+
+Only text that reaches the prompt is counted: user, system and tool messages, and a raw
+prompt (chat templates may drop parts of earlier assistant turns, such as their reasoning).
+"""
+
+from __future__ import annotations
+
+from .errors import ContextTooLong
+from .inputs import render_text_prompt, render_vision_prompt
+from .loader import LoadedModel
+from .types import GenerationRequest, TextPart
+
+COUNT_ABOVE_CHARS = 1 << 16  # shorter texts tokenize in milliseconds on the owner thread
+
+
+def context_error(request: GenerationRequest, tokens: int, limit: int) -> ContextTooLong:
+    field = "prompt" if request.prompt is not None else "messages"
+    return ContextTooLong(f"the prompt is {tokens} tokens, and this model's context length "
+                          f"is {limit} tokens: shorten the {field}", param=field)
+
+
+def prompt_chars(request: GenerationRequest) -> int:
+    """Characters of the request's text that its prompt is sure to contain."""
+    if request.prompt is not None:
+        return len(request.prompt)
+    return sum(len(part.text) for message in request.messages if message.role != "assistant"
+               for part in message.content if isinstance(part, TextPart))
+
+
+class PromptScreen:
+    """Context-length checks that need no MLX and no owner thread (see the module)."""
+
+    def __init__(self, loaded: LoadedModel) -> None:
+        self.loaded = loaded
+        self.limit = loaded.capabilities.context_length or 0
+        pieces = loaded.tokenizer.get_vocab()
+        self.longest = max((len(piece) for piece in pieces), default=1)
+
+    def check_chars(self, request: GenerationRequest) -> None:
+        chars = prompt_chars(request)
+        if self.limit and chars > self.limit * self.longest:
+            field = "prompt" if request.prompt is not None else "messages"
+            raise ContextTooLong(
+                f"the prompt has {chars} characters, more than this model's context of "
+                f"{self.limit} tokens can hold (no token is longer than {self.longest} "
+                f"characters): shorten the {field}", param=field)
+
+    def needs_count(self, request: GenerationRequest) -> bool:
+        return bool(self.limit) and prompt_chars(request) > COUNT_ABOVE_CHARS
+
+    def check_tokens(self, request: GenerationRequest) -> None:
+        """Blocking: render and tokenize the prompt's text; raise if the context is full."""
+        if self.loaded.is_vision:
+            text = render_vision_prompt(self.loaded, request).text
+        else:
+            text = render_text_prompt(self.loaded, request)
+        tokens = len(self.loaded.tokenizer.encode(text, add_special_tokens=False))
+        if tokens >= self.limit:
+            raise context_error(request, tokens, self.limit)
