@@ -33,7 +33,9 @@ def _serve_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--served-model-name", default=None)
     p.add_argument("--api-key", default=None, help="require this key on every route")
-    p.add_argument("--max-tokens", type=int, default=256, help="default max_tokens")
+    p.add_argument("--max-tokens", type=int, default=None,
+                   help="max_tokens of a request that gives none (default: up to "
+                        "--max-tokens-limit, or where the context ends)")
     p.add_argument("--max-tokens-limit", type=int, default=8192)
     p.add_argument("--max-waiting-requests", type=int, default=256,
                    help="queued requests beyond the running batch; more get 429")

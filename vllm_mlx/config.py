@@ -31,7 +31,7 @@ class Settings:
     trust_remote_code: bool = False
     fast_blas: bool = True
     # generation defaults and limits
-    default_max_tokens: int = 256
+    default_max_tokens: int | None = None  # None: up to max_tokens_limit
     max_tokens_limit: int = 8192
     max_waiting_requests: int = 256
     # continuous batching and caches

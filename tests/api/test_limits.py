@@ -46,6 +46,18 @@ def test_a_prompt_no_context_can_hold_never_reaches_the_engine_thread(vl_client,
     assert engine.stats["requests_started"] == started  # refused before it was queued
 
 
+@pytest.mark.parametrize("default, expected", [(None, 40), (7, 7)])
+def test_a_request_without_max_tokens_runs_to_the_server_s_limit(engine_for, media_dir,
+                                                                   default, expected):
+    """OpenAI sets no default: with none configured, a reply may run to --max-tokens-limit."""
+    body = {"messages": [{"role": "user", "content": "Hi"}], "ignore_eos": True}
+    with make_client(engine_for("qwen2_vl"), media_dir, max_tokens_limit=40,
+                     default_max_tokens=default) as client:
+        choice = client.post("/v1/chat/completions", json=body).json()
+        assert choice["usage"]["completion_tokens"] == expected
+        assert choice["choices"][0]["finish_reason"] == "length"
+
+
 _TOOL = {"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}
 
 

@@ -47,10 +47,14 @@ class ServingContext:
         return self.settings.served_name
 
     def max_tokens(self, *candidates: int | None) -> int:
-        value = next((c for c in candidates if c is not None), self.settings.default_max_tokens)
-        if value > self.settings.max_tokens_limit:
+        """The first value given, else the server's default, else its limit (OpenAI sets
+        no default: a reply runs until it ends, or the context does)."""
+        limit = self.settings.max_tokens_limit
+        value = next((c for c in (*candidates, self.settings.default_max_tokens)
+                      if c is not None), limit)
+        if value > limit:
             raise APIError(400, f"max_tokens is {value}, more than this server's limit of "
-                           f"{self.settings.max_tokens_limit}", param="max_tokens")
+                           f"{limit}", param="max_tokens")
         return value
 
 
