@@ -1,5 +1,5 @@
-"""What the API says about generated tokens: logprob ``bytes`` are each token's own bytes,
-and a text completion continues its prompt verbatim, first space included."""
+"""Tokens at the API: logprob ``bytes`` are each token's own bytes, a text completion
+continues its prompt verbatim (first space included), and a prompt may be token ids."""
 
 from __future__ import annotations
 
@@ -46,3 +46,25 @@ def test_a_completion_keeps_its_first_space(text_client, vocab):
     echoed = text_client.post("/v1/completions",
                             json={"prompt": "Once upon", "echo": True, **forced})
     assert echoed.json()["choices"][0]["text"] == "Once upon" + word
+
+
+def test_a_prompt_of_token_ids_completes_as_its_text(text_client, vocab):
+    ids = vocab.tokenizer.encode("Once upon a time", add_special_tokens=False)
+    base = {"max_tokens": 6, "temperature": 0}
+    as_text = text_client.post("/v1/completions", json={"prompt": "Once upon a time", **base})
+    as_ids = text_client.post("/v1/completions", json={"prompt": ids, **base})
+    assert as_ids.status_code == 200, as_ids.text
+    assert as_ids.json()["choices"][0]["text"] == as_text.json()["choices"][0]["text"]
+    assert as_ids.json()["usage"]["prompt_tokens"] == len(ids)
+    batch = text_client.post("/v1/completions",
+                             json={"prompt": [ids, ids[:2]], "n": 2, "echo": True, **base})
+    texts = [c["text"] for c in batch.json()["choices"]]
+    assert texts[0] == texts[1] == "Once upon a time" + as_text.json()["choices"][0]["text"]
+    assert texts[2].startswith(vocab.tokenizer.decode(ids[:2])) and len(texts) == 4
+
+
+@pytest.mark.parametrize("prompt", [[10**9], [1, "a"], [[]], [-1]])
+def test_bad_token_id_prompts_are_400(text_client, prompt):
+    r = text_client.post("/v1/completions", json={"prompt": prompt, "max_tokens": 2})
+    assert r.status_code == 400, r.text
+    assert r.json()["error"]["param"].startswith("prompt")

@@ -176,8 +176,14 @@ class ChatCompletionRequest(SamplingFields):
         return self
 
 
+TokenIds = Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=1)]
+
+
 class CompletionRequest(SamplingFields):
-    prompt: str | list[Annotated[str, Field(min_length=1)]] = Field(min_length=1)
+    """A prompt is text or token ids, one or a batch of them, as OpenAI accepts."""
+
+    prompt: (str | list[Annotated[str, Field(min_length=1)]] | TokenIds
+             | Annotated[list[TokenIds], Field(min_length=1)]) = Field(min_length=1)
     logprobs: int | None = Field(default=None, ge=0, le=20)
     echo: bool = False
 

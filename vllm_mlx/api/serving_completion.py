@@ -67,6 +67,18 @@ class PreparedCompletion:
         return sum(count for index, count in per_choice.items() if index % self.n == 0)
 
 
+def _prompt_list(prompt: str | list[str] | list[int] | list[list[int]]
+                 ) -> list[str | tuple[int, ...]]:
+    """One prompt or a batch, each text or token ids."""
+    if isinstance(prompt, str):
+        return [prompt]
+    items: list[str | int | list[int]] = list(prompt)
+    if all(isinstance(item, int) for item in items):
+        return [tuple(item for item in items if isinstance(item, int))]
+    return [item if isinstance(item, str) else tuple(item)
+            for item in items if not isinstance(item, int)]
+
+
 class CompletionService:
     def __init__(self, ctx: ServingContext) -> None:
         self.ctx = ctx
@@ -78,12 +90,19 @@ class CompletionService:
                            "this server does not compute: drop one of them", param="echo")
         sampling = sampling_params(req, self.ctx.max_tokens(req.max_tokens),
                                    logprobs=req.logprobs)
-        prompts = [req.prompt] if isinstance(req.prompt, str) else list(req.prompt)
-        requests = [r for p in prompts for r in fan_out(
-            GenerationRequest(prompt=p, sampling=sampling, request_id=new_id("cmpl")), req.n)]
+        prompts = _prompt_list(req.prompt)
+        requests = [r for p in prompts for r in fan_out(GenerationRequest(
+            **({"prompt": p} if isinstance(p, str) else {"prompt_ids": p}),
+            sampling=sampling, request_id=new_id("cmpl")), req.n)]
         include_usage = bool(req.stream_options and req.stream_options.include_usage)
-        return PreparedCompletion(model, requests, prompts, req.n, req.echo,
+        texts = [p if isinstance(p, str) else self._decoded(p) if req.echo else ""
+                 for p in prompts]
+        return PreparedCompletion(model, requests, texts, req.n, req.echo,
                                   req.logprobs is not None, include_usage)
+
+    def _decoded(self, ids: tuple[int, ...]) -> str:
+        """The text of a prompt given as ids, for ``echo``."""
+        return str(self.ctx.engine.model.tokenizer.decode(list(ids)))
 
     async def complete(self, prepared: PreparedCompletion) -> CompletionResponse:
         chunks: dict[int, list[Any]] = {i: [] for i in range(len(prepared.requests))}

@@ -207,6 +207,13 @@ def prepare_text_prompt(loaded: LoadedModel, text: str) -> PreparedPrompt:
 
 
 def prepare_prompt(loaded: LoadedModel, request: GenerationRequest) -> PreparedPrompt:
+    if request.prompt_ids is not None:
+        outside = [t for t in request.prompt_ids if not 0 <= t < loaded.vocab_size]
+        if outside:
+            raise InvalidRequest(f"the prompt has token id {outside[0]}, outside this "
+                                 f"model's vocabulary (ids 0 to {loaded.vocab_size - 1})",
+                                 param="prompt")
+        return PreparedPrompt(input_ids=mx.array([list(request.prompt_ids)]))
     if loaded.is_vision:
         return prepare_vision_prompt(loaded, render_vision_prompt(loaded, request))
     return prepare_text_prompt(loaded, render_text_prompt(loaded, request))

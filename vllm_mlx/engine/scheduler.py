@@ -114,7 +114,7 @@ class Scheduler:
             sampler=KeyedSampler(params),
             processors=request_processors(params, lambda: self.loaded.grammar_compiler,
                                           vocab_size=self.loaded.vocab_size),
-            detokenizer=self.vocab.detokenizer(continuation=request.prompt is not None),
+            detokenizer=self.vocab.detokenizer(continuation=request.is_raw),
             vocab=self.vocab,
             eos=frozenset(self.eos),
         )

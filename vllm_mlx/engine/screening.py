@@ -26,7 +26,7 @@ COUNT_ABOVE_CHARS = 1 << 16  # shorter texts tokenize in milliseconds on the own
 
 
 def context_error(request: GenerationRequest, tokens: int, limit: int) -> ContextTooLong:
-    field = "prompt" if request.prompt is not None else "messages"
+    field = request.prompt_field
     return ContextTooLong(f"the prompt is {tokens} tokens, and this model's context length "
                           f"is {limit} tokens: shorten the {field}", param=field)
 
@@ -35,6 +35,8 @@ def prompt_chars(request: GenerationRequest) -> int:
     """Characters of the request's text that its prompt is sure to contain."""
     if request.prompt is not None:
         return len(request.prompt)
+    if request.prompt_ids is not None:
+        return 0  # counted as they are, by the owner thread: no tokenizing to do
     return sum(len(part.text) for message in request.messages if message.role != "assistant"
                for part in message.content if isinstance(part, TextPart))
 
@@ -51,7 +53,7 @@ class PromptScreen:
     def check_chars(self, request: GenerationRequest) -> None:
         chars = prompt_chars(request)
         if self.limit and chars > self.limit * self.longest:
-            field = "prompt" if request.prompt is not None else "messages"
+            field = request.prompt_field
             raise ContextTooLong(
                 f"the prompt has {chars} characters, more than this model's context of "
                 f"{self.limit} tokens can hold (no token is longer than {self.longest} "

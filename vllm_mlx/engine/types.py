@@ -100,11 +100,13 @@ class ChatMessage:
 
 @dataclass(frozen=True)
 class GenerationRequest:
-    """Either chat ``messages`` (templated by the engine) or a raw ``prompt``."""
+    """Chat ``messages`` (templated by the engine), or a raw ``prompt`` as text or as token
+    ids (``prompt_ids``): exactly one of the three."""
 
     sampling: SamplingParams = field(default_factory=SamplingParams)
     messages: tuple[ChatMessage, ...] = ()
     prompt: str | None = None
+    prompt_ids: tuple[int, ...] | None = None
     images: tuple[Image.Image, ...] = ()  # only with ``prompt``
     videos: tuple[VideoClip, ...] = ()  # only with ``prompt``
     request_id: str = ""
@@ -112,8 +114,21 @@ class GenerationRequest:
     tools: tuple[dict[str, Any], ...] = ()  # function specs shown by the chat template
 
     def __post_init__(self) -> None:
-        if (self.prompt is None) == (not self.messages):
-            raise ValueError("give either messages or prompt")
+        given = (bool(self.messages), self.prompt is not None, self.prompt_ids is not None)
+        if sum(given) != 1:
+            raise ValueError("give exactly one of messages, prompt and prompt_ids")
+        if self.prompt_ids is not None and (self.images or self.videos):
+            raise ValueError("a prompt given as token ids cannot carry media")
+
+    @property
+    def is_raw(self) -> bool:
+        """A raw prompt (text or ids): its output continues it verbatim."""
+        return not self.messages
+
+    @property
+    def prompt_field(self) -> str:
+        """The API field that holds this request's prompt, for errors about it."""
+        return "prompt" if self.is_raw else "messages"
 
 
 class TokenAlternative(NamedTuple):
