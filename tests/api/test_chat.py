@@ -144,6 +144,12 @@ def test_stop_string_cuts_output(vl_client):
     assert single.json()["choices"][0]["message"] == cut.json()["choices"][0]["message"]
 
 
+def test_a_reply_without_tool_calls_leaves_the_field_out(vl_client):
+    message = chat(vl_client, [{"role": "user", "content": "Hi"}],
+                   max_tokens=3).json()["choices"][0]["message"]
+    assert message["role"] == "assistant" and "tool_calls" not in message
+
+
 def test_logprobs(vl_client):
     r = chat(vl_client, [{"role": "user", "content": "Hi"}], logprobs=True, top_logprobs=3)
     content = r.json()["choices"][0]["logprobs"]["content"]

@@ -210,9 +210,19 @@ class ChoiceLogprobs(BaseModel):
 
 
 class ChatMessageOut(BaseModel):
+    """The reply; ``content`` is null beside tool calls, ``tool_calls`` absent without any
+    (as OpenAI sends them)."""
+
     role: Literal["assistant"] = "assistant"
     content: str | None = ""
     tool_calls: list[dict[str, Any]] | None = None
+
+    @model_serializer(mode="wrap")
+    def _calls_when_made(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        out: dict[str, Any] = handler(self)
+        if out.get("tool_calls") is None:
+            out.pop("tool_calls", None)
+        return out
 
 
 class ChatChoice(BaseModel):
