@@ -47,6 +47,14 @@ def test_other_frame_forms(data):
     assert frame.timestamp > 1.6e9  # no timestamp given: the receive time
 
 
+@pytest.mark.parametrize("message", [
+    '{"timestamp": 1' + "0" * 400 + f', "frame": "{B64}"}}',  # past float range
+    '{"timestamp": ' + "1" * 5000 + f', "frame": "{B64}"}}',  # past int()'s digit limit
+], ids=["past-float", "past-int-digits"])
+def test_numbers_no_float_can_hold_are_errors(message):
+    assert code_of(message) in ("invalid_timestamp", "invalid_json")
+
+
 def test_wrapped_base64_is_accepted():
     wrapped = "\n".join(B64[i:i + 76] for i in range(0, len(B64), 76))
     assert isinstance(parse_message(wrapped, PIXELS), Frame)
@@ -130,6 +138,9 @@ def test_config_from_query_strings_and_json():
     {"mode": "film"}, {"prompt": ""}, {"ignore_eos": "maybe"}, {"temperature": "nan"},
     {"colour": "red"}, {"new_frames": 0}, {"window": 1e999}, {"max_tokens": -1e999},
     {"seed": 1e999}, {"new_frames": float("nan")},
+    # found by a walkthrough: these raised past the checks and ended the connection
+    {"temperature": 10**400}, {"interval": 10**400}, {"window": "\u00b2"},
+    {"seed": "1" * 5000}, {"new_frames": "\u00b3"}, {"prompt": "\ud800"},
 ])
 def test_bad_config(values):
     with pytest.raises(APIError) as info:

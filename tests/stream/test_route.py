@@ -94,6 +94,8 @@ BAD = [
     (base64.b64encode(b"\x89PNG\r\n\x1a\n0000").decode(), "unsupported_frame_format"),
     (base64.b64encode(jpeg_bytes(0)[:300]).decode(), "invalid_frame"),
     (json.dumps({"config": {"window": 0}}), "invalid_config"),
+    ('{"config": {"temperature": 1' + "0" * 400 + "}}", "invalid_config"),
+    ('{"timestamp": ' + "1" * 5000 + ', "frame": "x"}', "invalid_json"),
 ]
 
 
@@ -114,8 +116,9 @@ async def test_bad_key_closes_with_1008(live_server, key):
         assert await closed_code(ws) == 1008
 
 
-async def test_bad_query_settings_close_with_1008_after_an_error(live_server):
-    async with websockets.connect(live_server.url(window=0)) as ws:
+@pytest.mark.parametrize("window", [0, "\u00b2", "1" * 5000], ids=["0", "sup2", "digits"])
+async def test_bad_query_settings_close_with_1008_after_an_error(live_server, window):
+    async with websockets.connect(live_server.url(window=window)) as ws:
         error = (await recv_json(ws))["error"]
         assert error["param"] == "window"
         assert await closed_code(ws) == 1008

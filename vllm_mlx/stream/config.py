@@ -60,21 +60,33 @@ class StreamConfig:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
+def brief(value: Any) -> str:
+    """``repr`` of a client's value, cut short (a number may have thousands of digits)."""
+    text = repr(value) if not isinstance(value, int) or value.bit_length() < 128 else "<int>"
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
 def _bad(name: str, why: str) -> APIError:
     return APIError(400, f"stream config '{name}' {why}", param=name, code="invalid_config")
 
 
+_MAX_DIGITS = 30  # beyond any setting's range; also under int()'s 4300-digit limit
+
+
 def _number(name: str, value: Any, kind: type) -> Any:
-    if isinstance(value, bool):
-        raise _bad(name, f"must be a number, not {value!r}")
+    if isinstance(value, bool) or (isinstance(value, str) and len(value) > _MAX_DIGITS):
+        raise _bad(name, f"must be a number, not {brief(value)}")
     if isinstance(value, int):
-        return value if kind is int else float(value)
-    if kind is int and isinstance(value, str) and value.strip().lstrip("+-").isdigit():
+        if kind is int:
+            return value
+        value = str(value) if len(str(value)) <= _MAX_DIGITS else "inf"
+    digits = value.strip().lstrip("+-") if isinstance(value, str) else ""
+    if kind is int and digits.isascii() and digits.isdigit():
         return int(value)
     try:
         number = float(value)  # "3.0" from a query string is a whole number too
-    except (TypeError, ValueError):
-        raise _bad(name, f"must be a number, not {value!r}") from None
+    except (TypeError, ValueError, OverflowError):
+        raise _bad(name, f"must be a number, not {brief(value)}") from None
     if not math.isfinite(number):
         raise _bad(name, "must be finite")
     if kind is int:
@@ -112,6 +124,10 @@ def _float(name: str, value: Any) -> float:
 def _text(name: str, value: Any) -> str:
     if not isinstance(value, str) or not value.strip():
         raise _bad(name, "must be a non-empty string")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate: JSON allows it, no tokenizer does
+        raise _bad(name, "must be valid Unicode text (it has a lone surrogate)") from None
     return value
 
 

@@ -35,6 +35,7 @@ from PIL import Image, UnidentifiedImageError
 
 from ..api.errors import APIError
 from ..media import MediaError, MediaPolicy, decode_image
+from .config import brief
 
 DECODE_PIXELS = 1280 * 720  # frames up to this size are decoded as they arrive
 JPEG_MAGIC = b"\xff\xd8\xff"
@@ -130,16 +131,20 @@ def check_jpeg(data: bytes, max_pixels: int, decode_pixels: int = 0
 def _timestamp(value: Any, now: float) -> float:
     if value is None:
         return now
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise _error(f"timestamp must be a number (unix seconds), not {value!r}",
+    try:
+        seconds = float(value) if isinstance(value, int | float) else math.nan
+    except OverflowError:  # an integer past float range
+        seconds = math.nan
+    if isinstance(value, bool) or not math.isfinite(seconds):
+        raise _error(f"timestamp must be a number (unix seconds), not {brief(value)}",
                      "invalid_timestamp", param="timestamp")
-    return float(value)
+    return seconds
 
 
 def _parse_json(text: str) -> tuple[str, float | None] | ConfigUpdate:
     try:
         obj = json.loads(text)
-    except (json.JSONDecodeError, RecursionError):
+    except (ValueError, RecursionError):  # ValueError: also a number past int's digit limit
         raise _error("message is not valid JSON", "invalid_json", param=None) from None
     if not isinstance(obj, dict):
         raise _error("message must be a JSON object", "invalid_message", param=None)
