@@ -124,6 +124,22 @@ async def test_bad_query_settings_close_with_1008_after_an_error(live_server, wi
         assert await closed_code(ws) == 1008
 
 
+async def test_a_server_bug_is_an_error_and_a_1011_close_not_a_dropped_socket(
+        live_server, monkeypatch):
+    from vllm_mlx.stream.session import StreamSession
+
+    async def broken(self, data):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(StreamSession, "receive", broken)
+    async with websockets.connect(live_server.url()) as ws:
+        await ws.send(frame_message(time.time()))
+        error = (await recv_json(ws))["error"]
+        assert error["code"] == "internal_error" and "a bug" not in error["message"]
+        assert await closed_code(ws) == 1011
+    await wait_for(lambda: not live_server.service.sessions)
+
+
 async def test_oversized_message_closes_with_1009(live_server):
     async with websockets.connect(live_server.url(), max_size=None) as ws:
         await ws.send(json.dumps({"timestamp": 1.0, "frame": "A" * MESSAGE_LIMIT}))

@@ -10,15 +10,19 @@ session closes the socket. The API key is checked before this by
 
 from __future__ import annotations
 
+import contextlib
 import json
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, WebSocket
 
+from ..api.errors import to_api_error
 from ..config import Settings
 from ..engine import Engine
 from .config import StreamLimits
-from .session import StreamRefused, StreamService
+from .session import StreamRefused, StreamService, StreamSession
+
+CLOSE_INTERNAL_ERROR = 1011
 
 router = APIRouter()
 
@@ -48,17 +52,27 @@ async def stream_socket(websocket: WebSocket) -> None:
         await transport.close(exc.close_code, exc.message[:120])
         return
     try:
-        while True:
-            message = await websocket.receive()
-            if message["type"] == "websocket.disconnect":
-                break
-            data = message.get("text")
-            if data is None:
-                data = message.get("bytes")
-            if data is not None and not await session.receive(data):
-                break
+        await _serve(websocket, session)
+    except Exception as exc:  # a bug, not the client's doing: say so and close cleanly
+        error = to_api_error(exc)  # logs it
+        with contextlib.suppress(Exception):  # the socket may be gone already
+            await transport.send(error.body())
+            await transport.close(CLOSE_INTERNAL_ERROR, error.message[:120])
     finally:
         await session.close()
+
+
+async def _serve(websocket: WebSocket, session: StreamSession) -> None:
+    """Hand each message to ``session`` until the client leaves or the session ends."""
+    while True:
+        message = await websocket.receive()
+        if message["type"] == "websocket.disconnect":
+            return
+        data = message.get("text")
+        if data is None:
+            data = message.get("bytes")
+        if data is not None and not await session.receive(data):
+            return
 
 
 def stream_limits(settings: Settings) -> StreamLimits:
