@@ -90,6 +90,12 @@ def test_bad_messages(data, code):
     assert code_of(data) == code
 
 
+def test_an_unidentifiable_jpeg_s_error_shows_no_object_address():
+    with pytest.raises(APIError) as info:
+        parse_message(b"\xff\xd8\xff" + b"garbage" * 50, PIXELS)
+    assert info.value.code == "invalid_frame" and " at 0x" not in info.value.message
+
+
 def test_corrupt_jpeg_body_is_caught():
     data = bytearray(jpeg_bytes(2, (320, 240)))
     data[len(data) // 2:] = b"\x00" * (len(data) - len(data) // 2)  # entropy data destroyed

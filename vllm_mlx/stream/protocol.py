@@ -119,7 +119,10 @@ def check_jpeg(data: bytes, max_pixels: int, decode_pixels: int = 0
     except Image.DecompressionBombError:  # Pillow's own limit, far above ours
         raise _error(f"frame is over this server's limit of {max_pixels} pixels; send "
                      "smaller frames", "frame_too_large") from None
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError) as exc:
+    except UnidentifiedImageError:  # its text shows the buffer's address, of no use to anyone
+        raise _error("frame is a corrupt JPEG: Pillow cannot identify it",
+                     "invalid_frame") from None
+    except (OSError, ValueError, SyntaxError, EOFError) as exc:
         raise _error(f"frame is a corrupt or truncated JPEG: {exc}", "invalid_frame") from None
     try:
         image = decode_image(data, policy=MediaPolicy(max_image_pixels=max_pixels))
