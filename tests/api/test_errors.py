@@ -53,6 +53,19 @@ def test_wrong_types_and_values(vl_client, patch, param):
     assert error["param"] is not None and error["param"].startswith(param.split(".")[0])
 
 
+@pytest.mark.parametrize("path, patch, param, alternatives", [
+    ("/v1/chat/completions", {"stop": [1, 2]}, "stop", "str or list[str]"),
+    ("/v1/completions", {"prompt": [1, "a"]}, "prompt", "str or list[str]"),
+])
+def test_a_value_no_union_alternative_takes_is_one_plain_error(vl_client, path, patch, param,
+                                                               alternatives):
+    body = {**ok_body(), **patch} if "chat" in path else {"max_tokens": 2, **patch}
+    error = assert_error(vl_client.post(path, json=body), 400)
+    assert error["param"] == param  # not 'stop.str' (pydantic's name for the alternative)
+    assert error["message"].startswith(f"{param}: must be {alternatives}"), error["message"]
+    assert "more)" not in error["message"]
+
+
 def test_unknown_fields_are_ignored(vl_client):
     assert post_chat(vl_client, {**ok_body(), "frobnicate": True}).status_code == 200
 

@@ -9,6 +9,7 @@ exceptions become a 500 with a generic message (details go to the log, not the c
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -76,16 +77,37 @@ def to_api_error(exc: BaseException) -> APIError:
     return APIError(500, "internal server error", type="server_error", code="internal_error")
 
 
+_TYPE_TAGS = re.compile(r"^(constrained-)?(str|int|float|bool|dict|list|none)$|^[\w-]+\[.*\]$")
+
+
+def _is_type_tag(part: Any) -> bool:
+    """pydantic names each alternative of a union in the error's location ('str')."""
+    return isinstance(part, str) and bool(_TYPE_TAGS.match(part))
+
+
 def validation_message(errors: list[dict[str, Any]]) -> tuple[str, str | None]:
-    """A readable message and param path from pydantic's error list."""
+    """A readable message and param path from pydantic's error list; a value that fits no
+    alternative of a union is one error naming the alternatives."""
     if not errors:
         return "invalid request", None
-    first = errors[0]
-    loc = [str(p) for p in first.get("loc", ()) if p not in ("body",)]
-    param = ".".join(loc) or None
-    message = first.get("msg", "invalid value")
-    if param:
-        message = f"{param}: {message}"
-    if len(errors) > 1:
+    locs = [[p for p in e.get("loc", ()) if p != "body"] for e in errors]
+    fields = [[str(p) for p in loc if not _is_type_tag(p)] for loc in locs]
+    tags = list(dict.fromkeys(next((str(p).replace("constrained-", "") for p in loc
+                                    if _is_type_tag(p)), "") for loc in locs))
+    param = ".".join(fields[0]) or None
+    message = errors[0].get("msg", "invalid value")
+    if len(tags) > 1 and all(tags):  # every error is one union alternative failing
+        common = _common_prefix(fields)
+        param = ".".join(common) or None
+        message = f"must be {' or '.join(tags)}"
+    elif len(errors) > 1:
         message += f" (and {len(errors) - 1} more)"
-    return message, param
+    return (f"{param}: {message}" if param else message), param
+
+
+def _common_prefix(paths: list[list[str]]) -> list[str]:
+    prefix = paths[0]
+    for path in paths[1:]:
+        while path[:len(prefix)] != prefix:
+            prefix = prefix[:-1]
+    return prefix
