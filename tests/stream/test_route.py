@@ -110,6 +110,33 @@ async def test_bad_input_gets_an_error_and_the_connection_stays_open(live_server
         assert (await next_reply(ws))["frames"] == 5
 
 
+def _stream_metrics(live_server) -> dict[str, float]:
+    import httpx
+
+    from tests.stream.conftest import API_KEY
+
+    text = httpx.get(f"http://127.0.0.1:{live_server.port}/metrics",
+                     headers={"x-api-key": API_KEY}).text
+    return {name: float(value) for name, value in (
+        line.split() for line in text.splitlines() if line.startswith("vllm_mlx_stream_"))}
+
+
+async def test_metrics_count_connections_frames_replies_and_refusals(live_server):
+    before = _stream_metrics(live_server)
+    async with websockets.connect(live_server.url()) as ws:
+        await ws.send("{oops")
+        await recv_json(ws)
+        await send_window(ws, time.time())
+        await next_reply(ws)
+        during = _stream_metrics(live_server)
+        assert during["vllm_mlx_stream_connections"] == before["vllm_mlx_stream_connections"] + 1
+    for name, grew in (("frames_accepted", 5), ("replies", 1), ("messages_refused", 1)):
+        key = f"vllm_mlx_stream_{name}_total"
+        assert during[key] >= before[key] + grew, (name, before, during)
+    await wait_for(lambda: not live_server.service.sessions)
+    assert _stream_metrics(live_server)["vllm_mlx_stream_connections"] == 0
+
+
 @pytest.mark.parametrize("key", [None, "wrong-key"])
 async def test_bad_key_closes_with_1008(live_server, key):
     async with websockets.connect(live_server.url(key=key)) as ws:

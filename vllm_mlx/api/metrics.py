@@ -103,3 +103,18 @@ def render_video_metrics(jobs: Any, memory: bool = True) -> str:
     if memory:
         lines += _mlx_memory()
     return "\n".join(lines) + "\n"
+
+
+def render_stream_metrics(service: Any) -> str:
+    """Live-video connections (a ``StreamService``): open now, and totals since start."""
+    lines = _metric("stream_connections", "gauge", "Live-video WebSocket connections open",
+                    len(service.sessions))
+    lines += _metric("stream_analyses_running", "gauge",
+                     "Live-video analyses in the engine now", service.analysing)
+    for name, text, value in (
+            ("frames_accepted", "Live-video frames accepted", service.frames_accepted),
+            ("replies", "Live-video replies sent", service.replies_sent),
+            ("messages_refused", "Live-video messages answered with an error",
+             service.messages_refused)):
+        lines += _metric(f"stream_{name}_total", "counter", text, value)
+    return "\n".join(lines) + "\n"

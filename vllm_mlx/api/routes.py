@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import PlainTextResponse, StreamingResponse
 
 from .disconnect import unless_disconnected
-from .metrics import render_metrics, render_video_metrics
+from .metrics import render_metrics, render_stream_metrics, render_video_metrics
 from .protocol import (
     ChatCompletionRequest,
     ChatCompletionResponse,
@@ -44,6 +44,9 @@ async def metrics(request: Request) -> PlainTextResponse:
     jobs = getattr(request.app.state, "videos", None)
     if jobs is not None:
         text += render_video_metrics(jobs, memory=False)
+    stream = getattr(request.app.state, "stream", None)
+    if stream is not None:
+        text += render_stream_metrics(stream)
     return PlainTextResponse(text, media_type="text/plain; version=0.0.4")
 
 

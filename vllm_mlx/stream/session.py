@@ -97,6 +97,9 @@ class StreamService:
         self.policy = MediaPolicy(max_image_pixels=limits.max_image_pixels)
         self.sessions: set[StreamSession] = set()
         self.analysing = 0  # analyses now in the engine, all connections together
+        self.frames_accepted = 0  # since start, all connections together (for /metrics)
+        self.replies_sent = 0
+        self.messages_refused = 0
         self._ids = itertools.count(1)
         processor = getattr(engine.model, "processor", None)
         self.sizer = FrameSizer(processor, DECODE_PIXELS) if presize and processor else None
@@ -200,8 +203,10 @@ class StreamSession:
                 self._configure(item.values)
             else:
                 self.window.push(item)
+                self.service.frames_accepted += 1
                 self._wake.set()
         except APIError as exc:
+            self.service.messages_refused += 1
             self.emit(exc.body())
         return not self.closed
 
@@ -286,6 +291,7 @@ class StreamSession:
             self.service.analysing -= 1
         now = time.monotonic()
         self.replies += 1
+        self.service.replies_sent += 1
         latency = now - decoded.frames[-1].received
         self.emit(reply_message(result, decoded.frames, latency_s=latency,
                                 generation_s=now - started, as_video=as_video,
