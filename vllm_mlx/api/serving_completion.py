@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from ..engine import GenerationRequest, GenerationResult
 from ..engine.submission import Submission
@@ -52,7 +52,7 @@ def _completion_logprobs(items: tuple[TokenLogprob, ...], offset: int = 0
 class PreparedCompletion:
     model: str
     requests: list[GenerationRequest]  # n per prompt, prompts in order
-    prompts: list[str]
+    echo_texts: list[str]  # each prompt's text, with ``echo`` (else empty)
     n: int
     echo: bool
     logprobs: bool
@@ -60,7 +60,7 @@ class PreparedCompletion:
 
     def echoed(self, index: int) -> str:
         """The prompt a choice repeats before its completion (``echo``), else nothing."""
-        return self.prompts[index // self.n] if self.echo else ""
+        return self.echo_texts[index // self.n] if self.echo else ""
 
     def prompt_tokens(self, per_choice: dict[int, int]) -> int:
         """Usage counts each prompt once, not once per choice."""
@@ -69,14 +69,13 @@ class PreparedCompletion:
 
 def _prompt_list(prompt: str | list[str] | list[int] | list[list[int]]
                  ) -> list[str | tuple[int, ...]]:
-    """One prompt or a batch, each text or token ids."""
+    """One prompt or a batch, each text or token ids (the shapes the protocol allows)."""
     if isinstance(prompt, str):
         return [prompt]
-    items: list[str | int | list[int]] = list(prompt)
-    if all(isinstance(item, int) for item in items):
-        return [tuple(item for item in items if isinstance(item, int))]
-    return [item if isinstance(item, str) else tuple(item)
-            for item in items if not isinstance(item, int)]
+    if prompt and isinstance(prompt[0], int):
+        return [tuple(cast(list[int], prompt))]
+    return [p if isinstance(p, str) else tuple(p)
+            for p in cast(list[str | list[int]], prompt)]
 
 
 class CompletionService:
@@ -95,9 +94,9 @@ class CompletionService:
             **({"prompt": p} if isinstance(p, str) else {"prompt_ids": p}),
             sampling=sampling, request_id=new_id("cmpl")), req.n)]
         include_usage = bool(req.stream_options and req.stream_options.include_usage)
-        texts = [p if isinstance(p, str) else self._decoded(p) if req.echo else ""
-                 for p in prompts]
-        return PreparedCompletion(model, requests, texts, req.n, req.echo,
+        echo_texts = ([p if isinstance(p, str) else self._decoded(p) for p in prompts]
+                      if req.echo else [])
+        return PreparedCompletion(model, requests, echo_texts, req.n, req.echo,
                                   req.logprobs is not None, include_usage)
 
     def _decoded(self, ids: tuple[int, ...]) -> str:
