@@ -17,10 +17,14 @@ prompt (chat templates may drop parts of earlier assistant turns, such as their 
 
 from __future__ import annotations
 
-from .errors import ContextTooLong
+import logging
+
+from .errors import ContextTooLong, EngineError
 from .inputs import render_text_prompt, render_vision_prompt
 from .loader import LoadedModel
 from .types import GenerationRequest, TextPart
+
+logger = logging.getLogger(__name__)
 
 COUNT_ABOVE_CHARS = 1 << 16  # shorter texts tokenize in milliseconds on the owner thread
 
@@ -63,11 +67,18 @@ class PromptScreen:
         return bool(self.limit) and prompt_chars(request) > COUNT_ABOVE_CHARS
 
     def check_tokens(self, request: GenerationRequest) -> None:
-        """Blocking: render and tokenize the prompt's text; raise if the context is full."""
-        if self.loaded.is_vision:
-            text = render_vision_prompt(self.loaded, request).text
-        else:
-            text = render_text_prompt(self.loaded, request)
-        tokens = len(self.loaded.tokenizer.encode(text, add_special_tokens=False))
+        """Blocking: render and tokenize the prompt's text; raise if the context is full.
+        A failure that is not the request's fault is left for admission to report."""
+        try:
+            if self.loaded.is_vision:
+                text = render_vision_prompt(self.loaded, request).text
+            else:
+                text = render_text_prompt(self.loaded, request)
+            tokens = len(self.loaded.tokenizer.encode(text, add_special_tokens=False))
+        except EngineError:
+            raise
+        except Exception as exc:
+            logger.debug("could not measure a prompt before queueing it: %s", exc)
+            return
         if tokens >= self.limit:
             raise context_error(request, tokens, self.limit)
