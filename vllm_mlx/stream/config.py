@@ -76,10 +76,8 @@ _MAX_DIGITS = 30  # beyond any setting's range; also under int()'s 4300-digit li
 def _number(name: str, value: Any, kind: type) -> Any:
     if isinstance(value, bool) or (isinstance(value, str) and len(value) > _MAX_DIGITS):
         raise _bad(name, f"must be a number, not {brief(value)}")
-    if isinstance(value, int):
-        if kind is int:
-            return value
-        value = str(value) if len(str(value)) <= _MAX_DIGITS else "inf"
+    if isinstance(value, int) and kind is int:
+        return value
     digits = value.strip().lstrip("+-") if isinstance(value, str) else ""
     if kind is int and digits.isascii() and digits.isdigit():
         return int(value)
@@ -91,7 +89,7 @@ def _number(name: str, value: Any, kind: type) -> Any:
         raise _bad(name, "must be finite")
     if kind is int:
         if number != int(number):
-            raise _bad(name, f"must be a whole number, not {value!r}")
+            raise _bad(name, f"must be a whole number, not {brief(value)}")
         return int(number)
     return number
 
