@@ -20,7 +20,9 @@ Load with ``HF_HUB_OFFLINE=1`` so a missing local path is never taken for a Hub 
 
 from __future__ import annotations
 
-from .archs import ARCHITECTURES, PRESETS, TinyArch
+from .archs import PRESETS
+from .recipe import TinyArch
+from .registry import ARCHITECTURES
 from .builder import BUILDER_VERSION, DTYPES, build_tiny_model, ensure_tiny_model
 from .cli import main
 

@@ -1,6 +1,7 @@
 """Architectures and presets of the tiny model builder.
 
-Contract: ``ARCHITECTURES`` maps each supported name to a frozen ``TinyArch``;
+Contract: ``BASE_ARCHITECTURES`` maps the first six architectures to a frozen ``TinyArch``
+(the others live in :mod:`.zoo`; :mod:`.registry` joins them);
 ``model_config(arch, preset, ids)`` returns the config.json dict for that architecture
 and preset (the real family's layout and field names, shapes from ``LM_SHAPES`` /
 ``VISION_SHAPES``), given the tokenizer's special-token ids.  Configs hold only JSON
@@ -9,29 +10,12 @@ types with the exact Python types transformers 5 validates (ints are ints).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from .recipe import TinyArch
 
 PRESETS: tuple[str, ...] = ("tiny", "small")
 
 
-@dataclass(frozen=True)
-class TinyArch:
-    """One supported architecture.
-
-    ``loader`` is the package whose ``load`` opens the folder ("mlx_vlm" or "mlx_lm");
-    ``family`` selects tokenizer, chat template and processor files
-    ("qwen_vl", "qwen3_vl", "gemma3", "qwen3", "llama3").
-    """
-
-    name: str
-    is_vision: bool
-    supports_video: bool
-    loader: str
-    family: str
-    notes: str = ""
-
-
-ARCHITECTURES: dict[str, TinyArch] = {
+BASE_ARCHITECTURES: dict[str, TinyArch] = {
     a.name: a
     for a in (
         TinyArch(
@@ -376,6 +360,6 @@ _CONFIGS = {
 
 def model_config(arch: str, preset: str, ids: dict[str, int]) -> dict:
     """config.json contents for ``arch``/``preset`` with the tokenizer's ids."""
-    check_choice("architecture", arch, list(ARCHITECTURES))
+    check_choice("architecture", arch, list(_CONFIGS))
     check_choice("preset", preset, PRESETS)
     return _CONFIGS[arch](preset, ids)

@@ -24,8 +24,9 @@ import tempfile
 from importlib import metadata
 from pathlib import Path
 
-from .archs import ARCHITECTURES, LM_SHAPES, PRESETS, check_choice, model_config
-from .families import processor_files, tokenizer_config, tokenizer_spec
+from .archs import LM_SHAPES, check_choice
+from .recipe import Recipe
+from .registry import RECIPES
 from .tokenizer import build_tokenizer, tokenizer_json
 
 BUILDER_VERSION = "1"
@@ -61,7 +62,7 @@ def _lm_model(config: dict):
     return model_class(args_class.from_dict(copy.deepcopy(config)))
 
 
-def random_weights(arch: str, config: dict, seed: int, dtype: str) -> dict:
+def random_weights(recipe: Recipe, config: dict, seed: int, dtype: str) -> dict:
     """name -> mx.array for every parameter of the library's model class (seeded init).
 
     Uses explicit PRNG keys: the caller's global ``mx.random`` seed is neither read nor set.
@@ -69,16 +70,10 @@ def random_weights(arch: str, config: dict, seed: int, dtype: str) -> dict:
     import mlx.core as mx
     from mlx.utils import tree_flatten
 
-    spec = ARCHITECTURES[arch]
-    model = _vlm_model(config) if spec.loader == "mlx_vlm" else _lm_model(config)
+    model = _vlm_model(config) if recipe.arch.loader == "mlx_vlm" else _lm_model(config)
     weights = _reinit(dict(tree_flatten(model.parameters())), seed)
-    if arch == "gemma3":
-        # Gemma multiplies embeddings by sqrt(hidden): shrink them to match, and tie the
-        # lm_head as mlx-vlm does on load.
-        emb = weights["language_model.model.embed_tokens.weight"]
-        emb = emb / math.sqrt(emb.shape[1])
-        weights["language_model.model.embed_tokens.weight"] = emb
-        weights["language_model.lm_head.weight"] = emb
+    if recipe.fix_weights is not None:
+        weights = recipe.fix_weights(weights, config)
     target = getattr(mx, dtype)
     weights = {k: v.astype(target) if v.dtype != target else v for k, v in weights.items()}
     mx.eval(weights)
@@ -106,8 +101,8 @@ def _reinit(weights: dict, seed: int, gain: float = INIT_GAIN) -> dict:
     return out
 
 
-def _special_ids(tok, family: str) -> dict[str, int]:
-    spec = tokenizer_spec(family)
+def _special_ids(tok, recipe: Recipe) -> dict[str, int]:
+    spec = recipe.tokenizer
     names = spec.leading + spec.specials + spec.plain_added
     return {name: tok.token_to_id(name) for name in names}
 
@@ -123,27 +118,23 @@ def build_tiny_model(
     """Write the model folder for ``arch``/``preset`` into ``out_dir``; returns the path."""
     import mlx.core as mx
 
-    check_choice("architecture", arch, list(ARCHITECTURES))
-    check_choice("preset", preset, PRESETS)
-    check_choice("dtype", dtype, DTYPES)
-    spec = ARCHITECTURES[arch]
+    recipe = _recipe(arch, preset, dtype)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    tok = build_tokenizer(tokenizer_spec(spec.family), LM_SHAPES[preset]["vocab"])
-    ids = _special_ids(tok, spec.family)
-    config = model_config(arch, preset, ids)
+    tok = build_tokenizer(recipe.tokenizer, LM_SHAPES[preset]["vocab"])
+    ids = _special_ids(tok, recipe)
+    config = recipe.config(preset, ids)
     config["torch_dtype"] = dtype
-    weights = random_weights(arch, config, seed, dtype)
+    weights = random_weights(recipe, config, seed, dtype)
     mx.save_safetensors(str(out / "model.safetensors"), weights, metadata={"format": "mlx"})
 
     _write_json(out / "config.json", config)
     _write_json(out / "generation_config.json", _generation_config(config))
     (out / "tokenizer.json").write_text(tokenizer_json(tok), encoding="utf-8")
-    _write_json(out / "tokenizer_config.json", tokenizer_config(spec.family))
-    for name, data in processor_files(arch, spec.family, preset, config).items():
+    _write_json(out / "tokenizer_config.json", recipe.tokenizer_config)
+    for name, data in recipe.processor_files(preset, config).items():
         _write_json(out / name, data)
-    tied = {"language_model.lm_head.weight"} if arch == "gemma3" else set()
-    n_params = sum(v.size for k, v in weights.items() if k not in tied)
+    n_params = sum(v.size for k, v in weights.items() if k not in recipe.tied)
     manifest = {
         "arch": arch,
         "preset": preset,
@@ -155,6 +146,14 @@ def build_tiny_model(
     }
     _write_json(out / MANIFEST, manifest)
     return out
+
+
+def _recipe(arch: str, preset: str, dtype: str) -> Recipe:
+    """The recipe for ``arch``; ValueError naming the valid choices for a bad argument."""
+    check_choice("architecture", arch, list(RECIPES))
+    check_choice("preset", preset, RECIPES[arch].presets)
+    check_choice("dtype", dtype, DTYPES)
+    return RECIPES[arch]
 
 
 def _generation_config(config: dict) -> dict:
@@ -201,9 +200,7 @@ def ensure_tiny_model(
     dtype: str = "float32",
 ) -> Path:
     """Return the cached folder for these arguments, building it once if missing."""
-    check_choice("architecture", arch, list(ARCHITECTURES))
-    check_choice("preset", preset, PRESETS)
-    check_choice("dtype", dtype, DTYPES)
+    _recipe(arch, preset, dtype)
     root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     final = root / cache_name(arch, preset, dtype, seed)
     if (final / MANIFEST).is_file():

@@ -12,7 +12,8 @@ import os
 import sys
 from collections.abc import Sequence
 
-from .archs import ARCHITECTURES, PRESETS
+from .archs import PRESETS
+from .registry import ARCHITECTURES
 from .builder import DTYPES, build_tiny_model, ensure_tiny_model
 
 
