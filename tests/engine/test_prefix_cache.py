@@ -55,3 +55,52 @@ def test_text_prompt_after_image_prompt_matches(engines):
     text = GenerationRequest(messages=(ChatMessage("user", (T("Hello there friend"),)),),
                              sampling=SamplingParams(max_tokens=8))
     assert cached.complete_sync(text).token_ids == plain.complete_sync(text).token_ids
+
+
+# -- the media rule, on token ids alone (no model) --------------------------------------
+
+def _store(cache, tokens, media):
+    import mlx.core as mx
+
+    class Layer:  # a plain KVCache's shape, filled with zeros
+        def __init__(self, n):
+            self.keys = self.values = mx.zeros((1, 1, n, 2))
+            self.offset = n
+
+    cache.store(tokens, [Layer(len(tokens))], media, None)
+
+
+@pytest.mark.parametrize("positions, expected", [
+    # known placeholder id 7: reuse stops where the media begin
+    ("known", 10),
+    # Phi-3-vision style: negative ids are media
+    ("negative", 10),
+    # placeholders not known: different media, nothing is reused
+    ("unknown", None),
+])
+def test_different_media_stop_reuse_at_the_first_placeholder(positions, expected):
+    from vllm_mlx.engine.prefix_cache import MediaPositions, PrefixCache
+
+    rules = {"known": MediaPositions(frozenset({7})),
+             "negative": MediaPositions(frozenset(), negative=True),
+             "unknown": MediaPositions(None)}
+    media_id = -1 if positions == "negative" else 7
+    text = list(range(20, 30))
+    prompt = text + [media_id] * 4 + [40, 41, 42]
+    cache = PrefixCache(1 << 20, rules[positions])
+    _store(cache, prompt + [50], ("image-a",))
+    hit = cache.lookup(prompt, ("image-b",))
+    assert (hit.length if hit else None) == expected
+    same = cache.lookup(prompt, ("image-a",))
+    assert same is not None and same.length == len(prompt) - 1
+    assert cache.suffix_has_media(prompt, 14, ("image-a",)) is (positions == "unknown")
+    assert cache.suffix_has_media(prompt, 5, ("image-a",))
+
+
+def test_raw_prompt_media_are_part_of_the_key():
+    from vllm_mlx.engine.prefix_cache import media_hashes
+
+    first = GenerationRequest(prompt="<image> hi", images=(noise_image(1),))
+    second = GenerationRequest(prompt="<image> hi", images=(noise_image(2),))
+    assert media_hashes(first) != media_hashes(second)
+    assert len(media_hashes(first)) == 1

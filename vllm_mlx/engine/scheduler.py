@@ -52,7 +52,14 @@ from .prefill_order import (
     overdue,
     ready_group,
 )
-from .prefix_cache import CacheHit, PrefixCache, cacheable, media_hashes, rebuild
+from .prefix_cache import (
+    CacheHit,
+    MediaPositions,
+    PrefixCache,
+    cacheable,
+    media_hashes,
+    rebuild,
+)
 from .runner import ModelRunner, filter_batch
 from .sampler import KeyedSampler, request_processors
 from .sampling import mask_eos
@@ -66,11 +73,13 @@ from .vision_rows import row_deltas
 logger = logging.getLogger(__name__)
 
 
-def media_token_ids(config: dict[str, Any]) -> list[int]:
+def media_positions(loaded: LoadedModel) -> MediaPositions:
     """Placeholder token ids that stand for image or video content in a prompt."""
+    config = loaded.config
     keys = ("image_token_id", "image_token_index", "video_token_id", "video_token_index")
     sources = (config, config.get("text_config") or {})
-    return [int(src[k]) for src in sources for k in keys if isinstance(src.get(k), int)]
+    ids = {int(src[k]) for src in sources for k in keys if isinstance(src.get(k), int)}
+    return MediaPositions(frozenset(ids) if ids or not loaded.is_vision else None)
 
 
 class Scheduler:
@@ -85,7 +94,7 @@ class Scheduler:
                         chunk, prefill_step_s, prefill_chunk)
         self.prefix: PrefixCache | None = None
         if prefix_cache_bytes > 0 and cacheable(self.runner.new_cache()):
-            self.prefix = PrefixCache(prefix_cache_bytes, media_token_ids(loaded.config))
+            self.prefix = PrefixCache(prefix_cache_bytes, media_positions(loaded))
         self.max_batch = max_batch
         self.eos = eos_token_ids(loaded)
         self.vocab = Vocabulary(loaded)
@@ -267,7 +276,7 @@ class Scheduler:
         if limit:  # generation stops where the context ends
             seq.token_budget = min(seq.token_budget, limit - len(seq.prompt_ids))
         seq.cache = self.runner.new_cache()
-        seq.media = media_hashes(seq.request.messages) if self.runner.vision else ()
+        seq.media = media_hashes(seq.request) if self.runner.vision else ()
         hit = self._lookup(seq)
         if hit is None:
             seq.prefill = self.runner.start_prefill(prompt, seq.cache, media=seq.media)
@@ -275,7 +284,7 @@ class Scheduler:
             assert self.prefix is not None
             rebuild(hit, seq.cache)
             seq.cached_tokens = hit.length
-            text_suffix = not self.prefix.suffix_has_media(seq.prompt_ids, hit.length)
+            text_suffix = not self.prefix.suffix_has_media(seq.prompt_ids, hit.length, seq.media)
             if text_suffix and seq.media:
                 self.stats.vision_encodes_skipped += 1
             seq.prefill = self.runner.start_prefill(prompt, seq.cache, hit.length,
