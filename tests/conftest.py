@@ -18,12 +18,23 @@ VISION_ARCHS = ("qwen2_vl", "qwen2_5_vl", "qwen3_vl", "gemma3")
 TEXT_ARCHS = ("qwen3", "llama")
 
 
+def _registry() -> tuple[str, ...]:
+    from vllm_mlx.tiny import ARCHITECTURES
+
+    return tuple(ARCHITECTURES)
+
+
+ALL_ARCHS = _registry()  # every architecture the tiny builder knows (tests/families)
+
+
 @pytest.fixture(scope="session")
 def tiny_model() -> Callable[[str], Path]:
     from vllm_mlx.tiny import ensure_tiny_model
 
     def build(arch: str) -> Path:
-        return Path(ensure_tiny_model(arch, cache_dir=TINY_CACHE))
+        name, _, bits = arch.partition(":q")  # "qwen3:q4": the 4-bit copy
+        return Path(ensure_tiny_model(name, cache_dir=TINY_CACHE,
+                                      quantize=int(bits) if bits else None))
 
     return build
 

@@ -1,0 +1,80 @@
+"""The libraries' own greedy tokens for a conversation: the oracle every family is held to.
+
+``library_tokens(arch, folder, messages, max_tokens)`` loads the folder with mlx-vlm (vision
+archs) or mlx-lm (text archs), renders ``messages`` with the library's own chat-template
+path, and returns the greedy token ids its own generate gives, EOS left out. Messages are
+the engine's :class:`ChatMessage` values, so a test can send the same conversation to both.
+Loaded models are kept per folder for the session.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from vllm_mlx.engine import ChatMessage, ImagePart, TextPart
+from vllm_mlx.tiny import ARCHITECTURES
+
+
+@cache
+def _load(folder: str, vision: bool) -> tuple[Any, Any]:
+    if vision:
+        import mlx_vlm
+
+        return mlx_vlm.load(folder)
+    import mlx_lm
+
+    return mlx_lm.load(folder)
+
+
+def _typed(messages: tuple[ChatMessage, ...]) -> list[dict[str, Any]]:
+    out = []
+    for message in messages:
+        content = [{"type": "text", "text": p.text} if isinstance(p, TextPart)
+                   else {"type": "image"} for p in message.content]
+        out.append({"role": message.role, "content": content})
+    return out
+
+
+def _plain(messages: tuple[ChatMessage, ...]) -> list[dict[str, Any]]:
+    return [{"role": m.role, "content": "".join(p.text for p in m.content
+                                               if isinstance(p, TextPart))}
+            for m in messages]
+
+
+def vision_prompt(processor: Any, messages: tuple[ChatMessage, ...]) -> str:
+    from mlx_vlm.prompt_utils import get_chat_template
+
+    return str(get_chat_template(processor, _typed(messages), True))
+
+
+def vision_tokens(model: Any, processor: Any, messages: tuple[ChatMessage, ...],
+                  max_tokens: int) -> list[int]:
+    import mlx_vlm
+
+    images = [p.image for m in messages for p in m.content if isinstance(p, ImagePart)]
+    result = mlx_vlm.generate(model, processor, vision_prompt(processor, messages),
+                              image=images or None, max_tokens=max_tokens, temperature=0.0)
+    return list(result.token_ids or [])
+
+
+def text_tokens(model: Any, tokenizer: Any, messages: tuple[ChatMessage, ...],
+                max_tokens: int) -> list[int]:
+    import mlx_lm
+
+    prompt = tokenizer.apply_chat_template(_plain(messages), add_generation_prompt=True,
+                                           tokenize=False)
+    tokens = [r.token for r in mlx_lm.stream_generate(model, tokenizer, prompt,
+                                                      max_tokens=max_tokens)]
+    eos = set(tokenizer.eos_token_ids)
+    return [t for t in tokens if t not in eos][:max_tokens]
+
+
+def library_tokens(arch: str, folder: Path, messages: tuple[ChatMessage, ...],
+                   max_tokens: int) -> list[int]:
+    vision = ARCHITECTURES[arch.split(":")[0]].is_vision
+    model, processor = _load(str(folder), vision)
+    if vision:
+        return vision_tokens(model, processor, messages, max_tokens)
+    return text_tokens(model, processor, messages, max_tokens)
