@@ -12,6 +12,9 @@ def test_models_lists_served_name_aliases_and_capabilities(vl_client):
     assert card["id"] == "tiny-vl"
     assert "default" in card["aliases"]
     assert card["capabilities"]["vision"] and card["capabilities"]["video"]
+    assert card["capabilities"]["input_modalities"] == ["text", "image", "video"]
+    assert card["capabilities"]["model_type"] == "qwen2_vl"
+    assert card["capabilities"]["quantization_bits"] is None
     assert card["max_model_len"] > 0
     assert card["random_weights"] is True
 

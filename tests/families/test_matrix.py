@@ -144,6 +144,7 @@ def test_quantized_4bit(arch, tiny_model):
     folder = tiny_model(f"{arch}:q4")
     engine = Engine.start(str(folder))
     try:
+        assert engine.model.capabilities.quantization_bits == 4  # shown in /v1/models
         messages = (user(arch, "What is in this image?", 41),)
         ours = tokens(engine, messages)
         assert ours == library_tokens(arch, folder, messages, MAX_TOKENS)

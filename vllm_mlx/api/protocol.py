@@ -299,6 +299,10 @@ class ModelCapabilities(BaseModel):
     video: bool
     native_video: bool
     max_context: int | None = None
+    input_modalities: list[str] = Field(default_factory=lambda: ["text"])
+    max_images_per_request: int | None = None  # None: no limit of the model's own
+    model_type: str | None = None
+    quantization_bits: int | None = None  # None: not quantized
 
 
 class ModelCard(BaseModel):

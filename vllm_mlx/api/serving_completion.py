@@ -172,9 +172,11 @@ def model_list(ctx: ServingContext) -> ModelList:
     caps = loaded.capabilities
     card = ModelCard(
         id=ctx.settings.served_name, root=str(loaded.path), aliases=list(caps.aliases),
-        capabilities=ModelCapabilities(vision=caps.vision, video=caps.video,
-                                       native_video=caps.native_video,
-                                       max_context=caps.context_length),
+        capabilities=ModelCapabilities(
+            vision=caps.vision, video=caps.video, native_video=caps.native_video,
+            max_context=caps.context_length, input_modalities=list(caps.input_modalities),
+            max_images_per_request=caps.max_images, model_type=caps.model_type or None,
+            quantization_bits=caps.quantization_bits),
         max_model_len=caps.context_length, random_weights=loaded.random_weights,
         group_size=ctx.settings.group_size,
         parallel=ctx.settings.parallel_mode,  # type: ignore[arg-type]

@@ -37,6 +37,12 @@ class Capabilities:
     model_type: str
     served_name: str
     aliases: tuple[str, ...] = field(default_factory=tuple)
+    quantization_bits: int | None = None  # weights quantized to this many bits
+    max_images: int | None = None  # images one prompt may carry (None: no family limit)
+
+    @property
+    def input_modalities(self) -> tuple[str, ...]:
+        return ("text", "image", "video") if self.vision else ("text",)
 
 
 _VISION_SUBCONFIGS = ("vision_config", "vision_tower_config", "visual", "audio_config",
@@ -109,6 +115,15 @@ def detect_model_kind(
     if by_name is not None:
         return by_name
     return Detection(ModelKind.TEXT, "no multimodal signal in config or name")
+
+
+def quantization_bits(config: Mapping[str, Any]) -> int | None:
+    """Bits per weight of an MLX-quantized model (mlx-lm / mlx-vlm ``convert -q``)."""
+    for key in ("quantization", "quantization_config"):
+        spec = config.get(key)
+        if isinstance(spec, Mapping) and isinstance(spec.get("bits"), int):
+            return int(spec["bits"])
+    return None
 
 
 def context_length(config: Mapping[str, Any]) -> int | None:
