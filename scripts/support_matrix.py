@@ -25,6 +25,7 @@ REPO = Path(__file__).resolve().parent.parent
 README = REPO / "README.md"
 START, END = "<!-- support-matrix:start -->", "<!-- support-matrix:end -->"
 COLUMNS = (  # (test function, column heading)
+    ("test_detection", "detected"),
     ("test_parity", "parity"),
     ("test_batched_equals_single", "batched"),
     ("test_other_image_never_gets_this_images_state", "media isolation"),

@@ -75,6 +75,16 @@ def plain_engines(tiny_model):
 
 
 @pytest.mark.parametrize("arch", ALL_ARCHS)
+def test_detection(arch, tiny_model):
+    """Config alone decides (the folder name says nothing either way)."""
+    from vllm_mlx.engine.detect import ModelKind, detect_model_kind
+    from vllm_mlx.engine.loader import read_config
+
+    detection = detect_model_kind(read_config(tiny_model(arch)), "models/model-folder")
+    assert (detection.kind is ModelKind.VISION) == is_vision(arch), detection.reason
+
+
+@pytest.mark.parametrize("arch", ALL_ARCHS)
 def test_parity(arch, engine_for, tiny_model, record_property):
     engine = engine_for(arch)
     record_property("grouped_vision_prefill", engine._scheduler.runner.groups_vision)
