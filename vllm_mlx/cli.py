@@ -114,6 +114,7 @@ def _tiny_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--preset", default="tiny")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--dtype", default="float32")
+    p.add_argument("--quantize", type=int, default=None, help="4 or 8: a quantized copy")
 
 
 def _stream_parser(sub: argparse._SubParsersAction) -> None:
@@ -263,7 +264,7 @@ def tiny_model(args: argparse.Namespace) -> int:
         return tiny_video_model(args)
     try:
         path = build_tiny_model(args.out, args.arch, args.preset, seed=args.seed,
-                                dtype=args.dtype)
+                                dtype=args.dtype, quantize=args.quantize)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -1,6 +1,7 @@
 """Resolve a model reference to a folder and load it with mlx-lm or mlx-vlm.
 
-A reference is ``tiny:ARCH[:PRESET]`` (a random-weight model built locally on first use),
+A reference is ``tiny:ARCH[:PRESET][:q4|:q8]`` (a random-weight model built locally on first
+use, optionally quantized),
 a local folder, or a Hugging Face repo id (downloaded into the Hub cache). The folder's
 ``config.json`` is read *before* loading so detection decides which library loads it.
 Must run on the engine's owner thread: MLX arrays belong to the thread that made them.
@@ -27,6 +28,7 @@ from .detect import (
     ModelKind,
     context_length,
     detect_model_kind,
+    quantization_bits,
     supports_native_video,
 )
 from .errors import ModelLoadError
@@ -103,10 +105,12 @@ def resolve_model_path(reference: str, options: LoadOptions) -> tuple[Path, bool
     """The local folder for ``reference``, and whether it holds random weights."""
     if reference.startswith(TINY_PREFIX):
         from ..tiny import ensure_tiny_model
+        from ..tiny.quantize import parse_reference
 
-        arch, _, preset = reference[len(TINY_PREFIX):].partition(":")
         try:
-            path = ensure_tiny_model(arch, preset or "tiny", cache_dir=options.tiny_cache_dir)
+            arch, preset, bits = parse_reference(reference[len(TINY_PREFIX):])
+            path = ensure_tiny_model(arch, preset, cache_dir=options.tiny_cache_dir,
+                                     quantize=bits)
         except ValueError as exc:
             raise ModelLoadError(str(exc)) from exc
         return Path(path), True
@@ -159,6 +163,7 @@ def build_capabilities(
         model_type=str(config.get("model_type", "")),
         served_name=served_name,
         aliases=aliases,
+        quantization_bits=quantization_bits(config),
     )
 
 

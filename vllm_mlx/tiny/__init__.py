@@ -13,6 +13,9 @@ Public API (everything else in this package is an implementation detail):
   and library versions).
 - ``ensure_tiny_model(arch, preset="tiny", *, cache_dir=None, seed=0, dtype="float32")``
   builds once into ``$XDG_CACHE_HOME/vllm-mlx/tiny-models`` and returns the folder.
+- ``quantize=4|8`` (both builders; CLI ``--quantize``): a quantized copy made by
+  ``mlx_lm.convert`` / ``mlx_vlm.convert``, cached under its own name; as a model
+  reference ``tiny:ARCH[:PRESET]:q4``.
 - ``main(argv)``: ``python -m vllm_mlx.tiny OUT --arch ARCH [--preset] [--seed] [--dtype]``.
 
 Load with ``HF_HUB_OFFLINE=1`` so a missing local path is never taken for a Hub repo id.

@@ -8,9 +8,12 @@ Contract:
   (with chat_template), the family's processor JSON files and ``tiny_model.json`` (a
   manifest: arch, preset, seed, dtype, builder version, parameter count, special-token
   ids).  The same arguments and library versions give byte-identical files.
+- ``quantize=4|8`` (both functions) gives the quantized copy made by the library's own
+  convert path (:mod:`.quantize`); its manifest adds ``"quantize": bits`` and it is cached
+  under its own name.
 - ``ensure_tiny_model(arch, ...)`` builds once into a cache folder (atomic rename; a
   concurrent builder may win the race) and returns it; later calls only check existence.
-Unknown arch / preset / dtype raise ValueError naming the valid choices.
+Unknown arch / preset / dtype / quantize raise ValueError naming the valid choices.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from importlib import metadata
 from pathlib import Path
 
 from .archs import LM_SHAPES, check_choice
+from .quantize import check_bits, convert_folder
 from .recipe import Recipe
 from .registry import RECIPES
 from .tokenizer import build_tokenizer, tokenizer_json
@@ -103,7 +107,7 @@ def _reinit(weights: dict, seed: int, gain: float = INIT_GAIN) -> dict:
 
 def _special_ids(tok, recipe: Recipe) -> dict[str, int]:
     spec = recipe.tokenizer
-    names = spec.leading + spec.specials + spec.plain_added
+    names = spec.leading + spec.specials + spec.plain_added + spec.end_specials
     return {name: tok.token_to_id(name) for name in names}
 
 
@@ -114,10 +118,13 @@ def build_tiny_model(
     *,
     seed: int = 0,
     dtype: str = "float32",
+    quantize: int | None = None,
 ) -> Path:
     """Write the model folder for ``arch``/``preset`` into ``out_dir``; returns the path."""
     import mlx.core as mx
 
+    if quantize is not None:
+        return _build_quantized(Path(out_dir), arch, preset, seed, dtype, quantize)
     recipe = _recipe(arch, preset, dtype)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -145,6 +152,20 @@ def build_tiny_model(
         "special_token_ids": ids,
     }
     _write_json(out / MANIFEST, manifest)
+    return out
+
+
+def _build_quantized(out: Path, arch: str, preset: str, seed: int, dtype: str, bits: int
+                     ) -> Path:
+    """Build the float folder aside, then convert it into ``out``."""
+    check_bits(bits)
+    recipe = _recipe(arch, preset, dtype)
+    out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".float.", dir=out.parent) as tmp:
+        src = build_tiny_model(tmp, arch, preset, seed=seed, dtype=dtype)
+        manifest = json.loads((src / MANIFEST).read_text(encoding="utf-8"))
+        convert_folder(src, out, bits, recipe.arch.loader)
+    _write_json(out / MANIFEST, {**manifest, "quantize": bits})
     return out
 
 
@@ -187,8 +208,10 @@ def _lib_tag() -> str:
     return hashlib.sha256(";".join(versions).encode()).hexdigest()[:8]
 
 
-def cache_name(arch: str, preset: str, dtype: str, seed: int) -> str:
-    return f"{arch}-{preset}-{dtype}-seed{seed}-v{BUILDER_VERSION}-{_lib_tag()}"
+def cache_name(arch: str, preset: str, dtype: str, seed: int, quantize: int | None = None
+               ) -> str:
+    quant = f"-q{quantize}" if quantize is not None else ""
+    return f"{arch}-{preset}-{dtype}{quant}-seed{seed}-v{BUILDER_VERSION}-{_lib_tag()}"
 
 
 def ensure_tiny_model(
@@ -198,18 +221,20 @@ def ensure_tiny_model(
     cache_dir: str | Path | None = None,
     seed: int = 0,
     dtype: str = "float32",
+    quantize: int | None = None,
 ) -> Path:
     """Return the cached folder for these arguments, building it once if missing."""
     _recipe(arch, preset, dtype)
+    check_bits(quantize)
     root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    final = root / cache_name(arch, preset, dtype, seed)
+    final = root / cache_name(arch, preset, dtype, seed, quantize)
     if (final / MANIFEST).is_file():
         return final
     root.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=root))
     try:
         os.chmod(tmp, 0o755)
-        build_tiny_model(tmp, arch, preset, seed=seed, dtype=dtype)
+        build_tiny_model(tmp, arch, preset, seed=seed, dtype=dtype, quantize=quantize)
         try:
             os.rename(tmp, final)
         except OSError:

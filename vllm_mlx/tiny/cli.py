@@ -1,4 +1,5 @@
-"""Command line: ``python -m vllm_mlx.tiny OUT --arch ARCH [--preset P] [--seed N] [--dtype D]``.
+"""Command line: ``python -m vllm_mlx.tiny OUT --arch ARCH [--preset P] [--seed N] [--dtype D]
+[--quantize 4|8]``.
 
 Contract: ``main(argv)`` builds the folder (``--cache`` instead resolves/builds it in the
 tiny-model cache and ignores OUT), prints its path and returns 0; bad choices exit with
@@ -13,8 +14,9 @@ import sys
 from collections.abc import Sequence
 
 from .archs import PRESETS
-from .registry import ARCHITECTURES
 from .builder import DTYPES, build_tiny_model, ensure_tiny_model
+from .quantize import QUANTIZE_BITS
+from .registry import ARCHITECTURES
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -27,6 +29,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--preset", default="tiny", choices=list(PRESETS))
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--dtype", default="float32", choices=list(DTYPES))
+    p.add_argument("--quantize", type=int, choices=list(QUANTIZE_BITS), default=None,
+                   help="quantized copy (mlx-lm / mlx-vlm convert, group size 32)")
     p.add_argument("--cache", action="store_true", help="build into the shared cache")
     return p
 
@@ -36,9 +40,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     if args.cache:
-        path = ensure_tiny_model(args.arch, args.preset, seed=args.seed, dtype=args.dtype)
+        path = ensure_tiny_model(args.arch, args.preset, seed=args.seed, dtype=args.dtype,
+                                 quantize=args.quantize)
     elif args.out:
-        path = build_tiny_model(args.out, args.arch, args.preset, seed=args.seed, dtype=args.dtype)
+        path = build_tiny_model(args.out, args.arch, args.preset, seed=args.seed, dtype=args.dtype,
+                                quantize=args.quantize)
     else:
         parser.error("OUT is required unless --cache is given")
     print(path)
