@@ -197,7 +197,10 @@ def _load_whole(reference: str, path: Path, kind: ModelKind, options: LoadOption
         if kind is ModelKind.VISION:
             import mlx_vlm
 
+            from .processor_fixes import fix_processor
+
             model, processor = mlx_vlm.load(str(path), trust_remote_code=options.trust_remote_code)
+            processor = fix_processor(processor)  # LLaVA's processor under transformers 5
             return model, processor, getattr(processor, "tokenizer", processor)
         import mlx_lm
 

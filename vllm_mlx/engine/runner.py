@@ -7,8 +7,9 @@ text prompts can share one forward pass (``prefill_rows``).
 
 Decoding runs many requests at once: their caches are merged into the libraries'
 left-padded batch caches (``BatchKVCache`` and friends), and per-row state the model needs
-(Qwen's mRoPE ``rope_deltas``) is passed explicitly. Batched greedy decoding reproduces
-single-request greedy tokens.
+(Qwen's mRoPE ``rope_deltas``) is passed explicitly; a cross-attention model's image
+states ride in its cross-attention layers' caches (:mod:`.cross_attention`). Batched greedy
+decoding reproduces single-request greedy tokens.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ._mlx import mx
+from .cross_attention import CrossAttention
 from .inputs import PreparedPrompt
 from .loader import LoadedModel
 from .vision_cache import VisionFeatureCache, feature_key
@@ -48,10 +50,22 @@ class PrefillState:
     # A text suffix after a reused prefix: its last chunk goes in one forward pass with
     # the last token (the cold path keeps mlx-vlm's split, for parity with its output).
     whole: bool = False
+    # False when the cache must not be stored in nor served from the prefix cache: a
+    # one-pass prompt (attends both ways), or more positions than token ids (LLaVA-NeXT).
+    reusable: bool = True
+    logits: mx.array | None = None  # a one-pass prompt's, until prefill_last reads them
+    chunk: int = 0  # this prompt's own chunk size, where its output depends on it
+
+    @property
+    def length(self) -> int:
+        """Positions the prompt takes in the cache: its embeddings', which some merges
+        make outnumber its token ids."""
+        source = self.embeds if self.embeds is not None else self.input_ids
+        return int(source.shape[1])
 
     @property
     def remaining(self) -> int:
-        return int(self.input_ids.shape[1]) - self.done
+        return self.length - self.done
 
 
 class ModelRunner:
@@ -64,6 +78,11 @@ class ModelRunner:
         self.vision = loaded.is_vision
         self.lm = loaded.model.language_model if self.vision else loaded.model
         self.uses_rope_deltas = hasattr(self.lm, "_rope_deltas")
+        self.cross = CrossAttention.of(self.lm) if self.vision else None  # mllama
+        # Prompts prefilled in one pass (PaliGemma's attend both ways): a prefix's cache is
+        # not the prompt's, and the model builds no causal (nor padding) mask of its own.
+        self.one_pass = self.vision and not _chunks_allowed(loaded.model)
+        self.prefix_reusable = not self.one_pass
         self.groups_vision = (loaded.capabilities.model_type in GROUPED_FAMILIES
                               and _batch_prefillable(merge_caches([self.new_cache()])))
 
@@ -94,7 +113,8 @@ class ModelRunner:
         if self.vision:
             from mlx_vlm.models.cache import make_prompt_cache
 
-            return make_prompt_cache(self.lm)
+            cache = make_prompt_cache(self.lm)
+            return self.cross.adapt(cache) if self.cross else cache
         from mlx_lm.models.cache import make_prompt_cache as make_text_cache
 
         return make_text_cache(self.lm)
@@ -142,6 +162,10 @@ class ModelRunner:
                                            prompt_cache=cache, prefill_kwargs=kwargs)
         state = PrefillState(prompt.input_ids, output.inputs_embeds, kwargs, done=cached,
                              chunked=chunked, encoder_passes=split.pieces if split else [])
+        state.reusable = chunked and state.length == int(prompt.input_ids.shape[1])
+        if self.cross:  # mllama: the image state rides in the cache
+            self.cross.bind(cache, kwargs)
+            state.chunk = self.cross.prefill_chunk(kwargs)
         self.encode_next(state)
         return state
 
@@ -152,8 +176,14 @@ class ModelRunner:
             self.encoder_passes += 1
 
     def prefill_chunk(self, state: PrefillState, cache: list[Any]) -> None:
-        """Put the next chunk of the prompt (never its last token) into the cache."""
-        n = min(self.chunk_size if state.chunked else state.remaining, state.remaining - 1)
+        """Put the next chunk of the prompt (never its last token) into the cache; a
+        prompt that is not ``chunked`` goes in whole, as mlx-vlm does, its logits kept for
+        :meth:`prefill_last`."""
+        if not state.chunked:
+            if state.logits is None:
+                state.logits = self._forward_rest(state, cache)
+            return
+        n = min(state.chunk or self.chunk_size, state.remaining - 1)
         if n <= 0:
             return
         lo, hi = state.done, state.done + n
@@ -168,8 +198,15 @@ class ModelRunner:
 
     def prefill_last(self, state: PrefillState, cache: list[Any]) -> tuple[mx.array, Any]:
         """Logits (1, V) after the whole prompt, and the request's rope deltas."""
-        while state.remaining > (self.chunk_size if state.whole else 1):
+        while state.chunked and state.remaining > (self.chunk_size if state.whole else 1):
             self.prefill_chunk(state, cache)
+        logits = state.logits if state.logits is not None else self._forward_rest(state, cache)
+        state.logits = None
+        deltas = getattr(self.lm, "_rope_deltas", None) if self.uses_rope_deltas else None
+        return logits, (first_delta(deltas) if deltas is not None else None)
+
+    def _forward_rest(self, state: PrefillState, cache: list[Any]) -> mx.array:
+        """One forward over every position not yet in the cache; the last one's logits."""
         lo = state.done
         if self.vision:
             assert state.embeds is not None
@@ -178,9 +215,8 @@ class ModelRunner:
             logits = out.logits[:, -1, :]
         else:
             logits = self.lm(state.input_ids[:, lo:], cache=cache)[:, -1, :]
-        state.done = int(state.input_ids.shape[1])
-        deltas = getattr(self.lm, "_rope_deltas", None) if self.uses_rope_deltas else None
-        return logits, (first_delta(deltas) if deltas is not None else None)
+        state.done = state.length
+        return logits
 
     def prefill_rows(self, states: list[PrefillState], caches: list[list[Any]]) -> list[Any]:
         """Text models: put every prompt but its last token into the cache, for several
@@ -244,10 +280,26 @@ class ModelRunner:
         """One step for a batch: tokens (B, 1) -> logits (B, V)."""
         if self.vision:
             kwargs = {"rope_deltas": rope_deltas} if rope_deltas is not None else {}
+            if self.one_pass:
+                kwargs["mask"] = _padding_mask(cache)
             if self.uses_rope_deltas:
                 self.lm._position_ids = None
-            return self.lm(tokens, cache=cache, **kwargs).logits[:, -1, :]
+            with self.cross.decoding() if self.cross else nullcontext():
+                return self.lm(tokens, cache=cache, **kwargs).logits[:, -1, :]
         return self.lm(tokens, cache=cache)[:, -1, :]
+
+
+def _padding_mask(cache: list[Any]) -> Any:
+    """A decode step's mask over a batch cache's keys: each row's left padding hidden."""
+    layer = cache[0]
+    return layer.make_mask(1, return_array=True) if hasattr(layer, "make_mask") else None
+
+
+def _chunks_allowed(model: Any) -> bool:
+    """Whether mlx-vlm may split this model's prompts into chunks (its own policy)."""
+    from mlx_vlm.generate.common import _chunked_prefill_enabled
+
+    return bool(_chunked_prefill_enabled(model))
 
 
 def _right_padded(batch: list[Any], lengths: list[int], forward: Callable[[], Any]) -> None:

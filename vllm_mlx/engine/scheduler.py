@@ -93,7 +93,8 @@ class Scheduler:
             logger.info("prefill chunk: %d tokens (step budget %.2f s, at most %d)",
                         chunk, prefill_step_s, prefill_chunk)
         self.prefix: PrefixCache | None = None
-        if prefix_cache_bytes > 0 and cacheable(self.runner.new_cache()):
+        if (prefix_cache_bytes > 0 and self.runner.prefix_reusable
+                and cacheable(self.runner.new_cache())):
             self.prefix = PrefixCache(prefix_cache_bytes, media_positions(loaded))
         self.max_batch = max_batch
         self.eos = eos_token_ids(loaded)
@@ -289,6 +290,7 @@ class Scheduler:
                 self.stats.vision_encodes_skipped += 1
             seq.prefill = self.runner.start_prefill(prompt, seq.cache, hit.length,
                                                     hit.rope_deltas, text_suffix, seq.media)
+        seq.reusable = seq.prefill.reusable
         if seq.needs_history:
             seq.history = mx.array(seq.prompt_ids)
         self.stats.prompt_tokens += len(seq.prompt_ids)
@@ -315,7 +317,7 @@ class Scheduler:
         return hit
 
     def _remember(self, seq: Sequence, cache: list[Any]) -> None:
-        if self.prefix is not None and seq.request.cache_prefix:
+        if self.prefix is not None and seq.request.cache_prefix and seq.reusable:
             self.prefix.store(seq.prompt_ids + seq.generated, cache, seq.media, seq.rope_deltas)
             self.stats.prefix_cache_bytes = self.prefix.nbytes
 
@@ -369,7 +371,7 @@ class Scheduler:
         if not finished:
             return
         for seq in finished:
-            if self.prefix is not None and seq.request.cache_prefix:
+            if self.prefix is not None and seq.request.cache_prefix and seq.reusable:
                 self._remember(seq, self.batch.extract(seq))
         self.batch.remove(finished)
 

@@ -46,6 +46,7 @@ class Sequence:
     finished: bool = False
     cached_tokens: int = 0  # prompt positions reused from the prefix cache
     media: tuple[str, ...] = ()  # content hashes of the request's media, in order
+    reusable: bool = True  # its KV may serve later prompts (see PrefillState.reusable)
     finish_reason: FinishReason | None = None
     overtaken: int = 0  # prefill actions that went to other prompts since this one's last
     token_budget: int = 0  # max_tokens, less where the context ends first

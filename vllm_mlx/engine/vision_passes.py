@@ -15,7 +15,9 @@ Pieces, by how the tower is called:
   a piece's rows are contiguous and its features equal those of the joint pass.
 - Towers over a batch of images, ``tower(images (n, H, W, C), ...)`` (Gemma 3's SigLIP):
   one piece per image.
-Any other call is passed through as one piece.
+Any other call, Pixtral's (``image_sizes``: its images packed into one sequence) and
+keyword-only ones included (mllama: ``tower(pixel_values=...,
+aspect_ratio_ids=..., aspect_ratio_mask=...)``), is passed through as one piece.
 """
 
 from __future__ import annotations
@@ -76,10 +78,12 @@ class SplitTower:
         """The lazy outputs of each pass, in order; evaluate one per step."""
         return self._pieces
 
-    def __call__(self, pixels: Any, *args: Any, **kwargs: Any) -> Any:
-        calls = _split_calls(pixels, args, self._step)
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        # Pixtral's tower packs its images into one sequence, sized by ``image_sizes``.
+        joint = not args or "image_sizes" in kwargs
+        calls = None if joint else _split_calls(args[0], args[1:], self._step)
         if calls is None:
-            out = self._tower(pixels, *args, **kwargs)
+            out = self._tower(*args, **kwargs)
             self._pieces.append(out)
             return out
         outs = [self._tower(p, *a, **kwargs) for p, a in calls]
