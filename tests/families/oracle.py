@@ -22,7 +22,12 @@ def _load(folder: str, vision: bool) -> tuple[Any, Any]:
     if vision:
         import mlx_vlm
 
-        return mlx_vlm.load(folder)
+        from vllm_mlx.engine.processor_fixes import fix_processor
+
+        model, processor = mlx_vlm.load(folder)
+        # WORKAROUND, the one the engine applies at load: mlx-vlm 0.7.10's LlavaProcessor
+        # passes tokenizer kwargs (padding) to transformers 5's image processor.
+        return model, fix_processor(processor)
     import mlx_lm
 
     return mlx_lm.load(folder)

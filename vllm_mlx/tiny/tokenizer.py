@@ -4,6 +4,7 @@ Contract: ``build_tokenizer(spec, vocab_size)`` trains a BPE (a few hundred merg
 in-memory corpus and returns a ``tokenizers.Tokenizer`` with exactly ``vocab_size`` ids:
 
     [leading specials] [BPE base alphabet + merges] [trailing specials] [filler words]
+    [end specials]
 
 Filler words are plain (non-special) vocabulary entries that no merge produces; they only
 pad the vocabulary so that ``len(tokenizer) == vocab_size`` and every id a random model can
@@ -43,6 +44,7 @@ class TokenizerSpec:
     plain_added: tuple[str, ...] = ()  # added tokens that are not "special" (e.g. <think>)
     bos_prepend: str | None = None  # post-processor prepends this token (Llama, Gemma)
     extra: dict[str, str] = field(default_factory=dict)
+    end_specials: tuple[str, ...] = ()  # special tokens at the last ids (Molmo's extra vocab)
 
 
 _WORDS_TEXT = (
@@ -167,14 +169,16 @@ def build_tokenizer(spec: TokenizerSpec, vocab_size: int, merges: int = 500) -> 
     if spec.style == "spm":
         bpe_tokens = [f"<0x{b:02X}>" for b in range(256)] + bpe_tokens
     ordered = list(spec.leading) + bpe_tokens
-    n_tail = len(spec.specials) + len(spec.plain_added)
+    n_tail = len(spec.specials) + len(spec.plain_added) + len(spec.end_specials)
     if len(ordered) + n_tail > vocab_size:
         raise ValueError(f"vocab_size {vocab_size} too small for {len(ordered) + n_tail} tokens")
     ordered += list(spec.specials) + list(spec.plain_added)
     space = SPM_SPACE if spec.style == "spm" else "\u0120"
-    ordered += _fillers(vocab_size - len(ordered), space, set(ordered))
+    n_fill = vocab_size - len(ordered) - len(spec.end_specials)
+    ordered += _fillers(n_fill, space, set(ordered) | set(spec.end_specials))
+    ordered += list(spec.end_specials)
     vocab = {t: i for i, t in enumerate(ordered)}
-    specials = set(spec.leading) | set(spec.specials)
+    specials = set(spec.leading) | set(spec.specials) | set(spec.end_specials)
     added = [_added(t, vocab[t], t in specials) for t in ordered if t in specials]
     added += [_added(t, vocab[t], False) for t in spec.plain_added]
     data = _pipeline(spec)
