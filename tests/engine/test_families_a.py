@@ -174,3 +174,16 @@ def test_prompts_longer_than_a_chunk_match_mlx_vlm(arch, tiny_model, oracle):
     finally:
         engine.shutdown()
     assert list(ours) == oracle_tokens(oracle, arch, parts)
+
+
+def test_a_second_image_is_refused_where_the_family_reads_only_one(engine_for):
+    """mlx-vlm's LLaVA-NeXT encodes the first image only: a second one is a 400, never
+    silently dropped; /v1/models says so (max_images_per_request)."""
+    from vllm_mlx.engine import UnsupportedInput
+
+    engine = engine_for("llava_next")
+    assert engine.model.capabilities.max_images == 1
+    two = [ImagePart(noise_image(1)), ImagePart(noise_image(2)), T("Compare them.")]
+    with pytest.raises(UnsupportedInput, match="at most 1 image"):
+        engine.complete_sync(request(user(two)))
+    assert engine_for("llava").model.capabilities.max_images is None

@@ -117,6 +117,16 @@ def detect_model_kind(
     return Detection(ModelKind.TEXT, "no multimodal signal in config or name")
 
 
+# Families whose MLX implementation reads fewer images than a prompt may carry (mlx-vlm
+# 0.7.10's LLaVA-NeXT encodes ``pixel_values[0]`` only): more are refused, never ignored.
+_MAX_IMAGES = {"llava_next": 1}
+
+
+def max_images(config: Mapping[str, Any]) -> int | None:
+    """Images one prompt may carry for this family; None when it sets no limit."""
+    return _MAX_IMAGES.get(str(config.get("model_type", "")).lower())
+
+
 def quantization_bits(config: Mapping[str, Any]) -> int | None:
     """Bits per weight of an MLX-quantized model (mlx-lm / mlx-vlm ``convert -q``)."""
     for key in ("quantization", "quantization_config"):

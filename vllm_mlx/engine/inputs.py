@@ -114,6 +114,15 @@ def render_vision_prompt(loaded: LoadedModel, request: GenerationRequest) -> Ren
     return RenderedPrompt(str(text), images, videos)
 
 
+def _check_image_count(loaded: LoadedModel, count: int) -> None:
+    limit = loaded.capabilities.max_images
+    if limit is not None and count > limit:
+        raise UnsupportedInput(
+            f"{loaded.capabilities.served_name} takes at most {limit} image(s) per request "
+            f"(a video's frames count as images here); this one has {count}",
+            param="messages")
+
+
 def _smallest_video_side(processor: Any) -> int:
     """The side (pixels) below which the video processor refuses frames: one merged patch
     (28 for Qwen2-VL); 0 when it does not say."""

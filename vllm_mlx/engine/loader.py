@@ -28,6 +28,7 @@ from .detect import (
     ModelKind,
     context_length,
     detect_model_kind,
+    max_images,
     quantization_bits,
     supports_native_video,
 )
@@ -164,6 +165,7 @@ def build_capabilities(
         served_name=served_name,
         aliases=aliases,
         quantization_bits=quantization_bits(config),
+        max_images=max_images(config) if vision else None,
     )
 
 
