@@ -76,10 +76,11 @@ def worker(args: argparse.Namespace) -> None:
     if rank is not None:
         from vllm_mlx.distributed.coordinator import Follower, Leader
         from vllm_mlx.distributed.group import join_group
+        from vllm_mlx.distributed.sharding import load_sharded
 
         group = join_group("ring", 120, {"model": args.model}, rank)
         size = group.size
-        options = LoadOptions(group=group.handle, parallel="tensor")
+        options = LoadOptions(group=group.handle, parallel="tensor", shard=load_sharded)
         coordinator = (Leader(group, 600) if group.rank == 0 else Follower(group, 600))
     rank = rank or 0
     loaded_at = time.perf_counter()

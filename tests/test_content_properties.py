@@ -1,5 +1,5 @@
 """Properties of message parsing (:mod:`vllm_mlx.content`) and of the request models
-(:mod:`vllm_mlx.api.protocol`, :mod:`vllm_mlx.domains.protocol`) over arbitrary JSON:
+(:mod:`vllm_mlx.openai.protocol`, :mod:`vllm_mlx.domains.protocol`) over arbitrary JSON:
 
 - anything at all gives messages or a :class:`ContentError` naming a ``messages...`` path,
   and the request models raise nothing but pydantic's ``ValidationError``;
@@ -18,7 +18,6 @@ from hypothesis import event, given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel, ValidationError
 
-from vllm_mlx.api.protocol import MESSAGE_JSON_SCHEMA, ChatCompletionRequest, CompletionRequest
 from vllm_mlx.content import (
     ROLES,
     ContentError,
@@ -33,6 +32,7 @@ from vllm_mlx.domains.protocol import (
     ImagePredictionRequest,
     SchemaRequest,
 )
+from vllm_mlx.openai.protocol import MESSAGE_JSON_SCHEMA, ChatCompletionRequest, CompletionRequest
 
 PROPERTY = settings(max_examples=150, deadline=None)
 SCHEMA = jsonschema.Draft202012Validator(MESSAGE_JSON_SCHEMA)

@@ -35,6 +35,8 @@ import sysconfig
 from dataclasses import dataclass
 from pathlib import Path
 
+from .paths import cache_dir
+
 logger = logging.getLogger(__name__)
 
 _OPENBLAS_RELATIVE = Path("cmeel.prefix/lib/libopenblas.so.0")
@@ -93,8 +95,7 @@ def _patched_copy(openblas: Path, gfortran: Path, cache_dir: Path) -> Path:
 
 
 def _default_cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "vllm-mlx" / "blas"
+    return cache_dir("blas")
 
 
 def _dlopen(library: Path) -> None:

@@ -1,29 +1,24 @@
 """``vllm-mlx``: ``serve`` a model, ``stream`` a camera or video to a server, or build a
 ``tiny-model`` fixture.
 
-``serve`` turns flags into one :class:`Settings`, chooses the BLAS before MLX loads,
-loads the model (failing fast with a readable message and exit code 2), prints what
-was loaded, and runs uvicorn until Ctrl-C, then shuts the engine down.
+``serve`` turns flags into one :class:`Settings` and hands it to :func:`vllm_mlx.server.serve`
+(or, with ``--hostfile``, to :mod:`vllm_mlx.distributed.serve`), which loads the model
+(failing fast with a readable message and exit code 2), logs what was loaded, and runs
+uvicorn until Ctrl-C, then shuts the engine down. The top of the package: nothing imports
+this module.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
-import math
-import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from .config import Settings, default_cache_dir
 from .engine.detect import ModelKind
-
-if TYPE_CHECKING:
-    from .engine import Engine
-
-logger = logging.getLogger("vllm_mlx")
+from .server import serve
 
 
 def _serve_parser(sub: argparse._SubParsersAction) -> None:
@@ -168,90 +163,6 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         hostfile=args.hostfile, distributed_backend=args.backend, parallel=args.parallel,
         group_port=args.group_port, group_timeout_s=args.group_timeout,
     )
-
-
-def start_engine(settings: Settings, group: object | None = None,
-                 coordinator: object | None = None) -> Engine:
-    """The engine for ``settings.model`` (``group``/``coordinator``: a distributed rank's)."""
-    from .engine import Engine, LoadOptions
-
-    options = LoadOptions(force_kind=settings.force_kind, served_name=settings.served_name,
-                          trust_remote_code=settings.trust_remote_code,
-                          tiny_cache_dir=settings.tiny_cache_dir, group=group,
-                          parallel=settings.parallel)
-    return Engine.start(settings.model, options, settings.max_waiting_requests,
-                        max_batch=settings.max_batch_size,
-                        prefill_chunk=settings.prefill_chunk_tokens,
-                        prefix_cache_bytes=settings.prefix_cache_bytes,
-                        vision_cache_bytes=settings.vision_cache_bytes,
-                        coordinator=coordinator,  # type: ignore[arg-type]
-                        prefill_step_s=settings.prefill_step_s)
-
-
-def serve(settings: Settings, coordinator: object | None = None, group: object | None = None
-          ) -> int:
-    """Serve ``settings.model``; ``coordinator`` and ``group`` only on a distributed rank 0."""
-    from .blas import activate_fast_blas
-
-    activate_fast_blas(settings.fast_blas)  # logs which BLAS is in use
-    from .engine import ModelLoadError
-    from .videos.cli import VideoModelError, start_videos
-
-    try:
-        videos = start_videos(settings)  # the video model, or None
-    except VideoModelError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    if videos is not None and settings.video_model is None:  # MODEL is a video model
-        return _run(settings, None, videos)
-    try:
-        engine = start_engine(settings, group, coordinator)
-    except ModelLoadError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        if videos is not None:
-            videos.shutdown()
-        return 2
-    _announce(engine, settings)
-    return _run(settings, engine, videos)
-
-
-def _run(settings: Settings, engine: object | None, videos: object | None) -> int:
-    import uvicorn
-
-    from .api.app import create_app
-    from .api.redact import redact_root_handlers, uvicorn_log_config
-
-    secrets = (settings.api_key, settings.callback_secret)
-    redact_root_handlers(secrets)  # keys never reach the logs (?api_key=..., Bearer ...)
-
-    # uvicorn shuts down gracefully on SIGINT/SIGTERM, then re-raises the signal for the
-    # handler that was installed before it; a quiet one makes Ctrl-C end without a trace.
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: None)
-    try:
-        uvicorn.run(create_app(settings, engine, videos),  # type: ignore[arg-type]
-                    host=settings.host, port=settings.port,
-                    log_level=settings.log_level,
-                    timeout_graceful_shutdown=math.ceil(settings.shutdown_grace_s),
-                    log_config=uvicorn_log_config(secrets),
-                    ws_max_size=settings.stream_max_message_bytes)
-    finally:
-        for part in (engine, videos):
-            if part is not None:
-                part.shutdown()  # type: ignore[attr-defined]
-    return 0
-
-
-def _announce(engine: object, settings: Settings) -> None:
-    loaded = engine.model  # type: ignore[attr-defined]
-    kind = "vision-language" if loaded.is_vision else "text-only"
-    logger.info("loaded %s from %s: %s (%s)", settings.model, loaded.path, kind,
-                loaded.detection.reason)
-    if loaded.random_weights:
-        logger.warning("%s has RANDOM weights: a test fixture, its output is noise",
-                       settings.model)
-    logger.info("serving as '%s' (also 'default') on http://%s:%d/v1", settings.served_name,
-                settings.host, settings.port)
 
 
 def tiny_model(args: argparse.Namespace) -> int:

@@ -9,15 +9,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .engine.detect import ModelKind
+from .paths import cache_dir
+
+if TYPE_CHECKING:
+    from .media import MediaPolicy
 
 
 def default_cache_dir() -> Path:
-    import os
-
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "vllm-mlx"
+    return cache_dir()
 
 
 @dataclass(frozen=True)
@@ -80,3 +82,11 @@ class Settings:
     @property
     def served_name(self) -> str:
         return self.served_model_name or self.model
+
+    def media_policy(self, *extra_roots: Path) -> MediaPolicy:
+        """Where requests may read media from: ``--media-root`` folders (and ``extra_roots``),
+        and whether private URLs are allowed."""
+        from .media import MediaPolicy
+
+        return MediaPolicy(media_roots=(*self.media_roots, *extra_roots),
+                           allow_private_urls=self.allow_private_urls)

@@ -12,8 +12,8 @@ import pytest
 
 from tests.api.conftest import make_client
 from tests.api.test_chat import sse_events
-from vllm_mlx.api.errors import APIError
-from vllm_mlx.api.tool_calls import ToolCallStream, ToolSet
+from vllm_mlx.errors import APIError
+from vllm_mlx.openai.tool_calls import ToolCallStream, ToolSet
 
 WEATHER = {"type": "object", "properties": {"city": {"type": "string", "maxLength": 12},
                                             "days": {"type": "integer", "minimum": 1,

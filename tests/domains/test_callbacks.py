@@ -10,7 +10,6 @@ import os
 import httpx
 import pytest
 
-from vllm_mlx.api.errors import APIError
 from vllm_mlx.domains.callbacks import (
     SIGNATURE_HEADER,
     CallbackSender,
@@ -19,6 +18,7 @@ from vllm_mlx.domains.callbacks import (
     sign,
     verify,
 )
+from vllm_mlx.errors import APIError
 
 
 def test_signature_is_hmac_sha256_of_the_body():

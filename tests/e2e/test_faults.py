@@ -341,7 +341,7 @@ STORAGE_CODES = {507: "storage_full", 503: "storage_unavailable"}
     (sqlite3.OperationalError("disk I/O error"), 503),
 ])
 def test_storage_failures_map_to_507_or_503(exc, status, tmp_path):
-    from vllm_mlx.api.storage_errors import StorageError, storage_errors
+    from vllm_mlx.errors import StorageError, storage_errors
 
     with pytest.raises(StorageError) as info, storage_errors(tmp_path):
         raise exc

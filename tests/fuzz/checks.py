@@ -9,7 +9,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from vllm_mlx.api.protocol import ChatCompletionChunk, CompletionResponse
+from vllm_mlx.openai.protocol import ChatCompletionChunk, CompletionResponse
 
 ERROR_KEYS = {"message", "type", "param", "code"}
 

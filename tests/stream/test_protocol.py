@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from tests.stream.conftest import jpeg_bytes
-from vllm_mlx.api.errors import APIError
+from vllm_mlx.errors import APIError
 from vllm_mlx.media import MediaPolicy
 from vllm_mlx.stream.analysis import ModelTraits, build_request, decode_frames
 from vllm_mlx.stream.config import DEFAULT_PROMPT, StreamConfig, StreamLimits, parse_config

@@ -7,9 +7,9 @@ import json
 import numpy as np
 import pytest
 
-from vllm_mlx.api.errors import APIError
-from vllm_mlx.videos.form import parse_form
+from vllm_mlx.errors import APIError
 from vllm_mlx.videos.plan import JobPlan, finish_frames, make_plan
+from vllm_mlx.videos.request import parse_request as parse_form
 
 
 def error_of(fields: dict[str, str]) -> APIError:

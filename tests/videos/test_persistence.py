@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 
 from tests.videos.conftest import png_bytes, start_jobs, wait_for
-from vllm_mlx.videos.form import parse_form
 from vllm_mlx.videos.plan import make_plan
+from vllm_mlx.videos.request import parse_request as parse_form
 from vllm_mlx.videos.store import JobStore, write_atomic
 
 

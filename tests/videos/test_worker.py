@@ -9,7 +9,7 @@ import threading
 import pytest
 
 from tests.videos.conftest import wait_for
-from vllm_mlx.api.errors import APIError
+from vllm_mlx.errors import APIError
 from vllm_mlx.videos.plan import JobPlan
 from vllm_mlx.videos.worker import Job, JobCancelled, JobWorker, QueueFull, WorkerStopped
 
@@ -95,7 +95,7 @@ def test_a_load_error_reaches_start() -> None:
 
 
 def test_sync_client_that_hangs_up_cancels_its_job(worker) -> None:
-    from vllm_mlx.api.routes_videos import _wait
+    from vllm_mlx.videos.routes import _wait
 
     class Gone:
         async def is_disconnected(self) -> bool:

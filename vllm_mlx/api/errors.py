@@ -1,80 +1,75 @@
-"""The one error path: every failure becomes ``{"error": {message, type, param, code}}``.
+"""The web layer's side of the one error path: :class:`~vllm_mlx.errors.APIError` -> HTTP.
 
-:class:`APIError` is what serving classes raise; :func:`to_api_error` maps every other
-exception a request can cause (engine, media, content, validation) to one, so routes,
-SSE streams and WebSocket handlers all report errors in the same shape. Unknown
-exceptions become a 500 with a generic message (details go to the log, not the client).
+:func:`install_error_handlers` makes every failure of a request leave in the one OpenAI
+shape ``{"error": {message, type, param, code}}``: request validation (pydantic's errors,
+summarised by :func:`validation_message`), Starlette's HTTP errors (404, a 405 with every
+allowed method in ``Allow``), :class:`~vllm_mlx.errors.APIError` raised by a feature, and
+anything else through :func:`~vllm_mlx.errors.to_api_error` (a logged 500). A 429 carries
+``Retry-After: 1``.
 """
 
 from __future__ import annotations
 
-import logging
 import re
-from dataclasses import dataclass
+from collections.abc import Mapping
 from typing import Any
 
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+
 from ..content import ContentError
-from ..engine.errors import (
-    EngineClosed,
-    EngineError,
-    EngineOverloaded,
-    InvalidRequest,
-    UnsupportedInput,
-)
+from ..engine import EngineError
+from ..errors import APIError, to_api_error
 from ..media import MediaError
 
-logger = logging.getLogger(__name__)
-
-_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
-          404: "not_found_error", 405: "invalid_request_error", 409: "conflict_error",
-          413: "invalid_request_error", 422: "invalid_request_error", 429: "rate_limit_error",
-          503: "server_overloaded"}
+_HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "request_too_large"}
+_HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 
 
-@dataclass
-class APIError(Exception):
-    status: int
-    message: str
-    param: str | None = None
-    code: str | None = None
-    type: str | None = None
-
-    def __post_init__(self) -> None:
-        super().__init__(self.message)
-
-    def body(self) -> dict[str, Any]:
-        return {"error": {
-            "message": self.message,
-            "type": self.type or _TYPES.get(self.status, "server_error"),
-            "param": self.param,
-            "code": self.code,
-        }}
+def _allow_header(request: Request, exc: HTTPException) -> Mapping[str, str] | None:
+    """Every method of the matched path (Starlette's 405 names only one route's): the
+    operations the OpenAPI document lists for the route's path template."""
+    template = getattr(request.scope.get("route"), "path", None)
+    operations = request.app.openapi()["paths"].get(template, {})
+    methods = sorted(key.upper() for key in operations if key in _HTTP_METHODS)
+    return {"Allow": ", ".join(methods)} if methods else exc.headers
 
 
-def _engine_error(exc: EngineError) -> APIError:
-    if isinstance(exc, EngineOverloaded):
-        return APIError(429, exc.message, code=exc.code)
-    if isinstance(exc, EngineClosed):
-        return APIError(503, exc.message, code=exc.code)
-    if isinstance(exc, (UnsupportedInput, InvalidRequest)):
-        return APIError(400, exc.message, param=exc.param, code=exc.code)
-    return APIError(500, exc.message, code=exc.code, type="server_error")
+def _respond(error: APIError, headers: Mapping[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(error.body(), status_code=error.status, headers=headers)
 
 
-def to_api_error(exc: BaseException) -> APIError:
-    """Map any exception raised while serving a request to an :class:`APIError`."""
-    if isinstance(exc, APIError):
-        return exc
-    if isinstance(exc, ContentError):
-        return APIError(400, str(exc), param=exc.param, code="invalid_content")
-    if isinstance(exc, MediaError):
-        status = int(getattr(exc, "status_code", 400))
-        return APIError(status, str(exc), param=getattr(exc, "param", None),
-                        code=getattr(exc, "code", "invalid_media"))
-    if isinstance(exc, EngineError):
-        return _engine_error(exc)
-    logger.error("unhandled error while serving a request", exc_info=exc)
-    return APIError(500, "internal server error", type="server_error", code="internal_error")
+async def _on_validation(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = list(exc.errors())
+    if errors and errors[0].get("type") == "json_invalid":
+        return _respond(APIError(400, "request body is not valid JSON", code="invalid_json"))
+    message, param = validation_message(errors)
+    return _respond(APIError(400, message, param=param, code="invalid_request"))
+
+
+async def _on_http(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, HTTPException)
+    message = exc.detail if isinstance(exc.detail, str) else "request failed"
+    headers = _allow_header(request, exc) if exc.status_code == 405 else exc.headers
+    return _respond(APIError(exc.status_code, message, code=_HTTP_CODES.get(exc.status_code)),
+                    headers)
+
+
+async def _on_known(_: Request, exc: Exception) -> JSONResponse:
+    error = to_api_error(exc)
+    # a full queue empties as requests finish: clients (the OpenAI SDK) wait this long
+    return _respond(error, {"Retry-After": "1"} if error.status == 429 else None)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(RequestValidationError, _on_validation)
+    app.add_exception_handler(HTTPException, _on_http)
+    for known in (APIError, ContentError, MediaError, EngineError):
+        app.add_exception_handler(known, _on_known)
+    app.add_exception_handler(Exception, _on_known)  # last resort: a logged 500
 
 
 _TYPE_TAGS = re.compile(r"^(constrained-)?(str|int|float|bool|dict|list|none)$|^[\w-]+\[.*\]$")

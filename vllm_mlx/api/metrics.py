@@ -3,10 +3,14 @@ MLX's allocator gauges (active, cache and peak memory; safe to read from any thr
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..engine._mlx import mx
 from ..engine.stats import TTFT_BUCKETS
+
+if TYPE_CHECKING:
+    from ..stream.session import StreamService
+    from ..videos.service import VideoJobs
 
 _COUNTERS = {
     "requests_started": "Requests admitted by the scheduler",
@@ -93,8 +97,8 @@ def render_metrics(stats: dict[str, Any], group_size: int = 1, parallel: str = "
     return "\n".join(lines) + "\n"
 
 
-def render_video_metrics(jobs: Any, memory: bool = True) -> str:
-    """Video generation jobs (``VideoJobs`` or None) and, for a server without a chat
+def render_video_metrics(jobs: VideoJobs | None, memory: bool = True) -> str:
+    """Video generation jobs and, for a server without a chat
     model, MLX's memory."""
     running = int(jobs is not None and jobs.worker.running is not None)
     waiting = jobs.worker.waiting if jobs is not None else 0
@@ -105,8 +109,8 @@ def render_video_metrics(jobs: Any, memory: bool = True) -> str:
     return "\n".join(lines) + "\n"
 
 
-def render_stream_metrics(service: Any) -> str:
-    """Live-video connections (a ``StreamService``): open now, and totals since start."""
+def render_stream_metrics(service: StreamService) -> str:
+    """Live-video connections: open now, and totals since start."""
     lines = _metric("stream_connections", "gauge", "Live-video WebSocket connections open",
                     len(service.sessions))
     lines += _metric("stream_analyses_running", "gauge",

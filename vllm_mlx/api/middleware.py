@@ -16,7 +16,7 @@ from urllib.parse import parse_qs
 
 from starlette.exceptions import HTTPException
 
-from .errors import APIError
+from ..errors import APIError
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]

@@ -5,7 +5,7 @@ this server answers invalid requests with 400 in the one OpenAI error shape (see
 :mod:`.errors`). :func:`install_openapi` rewrites each operation's error responses:
 ``400`` when it takes parameters or a body, ``404`` when it has path parameters, and
 ``default`` for every other error a route can give (401, 405, 413, 429, 499, 503, 500), all
-with :class:`~.protocol.ErrorResponse`. Success responses are left as the routes declare them.
+with :class:`ErrorResponse`. Success responses are left as the routes declare them.
 """
 
 from __future__ import annotations
@@ -14,12 +14,28 @@ from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI
-
-from .protocol import ErrorResponse
+from pydantic import BaseModel, ConfigDict
 
 _REF = "#/components/schemas/{model}"
 _FASTAPI_ERRORS = ("HTTPValidationError", "ValidationError")
 _METHODS = ("get", "put", "post", "delete", "patch", "head", "options", "trace")
+
+
+class ErrorDetail(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    message: str
+    type: str
+    param: str | None
+    code: str | None
+
+
+class ErrorResponse(BaseModel):
+    """The one error shape of every route: ``{"error": {message, type, param, code}}``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    error: ErrorDetail
 
 
 def _error(description: str) -> dict[str, Any]:

@@ -1,88 +1,70 @@
-"""Thin HTTP routes: parse, call a serving class from ``app.state``, return."""
+"""The server's own routes, whatever it serves: ``/health``, ``/metrics``, ``/v1/models``.
+
+``/health`` (also ``/v1/health``) answers ``{"status": "ok", "model", ...}``: with a chat
+model, whether it takes images and how many requests wait; without one (a video-only
+server), ``chat: false`` and the video worker's running job and queue. ``/metrics`` is the
+Prometheus text of the engine, the video jobs and the live-video connections (MLX's memory
+once). ``/v1/models`` (also ``/v1/openai/models`` with a chat model) lists the chat model's
+card, or the video model's on a video-only server. State comes from ``app.state``.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request
-from fastapi.responses import PlainTextResponse, StreamingResponse
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import PlainTextResponse
 
-from .disconnect import unless_disconnected
+from ..openai.protocol import ModelList
+from ..openai.serving_completion import model_list
 from .metrics import render_metrics, render_stream_metrics, render_video_metrics
-from .protocol import (
-    ChatCompletionRequest,
-    ChatCompletionResponse,
-    CompletionRequest,
-    CompletionResponse,
-    ModelCard,
-    ModelList,
-)
-from .serving_completion import model_list
 
 router = APIRouter()
-SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-# With ``stream: true`` the 200 is a stream of server-sent events; each event's ``data`` is one
-# JSON chunk (or an error in the one error shape), and the last is ``[DONE]``.
-STREAM_RESPONSES: dict[int | str, dict[str, Any]] = {200: {"content": {"text/event-stream": {
-    "schema": {"type": "object", "required": ["data"],
-               "properties": {"data": {"type": "string"}, "event": {"type": "string"}}}}}}}
+_MODELS_DOC: dict[int | str, dict[str, Any]] = {200: {"model": ModelList}}
 
 
 @router.get("/health")
 @router.get("/v1/health")
 async def health(request: Request) -> dict[str, Any]:
-    engine = request.app.state.engine
-    return {"status": "ok", "model": request.app.state.settings.served_name,
-            "vision": engine.model.is_vision, "waiting": engine.waiting}
+    state = request.app.state
+    found = {"status": "ok", "model": state.settings.served_name}
+    if state.engine is not None:
+        return found | {"vision": state.engine.model.is_vision, "waiting": state.engine.waiting}
+    jobs = state.videos
+    running = jobs.worker.running if jobs else None
+    return found | {"chat": False, "video": jobs is not None,
+                    "running": running.id if running else None,
+                    "waiting": jobs.worker.waiting if jobs else 0}
 
 
 @router.get("/metrics", response_class=PlainTextResponse)
 async def metrics(request: Request) -> PlainTextResponse:
-    settings = request.app.state.settings
-    text = render_metrics(request.app.state.engine.stats, settings.group_size,
-                          settings.parallel_mode)
-    jobs = getattr(request.app.state, "videos", None)
-    if jobs is not None:
-        text += render_video_metrics(jobs, memory=False)
-    stream = getattr(request.app.state, "stream", None)
-    if stream is not None:
-        text += render_stream_metrics(stream)
+    state = request.app.state
+    if state.engine is None:
+        text = render_video_metrics(state.videos)
+    else:
+        settings = state.settings
+        text = render_metrics(state.engine.stats, settings.group_size, settings.parallel_mode)
+        if state.videos is not None:
+            text += render_video_metrics(state.videos, memory=False)
+        if state.stream is not None:
+            text += render_stream_metrics(state.stream)
     return PlainTextResponse(text, media_type="text/plain; version=0.0.4")
 
 
-@router.get("/v1/models", response_model=ModelList)
-async def list_models(request: Request) -> ModelList:
-    return model_list(request.app.state.serving)
+async def list_models(request: Request) -> Any:
+    state = request.app.state
+    if state.engine is not None:
+        return model_list(state.serving)
+    jobs = state.videos
+    return {"object": "list", "data": [jobs.model.card()] if jobs is not None else []}
 
 
-@router.get("/v1/models/{model_id:path}", response_model=ModelCard)
-async def retrieve_model(model_id: str, request: Request) -> ModelCard:
-    """The served model's card under any name it answers to; 404 for any other."""
-    serving = request.app.state.serving
-    serving.check_model(model_id)
-    return model_list(serving).data[0]
-
-
-def _sse(events: Any) -> StreamingResponse:
-    """A stream of SSE lines (its requests already accepted: a client gone while they
-    waited for the engine cancelled them)."""
-    return StreamingResponse(events, media_type="text/event-stream", headers=SSE_HEADERS)
-
-
-@router.post("/v1/chat/completions", response_model=ChatCompletionResponse,
-             responses=STREAM_RESPONSES)
-async def chat_completions(body: ChatCompletionRequest, request: Request) -> Any:
-    service = request.app.state.chat
-    prepared = await service.prepare(body)
-    if body.stream:
-        return _sse(await unless_disconnected(request, service.stream(prepared)))
-    return await unless_disconnected(request, service.complete(prepared))
-
-
-@router.post("/v1/completions", response_model=CompletionResponse, responses=STREAM_RESPONSES)
-async def completions(body: CompletionRequest, request: Request) -> Any:
-    service = request.app.state.completions
-    prepared = service.prepare(body)
-    if body.stream:
-        return _sse(await unless_disconnected(request, service.stream(prepared)))
-    return await unless_disconnected(request, service.complete(prepared))
+def install_routes(app: FastAPI, *, chat: bool) -> None:
+    """``chat``: a chat model is served (its models list also answers at the VLM Run
+    SDK's ``/v1/openai/models``)."""
+    app.include_router(router)
+    paths = ("/v1/models", "/v1/openai/models") if chat else ("/v1/models",)
+    for path in paths:  # a video-only server's card is not a chat ModelCard
+        app.add_api_route(path, list_models, methods=["GET"], response_model=None,
+                          responses=_MODELS_DOC if chat else None)

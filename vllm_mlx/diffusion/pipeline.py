@@ -147,11 +147,13 @@ class WanPipeline:
 
     def generate(
         self,
-        request: VideoGenRequest,
+        request: VideoGenRequest | ResolvedRequest,
         progress: Progress | None = None,
         should_cancel: CancelCheck | None = None,
     ) -> VideoGenResult:
-        r = self.resolve(request)
+        """Generate ``request``; a :class:`VideoGenRequest` is resolved first, a
+        ``ResolvedRequest`` (from :meth:`resolve`, or a stored job's plan) runs as it is."""
+        r = request if isinstance(request, ResolvedRequest) else self.resolve(request)
         with self._lock:
             return self._generate(r, progress, should_cancel)
 

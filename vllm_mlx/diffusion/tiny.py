@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 from safetensors.numpy import save_file
 
+from ..paths import cache_dir
 from ._mlx import nn
 from .clip import CLIPVisionConfig, CLIPVisionModel
 from .config import SchedulerConfig, TransformerConfig, UMT5Config, VAEConfig
@@ -220,8 +221,7 @@ def build_tiny_wan(out_dir: str | Path, seed: int = 0, preset: str = "tiny") -> 
 
 
 def default_cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "vllm-mlx" / "tiny-models"
+    return cache_dir("tiny-models")
 
 
 def ensure_tiny_wan(

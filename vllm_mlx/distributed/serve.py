@@ -4,7 +4,8 @@ Run by a user (no launcher rank variable set), it checks the hostfile and runs
 ``mlx.launch``, which starts this same command line once per host. Run as a rank, it
 joins the group (:func:`~.group.join_group`), then
 
-- rank 0 serves HTTP exactly as ``vllm-mlx serve`` does, its engine wrapped in a
+- rank 0 serves HTTP exactly as ``vllm-mlx serve`` does (:func:`vllm_mlx.server.serve`),
+  its engine wrapped in a
   :class:`~.coordinator.Leader`; when the group fails it stops the server (requests in
   flight get the error first) and exits 1;
 - every other rank runs the same engine behind a :class:`~.coordinator.Follower`, with no
@@ -25,7 +26,7 @@ import logging
 import os
 import signal
 import sys
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from ..config import Settings
 from .launch import (
@@ -36,6 +37,9 @@ from .launch import (
     read_hostfile,
     run_launcher,
 )
+
+if TYPE_CHECKING:
+    from .group import Group
 
 logger = logging.getLogger(__name__)
 
@@ -128,26 +132,28 @@ def _stop_server(message: str) -> None:
     os.kill(os.getpid(), signal.SIGTERM)
 
 
-def _lead(settings: Settings, group: Any) -> int:
-    from ..cli import serve
+def _lead(settings: Settings, group: Group) -> int:
+    from ..server import GroupMember, serve
     from .coordinator import Leader
+    from .sharding import load_sharded
 
     leader = Leader(group, settings.group_timeout_s, on_failure=_stop_server)
-    code = serve(settings, leader, group.handle)
+    code = serve(settings, GroupMember(group.handle, leader, load_sharded))
     if leader.failure is not None:
         _exit_now(1, f"error: {leader.failure}")
     return code
 
 
-def _follow(settings: Settings, group: Any) -> int:
-    from ..cli import start_engine
+def _follow(settings: Settings, group: Group) -> int:
     from ..engine import ModelLoadError
+    from ..server import GroupMember, start_engine
     from .coordinator import Follower
+    from .sharding import load_sharded
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # rank 0 stops us once it has drained
     follower = Follower(group, settings.group_timeout_s)
     try:
-        engine = start_engine(settings, group.handle, follower)
+        engine = start_engine(settings, GroupMember(group.handle, follower, load_sharded))
     except ModelLoadError as exc:
         _exit_now(2, f"error: rank {group.rank}: {exc}")
     follower.done.wait()

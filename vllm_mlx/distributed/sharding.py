@@ -22,7 +22,7 @@ from typing import Any
 from ..engine._mlx import mx
 from ..engine.detect import ModelKind
 from ..engine.errors import ModelLoadError
-from ..engine.loader import LoadOptions
+from ..engine.loaded import LoadOptions
 
 logger = logging.getLogger(__name__)
 

@@ -8,7 +8,9 @@ that schema with llguidance (:mod:`.predictor`), validated before they are repor
 ``completed``, recorded in SQLite with uploaded files on disk (:mod:`.store`, :mod:`.files`),
 run in the background for ``batch=true`` (:mod:`.service`) and delivered signed to
 ``callback_url`` (:mod:`.callbacks`). :mod:`.chat` adds ``vlmrun.domain`` and ``session_id`` to
-chat completions. HTTP routes live in :mod:`vllm_mlx.api.routes_domains`.
+chat completions. The feature is built by
+:class:`~.feature.Domains` (before the chat feature it extends); its HTTP routes and
+:func:`~.routes.install_domains` live in :mod:`.routes`.
 """
 
 from .registry import DomainRegistry, UnknownDomain, default_registry

@@ -25,7 +25,7 @@ from typing import Any
 
 import httpx
 
-from ..api.errors import APIError
+from ..errors import APIError
 from ..media import MediaError, MediaNotAllowed
 from ..media.netguard import check_public_host
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..api.errors import APIError
+from ..errors import APIError
 from .predictor import check_user_schema
 from .registry import DomainRegistry, UnknownDomain
 from .spec import schema_hash

@@ -21,9 +21,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from ..api.errors import APIError
-from ..api.protocol import ChatCompletionRequest, ResponseFormat
 from ..content import MessageRef, TextRef
+from ..errors import APIError
+from ..openai.protocol import ChatCompletionRequest, ResponseFormat
 from .predictor import SYSTEM, field_guide
 from .protocol import RequestMetadata
 from .registry import DomainRegistry

@@ -7,7 +7,7 @@ a path, takes them for ids. The extension on disk (from the upload's name, lower
 alphanumerics only) lets readers tell videos from images. :meth:`resolve` is the chat
 :class:`~vllm_mlx.content.FileResolver` (file id -> local path). Unknown ids raise
 :class:`FileNotFound`; a folder that cannot be written or a full disk raises
-:class:`~vllm_mlx.api.storage_errors.StorageError` (503 / 507) and leaves no partial file and
+:class:`~vllm_mlx.errors.StorageError` (503 / 507) and leaves no partial file and
 no record.
 """
 
@@ -21,7 +21,7 @@ import uuid
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from ..api.storage_errors import storage_errors
+from ..errors import storage_errors
 from .store import Store, utc_now
 
 _CHUNK = 1 << 20

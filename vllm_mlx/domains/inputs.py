@@ -11,7 +11,7 @@ Contract: :class:`InputResolver` turns
 
 into :class:`PreparedInputs`. Decoding runs off the event loop. ``detail`` caps the longer
 image side (``lo`` 512, ``auto`` 1536, ``hi`` 3072 pixels). Every failure is an
-:class:`~vllm_mlx.api.errors.APIError` (400, or 404 for an unknown file id) or a
+:class:`~vllm_mlx.errors.APIError` (400, or 404 for an unknown file id) or a
 :class:`~vllm_mlx.media.MediaError` carrying its own 4xx status.
 """
 
@@ -27,9 +27,9 @@ from pathlib import Path
 import httpx
 from PIL import Image
 
-from ..api.errors import APIError
 from ..content import VideoSampling, clip_from_sampled
 from ..engine.types import VideoClip
+from ..errors import APIError
 from ..media import MediaBytes, MediaError, MediaPolicy, decode_image, load_source, sample_video
 from ..media.sniff import sniff_mime
 from .files import FileNotFound, FileStore

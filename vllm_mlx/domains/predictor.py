@@ -21,9 +21,9 @@ from typing import Any, Literal
 import jsonschema
 from pydantic import BaseModel, ValidationError
 
-from ..api.errors import APIError
 from ..engine import ChatMessage, GenerationRequest, ImagePart, SamplingParams, TextPart, VideoPart
 from ..engine.types import ContentPart
+from ..errors import APIError
 from . import metadata
 from .inputs import PreparedInputs
 

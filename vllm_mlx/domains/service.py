@@ -29,9 +29,9 @@ from typing import Any
 
 import httpx
 
-from ..api.errors import APIError, to_api_error
-from ..api.serving_common import ServingContext
 from ..engine import EngineOverloaded
+from ..errors import APIError, to_api_error
+from ..openai.serving_common import ServingContext
 from .callbacks import CallbackSender, check_callback_url
 from .inputs import InputResolver, PreparedInputs
 from .predictor import Options, Outcome, Predictor, Target, check_user_schema

@@ -6,7 +6,7 @@ the call returns, so a restart loses nothing already accepted. The database open
 use, and then predictions left ``pending``/``running`` by a previous process are marked
 ``failed`` with the ``recover_reason``, never left running forever. Rows are plain dicts; JSON
 columns (``response``, ``usage``, ``request``) are decoded on the way out. A folder that cannot
-be used or a full disk raises :class:`~vllm_mlx.api.storage_errors.StorageError` (503 / 507);
+be used or a full disk raises :class:`~vllm_mlx.errors.StorageError` (503 / 507);
 SQLite rolls the failed statement back, so no half-written row is left.
 """
 
@@ -19,7 +19,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from ..api.storage_errors import storage_errors
+from ..errors import storage_errors
 
 DB_NAME = "vllm-mlx.sqlite3"
 _JSON_COLUMNS = ("response", "usage", "request")

@@ -17,8 +17,6 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
-from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +31,7 @@ from .detect import (
     supports_native_video,
 )
 from .errors import ModelLoadError
+from .loaded import LoadedModel, LoadOptions
 
 logger = logging.getLogger(__name__)
 
@@ -40,66 +39,12 @@ TINY_PREFIX = "tiny:"
 TINY_MANIFEST = "tiny_model.json"  # written by vllm_mlx.tiny next to random weights
 
 
-@dataclass(frozen=True)
-class LoadOptions:
-    force_kind: ModelKind | None = None
-    served_name: str | None = None
-    trust_remote_code: bool = False
-    tiny_cache_dir: Path | None = None
-    group: Any = None  # an mx.distributed group of size > 1: load this process's shard
-    parallel: str = "tensor"  # with ``group``: "tensor" or "pipeline"
+def _grammar_compiler(loaded: LoadedModel) -> Any:
+    """The JSON-constraint compiler of ``loaded`` (injected into it: see ``loaded.py``)."""
+    from .constrained import GrammarCompiler
+    from .tokens import eos_token_ids
 
-
-@dataclass
-class LoadedModel:
-    """A model ready for generation, with everything needed to template and decode."""
-
-    reference: str
-    path: Path
-    model: Any
-    processor: Any  # mlx-vlm processor for vision models, TokenizerWrapper for text
-    tokenizer: Any
-    config: dict[str, Any]
-    detection: Detection
-    capabilities: Capabilities
-    random_weights: bool = False
-
-    @property
-    def is_vision(self) -> bool:
-        return self.detection.kind is ModelKind.VISION
-
-    @cached_property
-    def media_markers(self) -> tuple[str, ...]:
-        """Special tokens that stand for media; text must never smuggle them in."""
-        decoder = getattr(self.tokenizer, "added_tokens_decoder", None) or {}
-        found = {t.content for t in decoder.values() if getattr(t, "special", False)
-                 and any(k in t.content.lower() for k in ("image", "video", "vision"))}
-        for name in ("image_token", "video_token", "boi_token", "eoi_token"):
-            marker = getattr(self.processor, name, None)
-            if isinstance(marker, str) and marker:
-                found.add(marker)
-        return tuple(sorted(found, key=len, reverse=True))
-
-    @property
-    def vocab_size(self) -> int:
-        text = self.config.get("text_config") or {}
-        size = self.config.get("vocab_size") or text.get("vocab_size")
-        return int(size) if size else len(self.tokenizer)
-
-    @cached_property
-    def grammar_compiler(self) -> Any:
-        """Built on first use of JSON-constrained output, then reused."""
-        from .constrained import GrammarCompiler
-        from .tokens import eos_token_ids
-
-        return GrammarCompiler(self.tokenizer, self.vocab_size, eos_token_ids(self))
-
-    @property
-    def video_min_frames(self) -> int:
-        """Frames a native-video model needs at least (its temporal patch size)."""
-        vision = self.config.get("vision_config") or {}
-        size = vision.get("temporal_patch_size", 1) if self.capabilities.native_video else 1
-        return max(1, int(size))
+    return GrammarCompiler(loaded.tokenizer, loaded.vocab_size, eos_token_ids(loaded))
 
 
 def resolve_model_path(reference: str, options: LoadOptions) -> tuple[Path, bool]:
@@ -178,9 +123,9 @@ def load_model(reference: str, options: LoadOptions | None = None) -> LoadedMode
     logger.info("loading %s from %s as %s (%s)", reference, path, detection.kind.value,
                 detection.reason)
     if options.group is not None and options.group.size() > 1:
-        from ..distributed.sharding import load_sharded
-
-        model, processor, tokenizer = load_sharded(path, config, detection.kind, options)
+        if options.shard is None:
+            raise ModelLoadError("a distributed group needs LoadOptions.shard to load with")
+        model, processor, tokenizer = options.shard(path, config, detection.kind, options)
     else:
         model, processor, tokenizer = _load_whole(reference, path, detection.kind, options)
     served = options.served_name or reference
@@ -188,7 +133,7 @@ def load_model(reference: str, options: LoadOptions | None = None) -> LoadedMode
         reference=reference, path=path, model=model, processor=processor, tokenizer=tokenizer,
         config=config, detection=detection,
         capabilities=build_capabilities(config, detection, served, reference),
-        random_weights=random_weights,
+        random_weights=random_weights, grammar=_grammar_compiler,
     )
 
 

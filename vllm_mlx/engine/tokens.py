@@ -6,7 +6,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from .loader import LoadedModel
+from .loaded import LoadedModel
 
 _SPM_SPACE = "\u2581"
 

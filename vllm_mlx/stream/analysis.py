@@ -28,7 +28,6 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from ..api.errors import APIError, to_api_error
 from ..engine.types import (
     ChatMessage,
     ContentPart,
@@ -40,6 +39,7 @@ from ..engine.types import (
     VideoClip,
     VideoPart,
 )
+from ..errors import APIError, to_api_error
 from ..media import MediaError, MediaPolicy, decode_image
 from .config import StreamConfig
 from .presize import FrameSizer, Kind, Size, presize

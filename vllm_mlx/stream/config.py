@@ -7,7 +7,7 @@ seed's reference server (5 frames, "What is the most interesting aspect in this 
 of images?", 48 new tokens, temperature 0.7, top_p 0.95). :func:`parse_config` builds
 one from query parameters (strings) or a ``{"config": {...}}`` message (JSON values)
 on top of a base config, checked against :class:`StreamLimits`; every mistake raises an
-:class:`~vllm_mlx.api.errors.APIError` (400) naming the parameter. Framework-free.
+:class:`~vllm_mlx.errors.APIError` (400) naming the parameter. Framework-free.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields, replace
 from typing import Any, Literal
 
-from ..api.errors import APIError
+from ..errors import APIError
 
 DEFAULT_PROMPT = "What is the most interesting aspect in this series of images?"
 Mode = Literal["auto", "video", "images"]

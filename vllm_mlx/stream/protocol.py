@@ -9,7 +9,7 @@ Contract (seed ``000_7df58bfd37b22342``, ``shared/specs/frame-stream.md``): a cl
 * or ``{"config": {...}}`` to change its settings (see :mod:`vllm_mlx.stream.config`).
 
 :func:`parse_message` turns one message into a :class:`Frame` or a :class:`ConfigUpdate`
-and raises :class:`~vllm_mlx.api.errors.APIError` (400, ``code`` one of ``invalid_json``,
+and raises :class:`~vllm_mlx.errors.APIError` (400, ``code`` one of ``invalid_json``,
 ``invalid_message``, ``invalid_timestamp``, ``invalid_base64``, ``unsupported_frame_format``,
 ``invalid_frame``, ``frame_too_large``) for anything else. A frame is accepted only if it is
 a JPEG whose header and entropy-coded data decode, within the
@@ -33,7 +33,7 @@ from typing import Any
 
 from PIL import Image, UnidentifiedImageError
 
-from ..api.errors import APIError
+from ..errors import APIError
 from ..media import MediaError, MediaPolicy, decode_image
 from .config import brief
 

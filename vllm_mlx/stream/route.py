@@ -4,7 +4,7 @@ Thin: accept, open a session on ``app.state.stream`` (a refused one gets an
 ``{"error": ...}`` message and a close code: 1003 text-only model, 1008 bad settings,
 1013 too many connections), then hand every message to it until the client leaves or the
 session closes the socket. The API key is checked before this by
-:class:`~vllm_mlx.api.middleware.APIKeyMiddleware` (query ``api_key``; 1008 when wrong).
+the web layer's ``APIKeyMiddleware`` (query ``api_key``; 1008 when wrong).
 :func:`install_stream` puts the service on ``app.state.stream`` and adds the routes.
 """
 
@@ -16,9 +16,9 @@ from typing import Any
 
 from fastapi import APIRouter, FastAPI, WebSocket
 
-from ..api.errors import to_api_error
 from ..config import Settings
 from ..engine import Engine
+from ..errors import to_api_error
 from .config import StreamLimits
 from .session import StreamRefused, StreamService, StreamSession
 

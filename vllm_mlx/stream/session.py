@@ -33,9 +33,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import Any, Protocol, TypeVar
 
-from ..api.errors import APIError, to_api_error
 from ..engine import Engine
 from ..engine.errors import EngineClosed
+from ..errors import APIError, to_api_error
 from ..media import MediaPolicy
 from .analysis import (
     DecodedWindow,

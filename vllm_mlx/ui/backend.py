@@ -24,13 +24,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 from .conversation import Conversation
+from .errors import BackendError
 
 if TYPE_CHECKING:
     from .videos import VideoJobs
 
-
-class BackendError(RuntimeError):
-    """A failure to show the user as is (bad media, server error, engine overloaded)."""
+__all__ = ["BackendError", "BackendInfo", "ChatBackend", "GenerationOptions"]
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ Contract (the server side is specified in shared/specs/video-jobs.md):
   ``progress`` (0-100). When the job completes it downloads ``/content`` to
   ``output_dir/<id>.mp4`` and yields a last update carrying that path. Plain httpx, not
   the SDK, whose ``videos`` resource is deprecated.
-- A failed job, or an HTTP error, raises :class:`~vllm_mlx.ui.backend.BackendError` with
+- A failed job, or an HTTP error, raises :class:`~vllm_mlx.ui.errors.BackendError` with
   the server's message. Leaving the iterator before the job finished (Stop, closed tab)
   deletes the job, which cancels it on the server.
 """
@@ -27,7 +27,7 @@ from typing import Any
 
 import httpx
 
-from .backend import BackendError
+from .errors import BackendError
 
 _SIZE = re.compile(r"^\d+x\d+$")
 FINISHED = ("completed", "failed")

@@ -4,12 +4,15 @@
   name=..., tiny_cache_dir=..., max_queued=...)`` loads a Wan model (``tiny:wan2_1[:PRESET]``,
   a Diffusers folder or a Hub repo) on its worker thread, recovers stored jobs, then creates,
   runs (one at a time), lists, serves and deletes jobs; ``shutdown()``.
-- ``form`` parses and range-checks the multipart form; ``plan`` resolves it against the
-  model into the exact settings a job runs with; ``reference`` loads the reference image;
+- ``request`` parses and range-checks a request (a form or a JSON body, the same
+  :class:`~.request.VideoRequest`); ``plan`` resolves it against the model into the exact
+  settings a job runs with (what the worker hands the pipeline); ``reference`` loads the
+  reference image;
   ``store`` keeps records in ``<storage>/videos.sqlite3`` and files in ``<storage>/videos/``;
   ``worker`` is the job thread; ``model`` resolves and detects video model references.
 
-The HTTP routes are in :mod:`vllm_mlx.api.routes_videos`.
+The HTTP routes and :func:`~.routes.install_videos` are in :mod:`.routes`; the OpenAPI
+documentation models in :mod:`.protocol`.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Command-line hooks of the video feature, called from :mod:`vllm_mlx.cli`.
+"""Command-line hooks of the video feature, called from :mod:`vllm_mlx.server` (``serve``)
+and :mod:`vllm_mlx.cli` (``tiny-model``).
 
 - :func:`start_videos` loads the video model for ``serve``: ``--video-model REF``, or the
   served model itself when it is a video model (``tiny:wan2_1``, a Diffusers Wan folder, a
@@ -12,15 +13,19 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from typing import TYPE_CHECKING
 
 from ..config import Settings
 from .model import VideoModelError, is_video_reference
 
+if TYPE_CHECKING:
+    from .service import VideoJobs
+
 logger = logging.getLogger("vllm_mlx")
 
 
-def start_videos(settings: Settings):  # -> VideoJobs | None (lazy import keeps MLX out)
-    from .service import VideoJobs
+def start_videos(settings: Settings) -> VideoJobs | None:
+    from .service import VideoJobs  # here: loading it at import would load MLX too early
 
     reference, name = settings.video_model, settings.video_model
     if reference is None:

@@ -1,9 +1,10 @@
-"""A validated form + the model's defaults -> the exact settings a job runs with.
+"""A validated request + the model's defaults -> the exact settings a job runs with.
 
-Contract: :func:`make_plan` resolves a :class:`~vllm_mlx.videos.form.VideoForm` against the
-pipeline (``WanPipeline.resolve``: defaults, ranges, ``num_frames`` rounded to ``1 + 4k``)
+Contract: :func:`make_plan` resolves a :class:`~vllm_mlx.videos.request.VideoRequest` against
+the pipeline (``WanPipeline.resolve``: defaults, ranges, ``num_frames`` rounded to ``1 + 4k``)
 and returns a :class:`JobPlan` - every setting explicit, the seed drawn now - so a job
-re-run after a restart produces the same video. Bad values raise ``APIError`` 400.
+re-run after a restart produces the same video; :meth:`JobPlan.generation` is what the
+worker hands the pipeline, as it is (no second resolution). Bad values raise ``APIError`` 400.
 
 - ``num_frames`` defaults to ``seconds * fps`` when ``seconds`` is given.
 - The model works in multiples of 16 pixels: another even ``width`` / ``height`` is
@@ -17,12 +18,18 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..api.errors import APIError
-from .form import MAX_SIDE, SIDE_MULTIPLE, VideoForm
+from ..errors import APIError
+from .request import MAX_SIDE, SIDE_MULTIPLE, VideoRequest
+
+if TYPE_CHECKING:
+    from PIL.Image import Image
+
+    from ..diffusion.pipeline import WanPipeline
+    from ..diffusion.request import ResolvedRequest, VideoGenRequest
 
 # Generated pixels x frames a job may ask for: twice Wan's largest preset (1280x720, 81
 # frames). Beyond it the latents and attention would not fit a laptop, and the job would
@@ -62,10 +69,11 @@ class JobPlan:
     def output_fps(self) -> int:
         return self.fps * 2**self.interpolation_exp
 
-    def request(self, image: Any | None = None) -> Any:
-        from ..diffusion import VideoGenRequest
+    def generation(self, image: Image | None = None) -> ResolvedRequest:
+        """The pipeline's request: these settings, already resolved, with ``image``."""
+        from ..diffusion.request import ResolvedRequest
 
-        return VideoGenRequest(
+        return ResolvedRequest(
             prompt=self.prompt, negative_prompt=self.negative_prompt, width=self.gen_width,
             height=self.gen_height, num_frames=self.num_frames, fps=self.fps,
             num_inference_steps=self.num_inference_steps, guidance_scale=self.guidance_scale,
@@ -105,7 +113,7 @@ def _side(name: str, value: int, notes: list[str]) -> int:
     return generated
 
 
-def _duration(form: VideoForm, frames: int, fps: int, notes: list[str]) -> str:
+def _duration(form: VideoRequest, frames: int, fps: int, notes: list[str]) -> str:
     """The requested ``seconds`` when they set the length, else the clip's real length."""
     actual = f"{round(frames / fps, 2):g}"
     if form.seconds is not None and form.num_frames is None:
@@ -116,7 +124,8 @@ def _duration(form: VideoForm, frames: int, fps: int, notes: list[str]) -> str:
     return actual
 
 
-def _resolve(pipeline: Any, request: Any, form: VideoForm) -> Any:
+def _resolve(pipeline: WanPipeline, request: VideoGenRequest, form: VideoRequest
+             ) -> ResolvedRequest:
     """``pipeline.resolve``; its ``ValueError`` (which starts with the field's name) -> 400."""
     try:
         return pipeline.resolve(request)
@@ -126,7 +135,7 @@ def _resolve(pipeline: Any, request: Any, form: VideoForm) -> Any:
         if param == "num_frames" and form.num_frames is None and form.seconds is not None:
             param = "seconds"
             message = f"seconds {form.seconds} at {request.fps} fps: {message}"
-        known = {f.name for f in dataclasses.fields(VideoForm)}
+        known = {f.name for f in dataclasses.fields(VideoRequest)}
         raise APIError(400, message, param=param if param in known else None,
                        code="invalid_value") from None
 
@@ -140,7 +149,8 @@ def _check_work(plan: JobPlan) -> None:
                        param="num_frames", code="too_large")
 
 
-def make_plan(form: VideoForm, pipeline: Any, image: Any | None = None) -> JobPlan:
+def make_plan(form: VideoRequest, pipeline: WanPipeline, image: Image | None = None
+              ) -> JobPlan:
     """Resolve ``form`` on ``pipeline`` (a ``WanPipeline``); ``APIError`` 400 when invalid."""
     defaults = pipeline.defaults
     width = form.width if form.width is not None else defaults.width
@@ -172,7 +182,7 @@ def make_plan(form: VideoForm, pipeline: Any, image: Any | None = None) -> JobPl
     return dataclasses.replace(plan, seconds=seconds, notes=(*plan.notes, *said))
 
 
-def _base_request(form: VideoForm, image: Any | None) -> Any:
+def _base_request(form: VideoRequest, image: Image | None) -> VideoGenRequest:
     from ..diffusion import VideoGenRequest
 
     return VideoGenRequest(

@@ -1,27 +1,37 @@
 """The reference image of an image-to-video request: an upload, a URL, or a stored file id.
 
-Contract: :func:`load_reference` returns ``(bytes, RGB PIL image)`` or None without a
-reference. Uploaded bytes, ``{"image_url": URL}`` (http(s) through the SSRF-guarded media
-fetcher, ``data:`` URLs, local paths only under ``--media-root``) and ``{"file_id": ID}``
-(through the files API's resolver, when the server has one) all go through
-:func:`~vllm_mlx.media.decode_image` under the server's media policy, off the event loop.
-Anything that is not a readable image, or cannot be fetched, is an ``APIError`` 400 with
-``param`` naming the field.
+Contract: :func:`load_reference` returns the :class:`ReferenceImage` (its bytes, as stored
+for a restart, and the RGB PIL image) of a :class:`~.request.VideoRequest`, or None without
+a reference; an upload and an ``image_reference`` together are a 400. Uploaded bytes,
+``{"image_url": URL}`` (http(s) through the SSRF-guarded media fetcher, ``data:`` URLs,
+local paths only under ``--media-root``) and ``{"file_id": ID}`` (through the files API's
+resolver, when the server has one) all go through :func:`~vllm_mlx.media.decode_image`
+under the server's media policy, off the event loop. Anything that is not a readable
+image, or cannot be fetched, is an ``APIError`` 400 with ``param`` naming the field.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import Any
+from dataclasses import dataclass
 
-from ..api.errors import APIError
+from PIL.Image import Image
+
+from ..errors import APIError
 from ..media import MediaError, MediaPolicy, decode_image, load_source
+from .request import VideoRequest
 
 FileResolver = Callable[[str], str]
 
 
-def _decode(data: bytes, policy: MediaPolicy, param: str) -> Any:
+@dataclass(frozen=True)
+class ReferenceImage:
+    data: bytes
+    image: Image
+
+
+def _decode(data: bytes, policy: MediaPolicy, param: str) -> Image:
     try:
         return decode_image(data, policy=policy)
     except MediaError as exc:
@@ -51,12 +61,9 @@ def _by_file_id(file_id: str, files: FileResolver | None) -> bytes:
                        code="file_not_found") from None
 
 
-async def load_reference(
-    upload: bytes | None,
-    reference: dict[str, str] | None,
-    policy: MediaPolicy,
-    files: FileResolver | None = None,
-) -> tuple[bytes, Any] | None:
+async def load_reference(request: VideoRequest, policy: MediaPolicy,
+                         files: FileResolver | None = None) -> ReferenceImage | None:
+    upload, reference = request.upload, request.image_reference
     if upload is not None and reference is not None:
         raise APIError(400, "give either input_reference (a file) or image_reference, not both",
                        param="image_reference", code="invalid_value")
@@ -64,11 +71,13 @@ async def load_reference(
         if not upload:
             raise APIError(400, "input_reference: the uploaded file is empty",
                            param="input_reference", code="invalid_image")
-        return upload, await asyncio.to_thread(_decode, upload, policy, "input_reference")
+        image = await asyncio.to_thread(_decode, upload, policy, "input_reference")
+        return ReferenceImage(upload, image)
     if reference is None:
         return None
     if "file_id" in reference:
         data = await asyncio.to_thread(_by_file_id, reference["file_id"], files)
     else:
         data = await _by_url(reference["image_url"], policy)
-    return data, await asyncio.to_thread(_decode, data, policy, "image_reference")
+    return ReferenceImage(data, await asyncio.to_thread(_decode, data, policy,
+                                                        "image_reference"))

@@ -28,13 +28,23 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
-from ..api.errors import APIError
+import numpy as np
+
+from ..errors import APIError
 from .model import resolve_video_model
 from .plan import JobPlan, finish_frames, make_plan
-from .store import JobStore, write_atomic
+from .protocol import VideoDeleted, VideoList
+from .reference import ReferenceImage
+from .request import VideoRequest
+from .store import JobStore, VideoRecord, write_atomic
 from .worker import Job, JobWorker, QueueFull, WorkerStopped
+
+if TYPE_CHECKING:
+    from PIL.Image import Image
+
+    from ..diffusion.pipeline import WanPipeline
 
 logger = logging.getLogger(__name__)
 RESTART = ("server_restarted",
@@ -57,12 +67,20 @@ class VideoModelInfo:
     def names(self) -> set[str]:
         return {self.name, "default", self.reference, str(self.path)}
 
+    def card(self) -> dict[str, object]:
+        """The model's entry in ``GET /v1/models`` of a server without a chat model."""
+        return {"id": self.name, "object": "model", "created": _now(), "owned_by": "vllm-mlx",
+                "root": str(self.path), "aliases": sorted(self.names - {self.name}),
+                "capabilities": {"vision": False, "video": False, "native_video": False,
+                                 "video_generation": True},
+                "random_weights": self.random_weights}
+
 
 class VideoJobs:
     def __init__(self, info: VideoModelInfo, store: JobStore, max_queued: int) -> None:
         self.model, self.store = info, store
         self.worker = JobWorker(self._load, self._execute, max_queued)
-        self.pipeline: Any = None
+        self.pipeline: WanPipeline | None = None  # set by start(), once loaded
 
     @classmethod
     def start(cls, reference: str, storage_path: Path, *, name: str | None = None,
@@ -83,7 +101,7 @@ class VideoJobs:
         self.worker.shutdown()
         self.store.close()
 
-    def _load(self) -> Any:
+    def _load(self) -> WanPipeline:
         from ..diffusion import WanPipeline
 
         return WanPipeline.from_pretrained(self.model.path)
@@ -95,16 +113,18 @@ class VideoJobs:
                            f"videos with '{self.model.name}' (also answers to 'default').",
                            param="model", code="model_not_found")
 
-    def plan(self, form: Any, image: Any | None = None) -> JobPlan:
-        self.check_model(form.model)
-        return make_plan(form, self.pipeline, image)
+    def plan(self, request: VideoRequest, image: Image | None = None) -> JobPlan:
+        self.check_model(request.model)
+        if self.pipeline is None:
+            raise APIError(503, "the video model is not loaded yet", code="model_loading")
+        return make_plan(request, self.pipeline, image)
 
-    def create(self, plan: JobPlan, image: tuple[bytes, Any] | None = None,
-               user: str | None = None) -> dict[str, Any]:
-        job = Job(f"video_{uuid.uuid4().hex}", plan, image[1] if image else None)
+    def create(self, plan: JobPlan, image: ReferenceImage | None = None,
+               user: str | None = None) -> VideoRecord:
+        job = Job(f"video_{uuid.uuid4().hex}", plan, image.image if image else None)
         record = self._new_record(job.id, plan, user)
         if image is not None:
-            write_atomic(self.store.input_path(job.id), image[0])
+            write_atomic(self.store.input_path(job.id), image.data)
         try:
             self.store.add(record, {"plan": plan.to_dict(), "image": image is not None})
         except BaseException:  # e.g. a full disk: no reference image without its record
@@ -118,7 +138,7 @@ class VideoJobs:
             raise self._busy(exc) from None
         return record
 
-    def submit_sync(self, plan: JobPlan, image: Any | None = None) -> Job:
+    def submit_sync(self, plan: JobPlan, image: Image | None = None) -> Job:
         job = Job(f"video_{uuid.uuid4().hex}", plan, image, persist=False)
         try:
             self.worker.submit(job)
@@ -133,7 +153,7 @@ class VideoJobs:
                             code="queue_full")
         return APIError(503, str(exc), code="shutting_down")
 
-    def _new_record(self, video_id: str, plan: JobPlan, user: str | None) -> dict[str, Any]:
+    def _new_record(self, video_id: str, plan: JobPlan, user: str | None) -> VideoRecord:
         return {
             "id": video_id, "object": "video", "status": "queued", "progress": 0,
             "created_at": _now(), "completed_at": None, "expires_at": None,
@@ -144,21 +164,21 @@ class VideoJobs:
             "notes": list(plan.notes),
         }
 
-    def _live(self, record: dict[str, Any]) -> dict[str, Any]:
+    def _live(self, record: VideoRecord) -> VideoRecord:
         running = self.worker.running
         if record["status"] == "in_progress" and running is not None \
                 and running.id == record["id"]:
             return {**record, "progress": running.progress}
         return record
 
-    def get(self, video_id: str) -> dict[str, Any]:
+    def get(self, video_id: str) -> VideoRecord:
         record = self.store.get(video_id)
         if record is None:
             raise APIError(404, f"No video job with id '{video_id}'", param="video_id",
                            code="video_not_found")
         return self._live(record)
 
-    def list_videos(self, after: str | None, limit: int, order: str) -> dict[str, Any]:
+    def list_videos(self, after: str | None, limit: int, order: str) -> VideoList:
         if order not in ("asc", "desc"):
             raise APIError(400, f"order must be 'asc' or 'desc', got {order!r}", param="order")
         if not 1 <= limit <= MAX_LIST:
@@ -175,8 +195,9 @@ class VideoJobs:
     def content_path(self, video_id: str) -> Path:
         record = self.get(video_id)
         if record["status"] == "failed":
-            error = record.get("error") or {}
-            raise APIError(422, f"video {video_id} failed: {error.get('message', 'unknown')}",
+            error = record.get("error")
+            message = error["message"] if error else "unknown"
+            raise APIError(422, f"video {video_id} failed: {message}",
                            param="video_id", code="video_failed")
         path = self.store.video_path(video_id)
         if record["status"] != "completed" or not path.is_file():
@@ -185,7 +206,7 @@ class VideoJobs:
                            param="video_id", code="video_not_ready")
         return path
 
-    def delete(self, video_id: str) -> dict[str, Any]:
+    def delete(self, video_id: str) -> VideoDeleted:
         self.get(video_id)
         self.worker.cancel(video_id, "deleted")
         self.store.delete(video_id)
@@ -193,7 +214,7 @@ class VideoJobs:
         return {"id": video_id, "deleted": True, "object": "video.deleted"}
 
     # --- the worker side -----------------------------------------------------------------
-    def _execute(self, pipeline: Any, job: Job) -> None:
+    def _execute(self, pipeline: WanPipeline, job: Job) -> None:
         from ..diffusion import Cancelled
 
         if job.persist and self.store.update(job.id, status="in_progress") is None:
@@ -201,7 +222,7 @@ class VideoJobs:
             return
         started = time.perf_counter()
         try:
-            result = pipeline.generate(job.plan.request(job.image),
+            result = pipeline.generate(job.plan.generation(job.image),
                                        progress=lambda step, total: _progress(job, step, total),
                                        should_cancel=job.cancel.is_set)
             frames, fps = finish_frames(result.frames, result.fps, job.plan)
@@ -219,7 +240,7 @@ class VideoJobs:
                 self._completed(job, seconds, result.notes)
             job.done.set_result((output, seconds))
 
-    def _write(self, job: Job, frames: Any, fps: float) -> bytes | None:
+    def _write(self, job: Job, frames: np.ndarray, fps: float) -> bytes | None:
         from ..diffusion import encode_mp4, write_mp4
 
         if not job.persist:
@@ -274,7 +295,9 @@ class VideoJobs:
     def _stored_job(self, video_id: str) -> Job:
         from ..media import decode_image
 
-        stored = self.store.plan(video_id) or {}
+        stored = self.store.plan(video_id)
+        if stored is None:
+            raise KeyError("plan")
         plan = JobPlan.from_dict(stored["plan"])
         image = None
         if stored.get("image"):

@@ -7,7 +7,7 @@ images kept until the job ends. Files are written atomically (a temporary name i
 folder, fsync, ``os.replace``). A row holds the public record (JSON), the job's plan (JSON, to
 run it again after a restart) and an insertion sequence that orders listings. A storage
 folder that cannot be used or a full disk raises
-:class:`~vllm_mlx.api.storage_errors.StorageError` (503 / 507); a failed write leaves neither
+:class:`~vllm_mlx.errors.StorageError` (503 / 507); a failed write leaves neither
 a half-written file (the temporary one is removed) nor a half-written row (SQLite rolls back).
 """
 
@@ -19,9 +19,10 @@ import sqlite3
 import tempfile
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict, cast
 
-from ..api.storage_errors import storage_errors
+from ..errors import storage_errors
+from .protocol import VideoObject as VideoRecord
 
 DB_NAME = "videos.sqlite3"
 _SCHEMA = """
@@ -29,6 +30,11 @@ CREATE TABLE IF NOT EXISTS videos (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT UNIQUE NOT NULL, status TEXT NOT NULL,
     record TEXT NOT NULL, plan TEXT NOT NULL);
 """
+
+
+class StoredPlan(TypedDict, total=False):
+    plan: dict[str, object]  # a JobPlan's fields
+    image: bool  # a reference image is stored at ``input_path``
 
 
 def write_atomic(path: Path, data: bytes) -> None:
@@ -84,31 +90,31 @@ class JobStore:
                 stale.unlink(missing_ok=True)
 
     # --- records -----------------------------------------------------------------------
-    def add(self, record: dict[str, Any], plan: dict[str, Any]) -> None:
+    def add(self, record: VideoRecord, plan: StoredPlan) -> None:
         with self._lock, storage_errors(self.folder):
             self._db.execute("INSERT INTO videos (id, status, record, plan) VALUES (?, ?, ?, ?)",
                              (record["id"], record["status"], json.dumps(record),
                               json.dumps(plan)))
 
-    def get(self, video_id: str) -> dict[str, Any] | None:
+    def get(self, video_id: str) -> VideoRecord | None:
         with self._lock, storage_errors(self.folder):
             row = self._db.execute("SELECT record FROM videos WHERE id = ?",
                                    (video_id,)).fetchone()
         return json.loads(row[0]) if row else None
 
-    def plan(self, video_id: str) -> dict[str, Any] | None:
+    def plan(self, video_id: str) -> StoredPlan | None:
         with self._lock, storage_errors(self.folder):
             row = self._db.execute("SELECT plan FROM videos WHERE id = ?", (video_id,)).fetchone()
         return json.loads(row[0]) if row else None
 
-    def update(self, video_id: str, **fields: Any) -> dict[str, Any] | None:
+    def update(self, video_id: str, **fields: Any) -> VideoRecord | None:
         """Merge ``fields`` into the record; None when the job no longer exists."""
         with self._lock, storage_errors(self.folder):
             row = self._db.execute("SELECT record FROM videos WHERE id = ?",
                                    (video_id,)).fetchone()
             if row is None:
                 return None
-            record = {**json.loads(row[0]), **fields}
+            record = cast(VideoRecord, {**json.loads(row[0]), **fields})
             self._db.execute("UPDATE videos SET status = ?, record = ? WHERE id = ?",
                              (record["status"], json.dumps(record), video_id))
         return record
@@ -124,7 +130,8 @@ class JobStore:
                                     (status,)).fetchall()
         return [row[0] for row in rows]
 
-    def page(self, after: str | None, limit: int, ascending: bool) -> tuple[list[dict], bool]:
+    def page(self, after: str | None, limit: int, ascending: bool
+             ) -> tuple[list[VideoRecord], bool]:
         """Up to ``limit`` records after the one with id ``after``; and whether more follow.
 
         ``KeyError`` when ``after`` names no stored job.

@@ -21,9 +21,12 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 from .plan import JobPlan
+
+if TYPE_CHECKING:
+    from PIL.Image import Image
 
 logger = logging.getLogger(__name__)
 
@@ -44,12 +47,12 @@ class JobCancelled(Exception):
 class Job:
     id: str
     plan: JobPlan
-    image: Any | None = None  # PIL image for image-to-video
+    image: Image | None = None  # the reference of an image-to-video job
     persist: bool = True  # False: a /sync request, answered through ``done`` only
     cancel: threading.Event = field(default_factory=threading.Event)
     cancel_reason: str | None = None  # "deleted" | "shutdown" | "disconnected"
     progress: int = 0
-    done: Future = field(default_factory=Future)
+    done: Future[tuple[bytes | None, float]] = field(default_factory=Future)
 
     def request_cancel(self, reason: str) -> None:
         if self.cancel_reason is None:
@@ -57,19 +60,21 @@ class Job:
         self.cancel.set()
 
 
-class JobWorker:
-    def __init__(
-        self, load: Callable[[], Any], execute: Callable[[Any, Job], None], max_queued: int
-    ) -> None:
+Loaded = TypeVar("Loaded")
+
+
+class JobWorker(Generic[Loaded]):
+    def __init__(self, load: Callable[[], Loaded], execute: Callable[[Loaded, Job], None],
+                 max_queued: int) -> None:
         self._load, self._execute, self.max_queued = load, execute, max_queued
         self._cond = threading.Condition()
         self._queue: deque[Job] = deque()
         self._running: Job | None = None
         self._stopping = False
-        self._ready: Future = Future()
+        self._ready: Future[Loaded] = Future()
         self._thread = threading.Thread(target=self._main, name="video-jobs", daemon=True)
 
-    def start(self, timeout: float | None = None) -> Any:
+    def start(self, timeout: float | None = None) -> Loaded:
         self._thread.start()
         return self._ready.result(timeout)
 

@@ -11,13 +11,21 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any, Protocol
 
-from ..content import MessageRef, Resolver, VideoSampling, parse_messages, resolve_messages
+from ..content import (
+    FileResolver,
+    MessageRef,
+    Resolver,
+    VideoSampling,
+    parse_messages,
+    resolve_messages,
+)
 from ..engine import GenerationChunk, GenerationRequest, GenerationResult
 from ..engine.submission import Submission
+from ..errors import APIError
 from ..media import MediaPolicy
-from .errors import APIError
 from .protocol import (
     ChatChoice,
     ChatChunkChoice,
@@ -76,11 +84,22 @@ class PreparedChat:
                               tool_calls=[c.to_openai() for c in calls]), finish
 
 
+@dataclass(frozen=True)
+class ChatExtension:
+    """What another feature adds to chat, given when the chat feature is built: a
+    :class:`ChatHook`, a resolver of ``input_file`` ids, and folders media may be read from."""
+
+    hook: ChatHook | None = None
+    files: FileResolver | None = None
+    media_roots: tuple[Path, ...] = ()
+
+
 class ChatService:
-    def __init__(self, ctx: ServingContext, policy: MediaPolicy) -> None:
+    def __init__(self, ctx: ServingContext, policy: MediaPolicy, *,
+                 hook: ChatHook | None = None) -> None:
         self.ctx = ctx
         self.policy = policy
-        self.hook: ChatHook | None = None
+        self.hook = hook
 
     def _response_format(self, req: ChatCompletionRequest) -> dict[str, Any]:
         fmt = req.response_format

@@ -10,7 +10,7 @@ from typing import Any, cast
 from ..engine import GenerationRequest, GenerationResult
 from ..engine.submission import Submission
 from ..engine.types import TokenLogprob
-from .errors import APIError
+from ..errors import APIError
 from .protocol import (
     CompletionChoice,
     CompletionLogprobs,

@@ -153,7 +153,7 @@ class ChatCompletionRequest(SamplingFields):
     video_fps: float | None = Field(default=None, gt=0, le=MAX_VIDEO_FPS)
     video_max_frames: int | None = Field(default=None, ge=1, le=MAX_VIDEO_FRAMES)
     extra_body: dict[str, Any] | None = None
-    # function calling (checked by vllm_mlx.api.tool_calls.ToolSet)
+    # function calling (checked by vllm_mlx.openai.tool_calls.ToolSet)
     tools: list[Any] | None = None
     tool_choice: str | dict[str, Any] | None = None
     parallel_tool_calls: bool | None = None
@@ -322,20 +322,3 @@ class ModelCard(BaseModel):
 class ModelList(BaseModel):
     object: Literal["list"] = "list"
     data: list[ModelCard]
-
-
-class ErrorDetail(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    message: str
-    type: str
-    param: str | None
-    code: str | None
-
-
-class ErrorResponse(BaseModel):
-    """The one error shape of every route: ``{"error": {message, type, param, code}}``."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    error: ErrorDetail

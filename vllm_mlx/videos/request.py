@@ -1,8 +1,11 @@
-"""The ``POST /v1/videos`` (and ``/sync``) multipart form, parsed and range-checked.
+"""A video job's request, parsed and range-checked: the one type from the route to the plan.
 
-Contract: :func:`parse_form` takes the form's text fields (name -> string) and returns a
-:class:`VideoForm`, or raises :class:`~vllm_mlx.api.errors.APIError` (400, ``param`` = the
-field) with a message a client can act on. Rules (the seed and ``video-jobs.md``):
+Contract: :func:`parse_request` takes the fields of ``POST /v1/videos`` (and ``/sync``) as
+they arrived - a multipart or urlencoded form's text fields, or a JSON object's values
+(numbers, booleans, objects: the same rules, read as their text) - plus the bytes of an
+uploaded ``input_reference`` file, and returns a :class:`VideoRequest`, or raises
+:class:`~vllm_mlx.errors.APIError` (400, ``param`` = the field) with a message a client can
+act on. Rules (the seed and ``video-jobs.md``):
 
 - ``prompt`` is required and non-blank; ``size`` is ``WIDTHxHEIGHT`` and overrides
   ``width`` / ``height``; ``seconds`` is a positive whole number; ``num_inference_steps``
@@ -11,7 +14,7 @@ field) with a message a client can act on. Rules (the seed and ``video-jobs.md``
 - ``image_reference`` is a JSON object ``{"image_url": ...}`` or ``{"file_id": ...}`` (also
   accepted as the OpenAI SDK's ``input_reference[image_url]`` / ``input_reference[file_id]``
   fields, or an ``input_reference`` text field holding a URL); it may not be combined with an
-  uploaded ``input_reference`` file (checked by the caller, who sees the files).
+  uploaded ``input_reference`` file (checked when the reference is loaded).
 - ``lora`` (a non-empty JSON object) is rejected: this server has no LoRA support.
   ``guidance_scale_2`` / ``boundary_ratio`` (Wan2.2's two-expert split), ``true_cfg_scale``,
   ``frame_interpolation_scale`` / ``frame_interpolation_model_path`` (RIFE settings) are
@@ -28,7 +31,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..api.errors import APIError
+from ..errors import APIError
+
+FieldValue = str | int | float | bool | dict[str, Any] | list[Any] | None
 
 SIDE_MULTIPLE = 16  # generated sides are multiples of this, so it is also the smallest
 MAX_SIDE = 4096
@@ -48,7 +53,7 @@ def _bad(param: str, message: str) -> APIError:
 
 
 @dataclass(frozen=True)
-class VideoForm:
+class VideoRequest:
     """What a client asked for, typed; ``None`` = the model's default."""
 
     prompt: str
@@ -68,14 +73,23 @@ class VideoForm:
     max_sequence_length: int | None = None
     user: str | None = None
     image_reference: dict[str, str] | None = None
+    upload: bytes | None = field(default=None, repr=False)  # an uploaded input_reference
     notes: tuple[str, ...] = field(default_factory=tuple)
 
 
-class _Fields:
-    """Typed access to the form's strings; blank values count as absent."""
+def _as_text(value: FieldValue) -> str:
+    """A JSON value as a form would carry it (objects as JSON text, booleans lower case)."""
+    if isinstance(value, (dict, list)):
+        return json.dumps(value)
+    return str(value).lower() if isinstance(value, bool) else str(value)
 
-    def __init__(self, fields: Mapping[str, str]) -> None:
-        self.fields = {k: v.strip() for k, v in fields.items() if isinstance(v, str)}
+
+class _Fields:
+    """Typed access to the fields' text; blank values count as absent."""
+
+    def __init__(self, fields: Mapping[str, FieldValue]) -> None:
+        self.raw = {k: _as_text(v) for k, v in fields.items() if v is not None}
+        self.fields = {k: v.strip() for k, v in self.raw.items()}
 
     def text(self, name: str) -> str | None:
         value = self.fields.get(name)
@@ -202,8 +216,9 @@ def _interpolation(f: _Fields) -> int:
     return (exp or 1) if f.boolean("enable_frame_interpolation") else 0
 
 
-def parse_form(fields: Mapping[str, str]) -> VideoForm:
-    """Validate the form's text fields (files are the caller's)."""
+def parse_request(fields: Mapping[str, FieldValue], upload: bytes | None = None
+                  ) -> VideoRequest:
+    """Validate the request's fields; ``upload``: an uploaded ``input_reference`` file."""
     f = _Fields(fields)
     prompt = f.text("prompt")
     if prompt is None:
@@ -212,7 +227,7 @@ def parse_form(fields: Mapping[str, str]) -> VideoForm:
     width, height = _size(f)
     notes = _ignored(f)
     scheduler, max_length = _extra(f, notes)
-    return VideoForm(
+    return VideoRequest(
         prompt=prompt,
         model=f.text("model"),
         seconds=_seconds(f),
@@ -224,11 +239,12 @@ def parse_form(fields: Mapping[str, str]) -> VideoForm:
         guidance_scale=f.number("guidance_scale", 0.0, 20.0),
         flow_shift=f.number("flow_shift", MIN_FLOW_SHIFT, 100.0),
         seed=f.integer("seed", 0, 2**63 - 1),
-        negative_prompt=fields.get("negative_prompt") or None,
+        negative_prompt=f.raw.get("negative_prompt") or None,
         interpolation_exp=_interpolation(f),
         scheduler=scheduler,
         max_sequence_length=max_length,
         user=f.text("user"),
         image_reference=_image_reference(f),
+        upload=upload,
         notes=tuple(notes),
     )

@@ -1,18 +1,21 @@
 """OpenAPI documentation of the ``/v1/videos`` routes: the create form and the records.
 
-The routes read the form themselves (:mod:`vllm_mlx.videos.form` validates it) and return
-plain dicts, so these models only document the contract; they are never used to parse or
-to serialise. :data:`CREATE_BODY` is the ``requestBody`` of ``POST /v1/videos`` and
-``/v1/videos/sync`` (multipart form, urlencoded form or JSON: the same fields). Ranges are
-those :func:`~vllm_mlx.videos.form.parse_form` enforces; rules that join several fields
+The routes read the form themselves (:mod:`vllm_mlx.videos.request` validates it), so
+:class:`VideoCreateForm` only documents it. The records (:class:`VideoObject`,
+:class:`VideoList`, :class:`VideoDeleted`) are typed dicts: the types the service and the
+store work with, and what the OpenAPI document shows; routes return them as they are.
+:data:`CREATE_BODY` is the ``requestBody`` of ``POST /v1/videos`` and ``/v1/videos/sync``
+(multipart form, urlencoded form or JSON: the same fields). Ranges are
+those :func:`~vllm_mlx.videos.request.parse_request` enforces; rules that join several fields
 (``size`` even, 16-4096; ``num_frames`` rounded to ``1 + 4k``) are said in the descriptions.
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, with_config
+from typing_extensions import TypedDict  # pydantic reads typing's only from Python 3.12
 
 VideoStatus = Literal["queued", "in_progress", "completed", "failed"]
 
@@ -78,20 +81,19 @@ def _create_body() -> dict[str, Any]:
 CREATE_BODY = {"requestBody": _create_body()}
 
 
-class VideoError(BaseModel):
+class VideoError(TypedDict):
     code: str
     message: str
 
 
-class VideoObject(BaseModel):
-    """A video job record."""
-
-    model_config = ConfigDict(extra="allow")
+@with_config(ConfigDict(extra="allow"))
+class VideoObject(TypedDict):
+    """A video job record, as the service keeps and returns it."""
 
     id: str
     object: Literal["video"]
     status: VideoStatus
-    progress: int = Field(ge=0, le=100)
+    progress: Annotated[int, Field(ge=0, le=100)]
     created_at: int
     completed_at: int | None
     expires_at: int | None
@@ -106,11 +108,11 @@ class VideoObject(BaseModel):
     file_name: str | None
     media_type: str
     user: str | None
-    settings: dict[str, Any]
+    settings: dict[str, object]
     notes: list[str]
 
 
-class VideoList(BaseModel):
+class VideoList(TypedDict):
     object: Literal["list"]
     data: list[VideoObject]
     first_id: str | None
@@ -118,7 +120,7 @@ class VideoList(BaseModel):
     has_more: bool
 
 
-class VideoDeleted(BaseModel):
+class VideoDeleted(TypedDict):
     id: str
     deleted: Literal[True]
     object: Literal["video.deleted"]

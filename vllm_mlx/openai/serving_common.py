@@ -19,13 +19,14 @@ from ..content import FileResolver
 from ..engine import Engine, GenerationRequest, SamplingParams
 from ..engine.submission import Submission
 from ..engine.types import TokenLogprob
-from .errors import APIError, to_api_error
+from ..errors import APIError, to_api_error
 from .protocol import SamplingFields, TokenLogprobOut, TopLogprob, UsageInfo
 
 
 @dataclass
 class ServingContext:
-    """Dependencies of the serving classes, built once by ``create_app``."""
+    """Dependencies of the serving classes, built once by :func:`~.routes.install_openai`;
+    ``http`` is the app's shared client, set by its lifespan while it runs."""
 
     engine: Engine
     settings: Settings

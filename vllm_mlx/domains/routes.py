@@ -1,31 +1,25 @@
 """Thin routes of the VLM Run-compatible API (structured domain predictions and files).
 
-:func:`install_domains` builds the feature's state from ``Settings`` (SQLite store and files
-under ``settings.storage_path``, the domain registry, the prediction service, chat sessions),
-puts it on ``app.state`` (``domains``, ``predictions``, ``files``), wires uploaded files into
-chat ``input_file`` parts and the VLM Run chat extensions into ``app.state.chat``, and closes
-everything when the app shuts down. Routes only parse, call a service and return.
+:func:`install_domains` puts the feature's state (a :class:`~.feature.Domains`, opened before
+the chat feature it extends) on ``app.state`` (``domains``, ``predictions``, ``files``) and
+adds the routes; the app closes it on shutdown (:meth:`~.feature.Domains.close`). Routes
+only parse, call a service and return.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
-from dataclasses import replace
-from pathlib import Path
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, FastAPI, File, Form, Query, Request, UploadFile
 
-from ..config import Settings
-from ..content import VideoSampling
-from ..domains.callbacks import CallbackSender, load_secret
-from ..domains.catalog import schema_info
-from ..domains.chat import VlmrunChatHook
-from ..domains.files import FileNotFound, FileStore, public
-from ..domains.inputs import InputResolver
-from ..domains.protocol import (
+from ..errors import APIError
+from ..openai.serving_common import ServingContext
+from .catalog import schema_info
+from .feature import Domains
+from .files import FileNotFound, FileStore, public
+from .protocol import (
     FILE_PURPOSES,
     DomainInfo,
     FileObject,
@@ -35,15 +29,7 @@ from ..domains.protocol import (
     SchemaInfo,
     SchemaRequest,
 )
-from ..domains.registry import default_registry
-from ..domains.service import RESTART_REASON, PredictionService
-from ..domains.sessions import SessionStore
-from ..domains.store import Store
-from ..engine import Engine
-from .errors import APIError
-from .protocol import ChatCompletionResponse, ModelList
-from .routes import STREAM_RESPONSES, chat_completions, list_models
-from .serving_common import ServingContext
+from .service import PredictionService
 
 router = APIRouter()
 MAX_SKIP = 2**63 - 1  # SQLite's largest integer: more overflowed into a 500
@@ -145,59 +131,9 @@ async def delete_file(file_id: str, request: Request) -> dict[str, Any]:
     return _file_or_404(lambda: _files(request).delete(file_id), "file_id") | {"deleted": True}
 
 
-# The seed's OpenAI base URL is ``.../v1/openai``: answer there too.
-router.add_api_route("/v1/openai/chat/completions", chat_completions, methods=["POST"],
-                     response_model=ChatCompletionResponse, responses=STREAM_RESPONSES)
-router.add_api_route("/v1/openai/models", list_models, methods=["GET"], response_model=ModelList)
-
-
-def _chat_files(files: FileStore) -> Callable[[str], str]:
-    def resolve(file_id: str) -> str:
-        try:
-            return files.resolve(file_id)
-        except FileNotFound as exc:
-            raise APIError(404, str(exc), param="messages", code="file_not_found") from exc
-
-    return resolve
-
-
-def _close_on_shutdown(app: FastAPI, *closers: Callable[[], Awaitable[None]]) -> None:
-    inner = app.router.lifespan_context
-
-    @asynccontextmanager
-    async def lifespan(app_: Any) -> AsyncIterator[Any]:
-        async with inner(app_) as state:
-            try:
-                yield state
-            finally:
-                for close in closers:
-                    await close()
-
-    app.router.lifespan_context = lifespan
-
-
-def install_domains(app: FastAPI, settings: Settings, engine: Engine) -> None:
-    ctx: ServingContext = app.state.serving
-    storage = Path(settings.storage_path).expanduser()
-    store = Store(storage, recover_reason=RESTART_REASON)
-    files = FileStore(store, storage / "files")
-    registry = default_registry()
-    chat = app.state.chat
-    max_frames = settings.default_video_max_frames
-    video = VideoSampling(settings.default_video_fps, max_frames,
-                          min(engine.model.video_min_frames, max_frames))
-    inputs = InputResolver(chat.policy, files, video, lambda: ctx.http)
-    callbacks = CallbackSender(lambda: load_secret(settings.callback_secret, storage))
-    service = PredictionService(ctx, registry, store, inputs, callbacks)
-    app.state.domains, app.state.predictions, app.state.files = registry, service, files
-    ctx.files = _chat_files(files)
-    chat.policy = replace(chat.policy, media_roots=(*chat.policy.media_roots, files.folder))
-    chat.hook = VlmrunChatHook(registry, SessionStore(settings.max_sessions,
-                                                      ttl_s=settings.session_ttl_s),
-                               settings.max_tokens_limit)
+def install_domains(app: FastAPI, domains: Domains, ctx: ServingContext) -> None:
+    """Put the feature's state on ``app.state`` (``domains``, ``predictions``, ``files``) and
+    add its routes; ``ctx`` is the chat feature's, built with ``domains.chat_extension()``."""
+    app.state.domains, app.state.files = domains.registry, domains.files
+    app.state.predictions = domains.predictions(ctx)
     app.include_router(router)
-
-    async def close_store() -> None:
-        store.close()
-
-    _close_on_shutdown(app, service.close, close_store)

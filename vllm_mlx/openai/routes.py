@@ -1,0 +1,113 @@
+"""Thin HTTP routes of the OpenAI chat feature, and its one install function.
+
+:func:`install_openai` builds the feature's services from what it is given (settings, the
+engine, and another feature's :class:`~.serving_chat.ChatExtension`), puts them on
+``app.state`` (``serving``, ``chat``, ``completions``) and adds ``POST /v1/chat/completions``
+(also at ``/v1/openai/chat/completions``, the VLM Run SDK's base URL), ``POST
+/v1/completions`` and ``GET /v1/models/{id}``. Without an engine (a video-only server) the
+chat routes answer 404 ``model_not_found``. Routes only parse, call a service and return.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any, overload
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import StreamingResponse
+
+from ..config import Settings
+from ..disconnect import unless_disconnected
+from ..engine import Engine
+from ..errors import APIError
+from .protocol import (
+    ChatCompletionRequest,
+    ChatCompletionResponse,
+    CompletionRequest,
+    CompletionResponse,
+    ModelCard,
+)
+from .serving_chat import ChatExtension, ChatService
+from .serving_common import ServingContext
+from .serving_completion import CompletionService, model_list
+
+router = APIRouter()
+no_chat = APIRouter()
+SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+# With ``stream: true`` the 200 is a stream of server-sent events; each event's ``data`` is one
+# JSON chunk (or an error in the one error shape), and the last is ``[DONE]``.
+STREAM_RESPONSES: dict[int | str, dict[str, Any]] = {200: {"content": {"text/event-stream": {
+    "schema": {"type": "object", "required": ["data"],
+               "properties": {"data": {"type": "string"}, "event": {"type": "string"}}}}}}}
+
+
+@router.get("/v1/models/{model_id:path}", response_model=ModelCard)
+async def retrieve_model(model_id: str, request: Request) -> ModelCard:
+    """The served model's card under any name it answers to; 404 for any other."""
+    serving = request.app.state.serving
+    serving.check_model(model_id)
+    return model_list(serving).data[0]
+
+
+def _sse(events: AsyncIterator[str]) -> StreamingResponse:
+    """A stream of SSE lines (its requests already accepted: a client gone while they
+    waited for the engine cancelled them)."""
+    return StreamingResponse(events, media_type="text/event-stream", headers=SSE_HEADERS)
+
+
+@router.post("/v1/chat/completions", response_model=ChatCompletionResponse,
+             responses=STREAM_RESPONSES)
+@router.post("/v1/openai/chat/completions", response_model=ChatCompletionResponse,
+             responses=STREAM_RESPONSES)
+async def chat_completions(body: ChatCompletionRequest, request: Request) -> Any:
+    service: ChatService = request.app.state.chat
+    prepared = await service.prepare(body)
+    if body.stream:
+        return _sse(await unless_disconnected(request.is_disconnected,
+                                              service.stream(prepared)))
+    return await unless_disconnected(request.is_disconnected, service.complete(prepared))
+
+
+@router.post("/v1/completions", response_model=CompletionResponse, responses=STREAM_RESPONSES)
+async def completions(body: CompletionRequest, request: Request) -> Any:
+    service: CompletionService = request.app.state.completions
+    prepared = service.prepare(body)
+    if body.stream:
+        return _sse(await unless_disconnected(request.is_disconnected,
+                                              service.stream(prepared)))
+    return await unless_disconnected(request.is_disconnected, service.complete(prepared))
+
+
+@no_chat.post("/v1/chat/completions")
+@no_chat.post("/v1/completions")
+async def no_chat_model() -> None:
+    raise APIError(404, "no chat model loaded: this server only generates videos "
+                   "(POST /v1/videos); serve a chat model with `vllm-mlx serve CHAT_MODEL "
+                   "--video-model VIDEO_MODEL`", param="model", code="model_not_found")
+
+
+@overload
+def install_openai(app: FastAPI, settings: Settings, engine: Engine, *,
+                   extension: ChatExtension | None = None) -> ServingContext: ...
+
+
+@overload
+def install_openai(app: FastAPI, settings: Settings, engine: None, *,
+                   extension: ChatExtension | None = None) -> None: ...
+
+
+def install_openai(app: FastAPI, settings: Settings, engine: Engine | None, *,
+                   extension: ChatExtension | None = None) -> ServingContext | None:
+    """Build the chat services and add the routes; returns the context other features
+    serve through (None without an engine)."""
+    if engine is None:
+        app.include_router(no_chat)
+        return None
+    extension = extension or ChatExtension()
+    ctx = ServingContext(engine=engine, settings=settings, files=extension.files)
+    app.state.serving = ctx
+    app.state.chat = ChatService(ctx, settings.media_policy(*extension.media_roots),
+                                 hook=extension.hook)
+    app.state.completions = CompletionService(ctx)
+    app.include_router(router)
+    return ctx

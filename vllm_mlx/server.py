@@ -1,0 +1,130 @@
+"""The server assembly: start the engine and the video jobs, create the app, serve it.
+
+Contract (used by ``vllm-mlx serve`` in :mod:`vllm_mlx.cli` and by rank 0 of a distributed
+group in :mod:`vllm_mlx.distributed.serve`; it imports neither):
+
+- :func:`start_engine` starts the chat engine of ``settings.model`` (on a distributed rank,
+  given its :class:`GroupMember`: this process's shard, through its group and step
+  coordinator); ``ModelLoadError`` when it cannot be loaded.
+- :func:`serve` chooses the BLAS before MLX loads, starts the video jobs (``--video-model``,
+  or the served model when it is a video model) and the engine, logs what was loaded, then
+  serves HTTP with uvicorn until SIGINT/SIGTERM (in-flight requests get up to
+  ``shutdown_grace_s``) and shuts everything down. Returns the exit code: 0 after a clean
+  stop, 2 when a model cannot be loaded (the reason on stderr).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import signal
+import sys
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from .config import Settings
+
+if TYPE_CHECKING:
+    import mlx.core as mx
+
+    from .engine import Engine
+    from .engine.engine import StepCoordinator
+    from .engine.loaded import ShardLoader
+    from .videos.service import VideoJobs
+
+logger = logging.getLogger("vllm_mlx")
+
+
+@dataclass(frozen=True)
+class GroupMember:
+    """One rank's part in serving a model across a group (made by
+    :mod:`vllm_mlx.distributed.serve`): the MLX group, the rank's step coordinator and the
+    loader of its shard."""
+
+    group: mx.distributed.Group
+    coordinator: StepCoordinator
+    shard: ShardLoader
+
+
+def start_engine(settings: Settings, member: GroupMember | None = None) -> Engine:
+    """The engine for ``settings.model`` (``member``: on a rank of a distributed group)."""
+    from .engine import Engine, LoadOptions
+
+    options = LoadOptions(force_kind=settings.force_kind, served_name=settings.served_name,
+                          trust_remote_code=settings.trust_remote_code,
+                          tiny_cache_dir=settings.tiny_cache_dir,
+                          group=member.group if member else None, parallel=settings.parallel,
+                          shard=member.shard if member else None)
+    return Engine.start(settings.model, options, settings.max_waiting_requests,
+                        max_batch=settings.max_batch_size,
+                        prefill_chunk=settings.prefill_chunk_tokens,
+                        prefix_cache_bytes=settings.prefix_cache_bytes,
+                        vision_cache_bytes=settings.vision_cache_bytes,
+                        coordinator=member.coordinator if member else None,
+                        prefill_step_s=settings.prefill_step_s)
+
+
+def serve(settings: Settings, member: GroupMember | None = None) -> int:
+    """Serve ``settings.model``; ``member`` only on rank 0 of a distributed group."""
+    from .blas import activate_fast_blas
+
+    activate_fast_blas(settings.fast_blas)  # logs which BLAS is in use
+    from .engine import ModelLoadError
+    from .videos.cli import VideoModelError, start_videos
+
+    try:
+        videos = start_videos(settings)  # the video model, or None
+    except VideoModelError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if videos is not None and settings.video_model is None:  # MODEL is a video model
+        return serve_app(settings, None, videos)
+    try:
+        engine = start_engine(settings, member)
+    except ModelLoadError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        if videos is not None:
+            videos.shutdown()
+        return 2
+    _announce(engine, settings)
+    return serve_app(settings, engine, videos)
+
+
+def serve_app(settings: Settings, engine: Engine | None, videos: VideoJobs | None) -> int:
+    """Run uvicorn on the app until it is stopped, then shut ``engine`` and ``videos`` down."""
+    import uvicorn
+
+    from .api.app import create_app
+    from .api.redact import redact_root_handlers, uvicorn_log_config
+
+    secrets = (settings.api_key, settings.callback_secret)
+    redact_root_handlers(secrets)  # keys never reach the logs (?api_key=..., Bearer ...)
+
+    # uvicorn shuts down gracefully on SIGINT/SIGTERM, then re-raises the signal for the
+    # handler that was installed before it; a quiet one makes Ctrl-C end without a trace.
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: None)
+    try:
+        uvicorn.run(create_app(settings, engine, videos), host=settings.host,
+                    port=settings.port, log_level=settings.log_level,
+                    timeout_graceful_shutdown=math.ceil(settings.shutdown_grace_s),
+                    log_config=uvicorn_log_config(secrets),
+                    ws_max_size=settings.stream_max_message_bytes)
+    finally:
+        if engine is not None:
+            engine.shutdown()
+        if videos is not None:
+            videos.shutdown()
+    return 0
+
+
+def _announce(engine: Engine, settings: Settings) -> None:
+    loaded = engine.model
+    kind = "vision-language" if loaded.is_vision else "text-only"
+    logger.info("loaded %s from %s: %s (%s)", settings.model, loaded.path, kind,
+                loaded.detection.reason)
+    if loaded.random_weights:
+        logger.warning("%s has RANDOM weights: a test fixture, its output is noise",
+                       settings.model)
+    logger.info("serving as '%s' (also 'default') on http://%s:%d/v1", settings.served_name,
+                settings.host, settings.port)
