@@ -18,10 +18,15 @@ VISION_ARCHS = ("qwen2_vl", "qwen2_5_vl", "qwen3_vl", "gemma3")
 TEXT_ARCHS = ("qwen3", "llama")
 
 
-def _registry() -> tuple[str, ...]:
+# Phi-3-vision's tower is a full-size CLIP ViT-L whatever its config says: ~40 s an image.
+SLOW_ARCHS = frozenset({"phi3_v"})
+
+
+def _registry() -> tuple:
     from vllm_mlx.tiny import ARCHITECTURES
 
-    return tuple(ARCHITECTURES)
+    return tuple(pytest.param(a, marks=pytest.mark.slow) if a in SLOW_ARCHS else a
+                 for a in ARCHITECTURES)
 
 
 ALL_ARCHS = _registry()  # every architecture the tiny builder knows (tests/families)

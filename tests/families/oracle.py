@@ -48,19 +48,43 @@ def _plain(messages: tuple[ChatMessage, ...]) -> list[dict[str, Any]]:
             for m in messages]
 
 
-def vision_prompt(processor: Any, messages: tuple[ChatMessage, ...]) -> str:
-    from mlx_vlm.prompt_utils import get_chat_template
+def vision_prompt(model: Any, processor: Any, messages: tuple[ChatMessage, ...]) -> str:
+    """The prompt mlx-vlm itself would write: the processor's template with typed parts, or
+    (string-only templates) mlx-vlm's per-family ``apply_chat_template``, as its CLI does."""
+    from mlx_vlm.prompt_utils import MODEL_CONFIG, apply_chat_template, get_chat_template
 
-    return str(get_chat_template(processor, _typed(messages), True))
+    from vllm_mlx.engine.chat_format import takes_typed_parts
+
+    typed = _typed(messages)
+    family = str(model.config.model_type).lower()
+    if family not in MODEL_CONFIG or takes_typed_parts(processor):
+        return str(get_chat_template(processor, typed, True))
+    as_strings = [{**m, "content": "".join(p["text"] for p in m["content"])}
+                  if all(p["type"] == "text" for p in m["content"]) else m for m in typed]
+    return str(apply_chat_template(processor, model.config, as_strings, True))
 
 
 def vision_tokens(model: Any, processor: Any, messages: tuple[ChatMessage, ...],
                   max_tokens: int) -> list[int]:
+    import mlx.core as mx
     import mlx_vlm
+    from mlx_vlm.utils import prepare_inputs, should_add_special_tokens
+
+    from vllm_mlx.engine.processor_fixes import fix_inputs
 
     images = [p.image for m in messages for p in m.content if isinstance(p, ImagePart)]
-    result = mlx_vlm.generate(model, processor, vision_prompt(processor, messages),
-                              image=images or None, max_tokens=max_tokens, temperature=0.0)
+    prompt = vision_prompt(model, processor, messages)
+    inputs = dict(prepare_inputs(
+        processor, images=images or None, prompts=prompt,
+        image_token_index=getattr(model.config, "image_token_index", None),
+        add_special_tokens=should_add_special_tokens(model.config.model_type, processor)))
+    # WORKAROUND, the engine's too: DeepSeek-VL2 reads its tile table past the end.
+    inputs = fix_inputs(inputs)
+    mx.eval([v for v in inputs.values() if isinstance(v, mx.array)])
+    result = mlx_vlm.generate(model, processor, prompt, input_ids=inputs.pop("input_ids"),
+                              pixel_values=inputs.pop("pixel_values", None),
+                              mask=inputs.pop("attention_mask", None), **inputs,
+                              max_tokens=max_tokens, temperature=0.0)
     return list(result.token_ids or [])
 
 

@@ -35,6 +35,13 @@ def is_vision(arch: str) -> bool:
     return ARCHITECTURES[arch].is_vision
 
 
+def arch_name(param) -> str:
+    return param.values[0] if hasattr(param, "values") else param
+
+
+VISION_ARCHS = [a for a in ALL_ARCHS if is_vision(arch_name(a))]
+
+
 def user(arch: str, text: str, seed: int | None) -> ChatMessage:
     parts = (ImagePart(noise_image(seed)), T(text)) if seed is not None and is_vision(arch) \
         else (T(text),)
@@ -105,7 +112,7 @@ def test_batched_equals_single(arch, engine_for, plain_engines):
     assert together(engine_for(arch), conversations) == singles
 
 
-@pytest.mark.parametrize("arch", [a for a in ALL_ARCHS if ARCHITECTURES[a].is_vision])
+@pytest.mark.parametrize("arch", VISION_ARCHS)
 def test_other_image_never_gets_this_images_state(arch, engine_for, plain_engines):
     engine, plain = engine_for(arch), plain_engines(arch)
     first, second = [(user(arch, "Describe the picture in detail.", s),) for s in (21, 22)]

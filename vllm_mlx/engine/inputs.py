@@ -16,8 +16,10 @@ import numpy as np
 from PIL import Image
 
 from ._mlx import mx
+from .chat_format import chat_renderer
 from .errors import InvalidRequest, UnsupportedInput
 from .loader import LoadedModel
+from .processor_fixes import fix_inputs
 from .types import ChatMessage, GenerationRequest, ImagePart, TextPart, VideoClip, VideoPart
 
 
@@ -104,13 +106,12 @@ def render_vision_prompt(loaded: LoadedModel, request: GenerationRequest) -> Ren
     messages = request.messages
     if not loaded.capabilities.native_video:
         messages = tuple(_frames_as_images(m) for m in messages)
-    from mlx_vlm.prompt_utils import get_chat_template
-
     rendered = _template_messages(messages, loaded.media_markers)
-    text = _templated(lambda **kw: get_chat_template(loaded.processor, rendered, True, **kw),
-                      request.tools)
+    render = chat_renderer(loaded)
+    text = _templated(lambda **kw: render(rendered, **kw), request.tools)
     images = [p.image for m in messages for p in m.content if isinstance(p, ImagePart)]
     videos = [p.video for m in messages for p in m.content if isinstance(p, VideoPart)]
+    _check_image_count(loaded, len(images))
     return RenderedPrompt(str(text), images, videos)
 
 
@@ -181,6 +182,9 @@ def prepare_vision_prompt(loaded: LoadedModel, rendered: RenderedPrompt) -> Prep
     except ValueError as exc:  # the processor refuses the media (e.g. aspect ratio > 200)
         raise InvalidRequest(f"this model's processor cannot take the media: {exc}",
                              param="messages") from exc
+    # Evaluated here: the model reads some of them on the host (DeepSeek-VL2's masks).
+    inputs = fix_inputs(dict(inputs))
+    mx.eval([v for v in inputs.values() if isinstance(v, mx.array)])
     extra = {k: v for k, v in inputs.items()
              if k not in ("input_ids", "pixel_values", "attention_mask")}
     return PreparedPrompt(

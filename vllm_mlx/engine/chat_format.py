@@ -1,0 +1,57 @@
+"""Which chat-template path a vision model's conversation goes through.
+
+Contract: ``chat_renderer(loaded)`` returns ``render(messages, **kwargs) -> str`` for
+messages with typed content parts (``{"type": "text" | "image" | "video", ...}``):
+- the processor's own chat template when it renders typed parts (most families);
+- otherwise, for a family mlx-vlm formats itself (DeepSeek-VL2, Phi-3-vision, Molmo,
+  whose templates take strings only and would print the list), mlx-vlm's
+  ``apply_chat_template``, which writes the family's media markers into the text, as its
+  own generate CLI does.
+``takes_typed_parts(processor)`` probes the template once with a typed text message;
+:class:`~.loaded.LoadedModel` keeps the answer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .loaded import LoadedModel
+
+Render = Callable[..., Any]
+_PROBE = [{"role": "user", "content": [{"type": "text", "text": "probe"}]}]
+
+
+def takes_typed_parts(processor: Any) -> bool:
+    """Whether the processor's chat template renders typed content parts."""
+    from mlx_vlm.prompt_utils import get_chat_template
+
+    try:
+        text = str(get_chat_template(processor, _PROBE, True))
+    except Exception:  # a string-only template fails on a list in many ways
+        return False
+    return "probe" in text and "'type'" not in text
+
+
+def chat_renderer(loaded: LoadedModel) -> Render:
+    from mlx_vlm.prompt_utils import MODEL_CONFIG, apply_chat_template, get_chat_template
+
+    processor = loaded.processor
+    family = loaded.capabilities.model_type.lower()
+    if family not in MODEL_CONFIG or loaded.chat_takes_typed_parts:
+        return lambda messages, **kw: get_chat_template(processor, messages, True, **kw)
+    return lambda messages, **kw: apply_chat_template(
+        processor, loaded.config, _text_as_strings(messages), True, **kw)
+
+
+def _text_as_strings(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Messages without media get their text as one string (tool turns pass through
+    mlx-vlm's formatting untouched)."""
+    out = []
+    for message in messages:
+        parts = message["content"]
+        if all(part["type"] == "text" for part in parts):
+            message = {**message, "content": "".join(part["text"] for part in parts)}
+        out.append(message)
+    return out
