@@ -23,7 +23,8 @@ that arrive together share the language model's prefill passes. Which prompts an
 serves is decided in :mod:`.prefill_order`.
 
 A request keeps its own cache while it is prefilled; when it joins, the cache is merged
-into the batch cache (:class:`.batch.RunningBatch`).
+into the batch cache (:class:`.batch.RunningBatch`). A finished request's cache goes to the
+prefix cache; where that keeps whole-cache snapshots, so does a copy taken as it joins.
 
 Decode is pipelined (:mod:`.batch`): each step launches its decode step, then delivers
 the tokens of the one before while the device computes. A step with prefill work does it
@@ -52,14 +53,7 @@ from .prefill_order import (
     overdue,
     ready_group,
 )
-from .prefix_cache import (
-    CacheHit,
-    MediaPositions,
-    PrefixCache,
-    cacheable,
-    media_hashes,
-    rebuild,
-)
+from .prefix_cache import CacheHit, PrefixCache, make_prefix_cache, media_hashes, media_positions
 from .runner import ModelRunner, filter_batch
 from .sampler import KeyedSampler, request_processors
 from .sampling import mask_eos
@@ -73,15 +67,6 @@ from .vision_rows import row_deltas
 logger = logging.getLogger(__name__)
 
 
-def media_positions(loaded: LoadedModel) -> MediaPositions:
-    """Placeholder token ids that stand for image or video content in a prompt."""
-    config = loaded.config
-    keys = ("image_token_id", "image_token_index", "video_token_id", "video_token_index")
-    sources = (config, config.get("text_config") or {})
-    ids = {int(src[k]) for src in sources for k in keys if isinstance(src.get(k), int)}
-    return MediaPositions(frozenset(ids) if ids or not loaded.is_vision else None)
-
-
 class Scheduler:
     def __init__(self, loaded: LoadedModel, *, max_batch: int = 32,
                  prefill_chunk: int = 256, prefix_cache_bytes: int = 512 << 20,
@@ -92,10 +77,9 @@ class Scheduler:
             chunk = self.runner.calibrate_chunk(prefill_step_s)
             logger.info("prefill chunk: %d tokens (step budget %.2f s, at most %d)",
                         chunk, prefill_step_s, prefill_chunk)
-        self.prefix: PrefixCache | None = None
-        if (prefix_cache_bytes > 0 and self.runner.prefix_reusable
-                and cacheable(self.runner.new_cache())):
-            self.prefix = PrefixCache(prefix_cache_bytes, media_positions(loaded))
+        self.prefix: PrefixCache | None = make_prefix_cache(
+            prefix_cache_bytes, self.runner.prefix_reusable, self.runner.new_cache(),
+            media_positions(loaded))
         self.max_batch = max_batch
         self.eos = eos_token_ids(loaded)
         self.vocab = Vocabulary(loaded)
@@ -258,6 +242,9 @@ class Scheduler:
         if len(group) > 1:
             self.stats.prefill_groups += 1
             self.stats.prefill_group_rows += len(group)
+        for i, seq in enumerate(group):
+            if self._keeps(seq, snapshot=True):
+                self._remember(seq, [layer.extract(i) for layer in joined])
         self.batch.join(group, joined)
         for seq in group:
             self.waiting.remove(seq)
@@ -283,7 +270,7 @@ class Scheduler:
             seq.prefill = self.runner.start_prefill(prompt, seq.cache, media=seq.media)
         else:
             assert self.prefix is not None
-            rebuild(hit, seq.cache)
+            seq.cache = self.prefix.restore(hit, seq.cache)
             seq.cached_tokens = hit.length
             text_suffix = not self.prefix.suffix_has_media(seq.prompt_ids, hit.length, seq.media)
             if text_suffix and seq.media:
@@ -316,10 +303,16 @@ class Scheduler:
             self.stats.prefix_cache_tokens_reused += hit.length
         return hit
 
+    def _keeps(self, seq: Sequence, snapshot: bool = False) -> bool:
+        """Whether the prefix cache takes this request's cache (at its prompt's end too,
+        ``snapshot``, where it keeps whole-cache snapshots)."""
+        return (self.prefix is not None and seq.request.cache_prefix and seq.reusable
+                and (self.prefix.whole or not snapshot))
+
     def _remember(self, seq: Sequence, cache: list[Any]) -> None:
-        if self.prefix is not None and seq.request.cache_prefix and seq.reusable:
-            self.prefix.store(seq.prompt_ids + seq.generated, cache, seq.media, seq.rope_deltas)
-            self.stats.prefix_cache_bytes = self.prefix.nbytes
+        assert self.prefix is not None
+        self.prefix.store(seq.prompt_ids + seq.generated, cache, seq.media, seq.rope_deltas)
+        self.stats.prefix_cache_bytes = self.prefix.nbytes
 
     def _finish_prefill(self, seq: Sequence) -> None:
         assert seq.prefill is not None and seq.cache is not None
@@ -328,9 +321,11 @@ class Scheduler:
         self.waiting.remove(seq)
         self.stats.observe_ttft(time.perf_counter() - seq.arrived)
         if self._emit(seq, int_list(token)[0], logprobs[0]):
-            if seq.finish_reason != "cancelled":
+            if seq.finish_reason != "cancelled" and self._keeps(seq):
                 self._remember(seq, seq.cache)
             return
+        if self._keeps(seq, snapshot=True):
+            self._remember(seq, seq.cache)
         self.batch.extend(seq, seq.cache)
         seq.cache, seq.prefill = None, None
 
@@ -371,7 +366,7 @@ class Scheduler:
         if not finished:
             return
         for seq in finished:
-            if self.prefix is not None and seq.request.cache_prefix and seq.reusable:
+            if self._keeps(seq):
                 self._remember(seq, self.batch.extract(seq))
         self.batch.remove(finished)
 
