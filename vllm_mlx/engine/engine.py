@@ -16,15 +16,24 @@ A :class:`StepCoordinator` (``vllm_mlx.distributed``) may stand between the owne
 and its scheduler to keep other processes' schedulers in step with this one: it wraps the
 scheduler, may ask for a periodic empty step while idle (``idle_wait``), and ends the
 engine by raising :class:`EngineClosed` from ``step()`` (every later job gets that error).
+
+Exit: a started engine is shut down by an ``atexit`` hook (holding only a weak reference)
+if its owner has not done so. The owner thread is a daemon; were it still inside an MLX
+call when the interpreter finalizes, CPython would end it with ``pthread_exit`` as it
+took the GIL back, and that forced unwind through MLX's C++ frames aborts the process
+("terminate called without an active exception", exit 134). The hook stops the thread
+after its current step, before finalization starts.
 """
 
 from __future__ import annotations
 
 import asyncio
+import atexit
 import functools
 import logging
 import queue
 import threading
+import weakref
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -47,6 +56,7 @@ from .types import (
 logger = logging.getLogger(__name__)
 
 _Sink = Callable[[int, GenerationChunk | Accepted | BaseException | None], None]
+EXIT_TIMEOUT_S = 60.0  # how long interpreter exit waits for the owner thread's current step
 
 
 class StepCoordinator(Protocol):
@@ -121,6 +131,8 @@ class Engine:
         self._loaded: LoadedModel | None = None
         self._screen: PromptScreen | None = None
         self._closed = False
+        self._stop = threading.Event()  # the owner thread ends after its current step
+        self._exit_hook: Callable[[], None] | None = None
         self._thread: threading.Thread | None = None
         self._coordinator = coordinator
         self._fatal: EngineClosed | None = None  # why the engine stopped on its own
@@ -144,6 +156,8 @@ class Engine:
         engine._ready.wait()
         if engine._load_error is not None:
             raise engine._load_error
+        engine._exit_hook = functools.partial(_shutdown_at_exit, weakref.ref(engine))
+        atexit.register(engine._exit_hook)
         return engine
 
     @property
@@ -165,7 +179,7 @@ class Engine:
             scheduler = self._coordinator.attach(scheduler)
         self._ready.set()
         try:
-            while self._admit(scheduler) and self._step(scheduler):
+            while not self._stop.is_set() and self._admit(scheduler) and self._step(scheduler):
                 self._heap.after_step(idle=not scheduler.has_work)
         finally:
             self._closed = True
@@ -353,11 +367,21 @@ class Engine:
                 job.sink(index, self._closed_error("the engine is shutting down"))
 
     def shutdown(self, timeout: float | None = 10.0) -> None:
-        """Finish the running job, drop waiting ones, and stop the owner thread."""
-        if self._closed:
-            return
-        self._closed = True
-        self._fail_queued()
-        self._jobs.put(None)
-        if self._thread is not None:
+        """Stop the owner thread after its current step; running and waiting jobs end with
+        :class:`EngineClosed`. Waits up to ``timeout`` seconds for the thread."""
+        if self._exit_hook is not None:
+            atexit.unregister(self._exit_hook)
+            self._exit_hook = None
+        if not self._stop.is_set():
+            self._closed = True
+            self._stop.set()
+            self._fail_queued()
+            self._jobs.put(None)  # wakes an idle owner thread
+        if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout)
+
+
+def _shutdown_at_exit(ref: weakref.ref[Engine]) -> None:
+    engine = ref()
+    if engine is not None:
+        engine.shutdown(EXIT_TIMEOUT_S)

@@ -9,6 +9,10 @@
 The caller is the machine's own user, so local paths anywhere and private URLs are
 allowed (unlike the server's defaults). Everything runs through the same engine and
 media code as the server, so outputs match it token for token.
+
+``close()`` (or a ``with`` block) frees the model at once; without it the engine is shut
+down at interpreter exit, so a script ends cleanly (status 0) even with a generation still
+running in another thread or a streaming iterator left unfinished.
 """
 
 from __future__ import annotations
