@@ -81,13 +81,13 @@ def render(results: dict[tuple[str, str], tuple[str, dict[str, str]]]) -> str:
     heads = ["family", "tiny arch", "kind", *(h for _, h in COLUMNS), "grouped vision prefill"]
     lines = ["| " + " | ".join(heads) + " |", "|" + "---|" * len(heads)]
     for name, arch in ARCHITECTURES.items():
-        family = arch.notes.split(":")[0] or name
+        family = re.split(r"[:(.]", arch.notes)[0].strip() or name
         ran = any(arch_name == name for _, arch_name in results)
         cells = [cell(test, results.get((test, name))) if ran else "not run"
                  for test, _ in COLUMNS]
         parity = results.get(("test_parity", name), ("", {}))[1]
         grouped = {"True": "yes", "False": "no"}.get(parity.get("grouped_vision_prefill", ""),
-                                                      "n/a")
+                                                      "n/a") if arch.is_vision else "n/a"
         kind = "vision" if arch.is_vision else "text"
         lines.append("| " + " | ".join([family, f"`tiny:{name}`", kind, *cells, grouped])
                      + " |")
