@@ -81,7 +81,7 @@ def render(results: dict[tuple[str, str], tuple[str, dict[str, str]]]) -> str:
     heads = ["family", "tiny arch", "kind", *(h for _, h in COLUMNS), "grouped vision prefill"]
     lines = ["| " + " | ".join(heads) + " |", "|" + "---|" * len(heads)]
     for name, arch in ARCHITECTURES.items():
-        family = re.split(r"[:(.]", arch.notes)[0].strip() or name
+        family = re.split(r":| \(", arch.notes)[0].strip(" .") or name
         ran = any(arch_name == name for _, arch_name in results)
         cells = [cell(test, results.get((test, name))) if ran else "not run"
                  for test, _ in COLUMNS]
@@ -107,11 +107,14 @@ def main() -> int:
     parser.add_argument("--check", action="store_true", help="fail if README.md differs")
     parser.add_argument("--junit", type=Path, help="use this JUnit XML instead of running")
     parser.add_argument("--fast", action="store_true", help="leave out the slow archs")
+    parser.add_argument("--keep-junit", type=Path, help="also save the run's JUnit XML here")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         junit = args.junit or Path(tmp) / "families.xml"
         if args.junit is None:
             run_checks(junit, args.fast)
+            if args.keep_junit:
+                args.keep_junit.write_bytes(junit.read_bytes())
         block = render(outcomes(junit))
     text = README.read_text()
     new = replaced(text, block)
