@@ -1,11 +1,14 @@
 """Shared fixtures: tiny random-weight models (built once into a cache folder) and
-engines on them. Nothing is downloaded; HF_HUB_OFFLINE keeps the libraries honest."""
+engines on them (``engine_pool`` for a module's own engines with other options). Nothing is
+downloaded; HF_HUB_OFFLINE keeps the libraries honest."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -44,17 +47,28 @@ def tiny_model() -> Callable[[str], Path]:
     return build
 
 
-@pytest.fixture(scope="session")
-def engine_for(tiny_model) -> Iterator[Callable[[str], object]]:
+@contextmanager
+def engine_pool(tiny_model: Callable[[str], Path], **options: Any
+                ) -> Iterator[Callable[[str], Any]]:
+    """arch -> an engine on its tiny folder, started once with ``options``; all are shut
+    down on exit."""
     from vllm_mlx.engine import Engine
 
     engines: dict[str, Engine] = {}
 
     def get(arch: str) -> Engine:
         if arch not in engines:
-            engines[arch] = Engine.start(str(tiny_model(arch)))
+            engines[arch] = Engine.start(str(tiny_model(arch)), **options)
         return engines[arch]
 
-    yield get
-    for engine in engines.values():
-        engine.shutdown()
+    try:
+        yield get
+    finally:
+        for engine in engines.values():
+            engine.shutdown()
+
+
+@pytest.fixture(scope="session")
+def engine_for(tiny_model) -> Iterator[Callable[[str], Any]]:
+    with engine_pool(tiny_model) as get:
+        yield get

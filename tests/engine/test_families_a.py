@@ -8,6 +8,7 @@ import asyncio
 
 import pytest
 
+from tests.conftest import engine_pool
 from tests.engine.test_parity import noise_image, oracle_vlm_tokens, template_parts
 from vllm_mlx.engine import ChatMessage, Engine, GenerationRequest, ImagePart, SamplingParams
 from vllm_mlx.engine import TextPart as T
@@ -66,6 +67,12 @@ def oracle_chat(model, processor, messages: list[ChatMessage]) -> list[int]:
     return list(result.token_ids or [])
 
 
+def first_logprobs(engine: Engine, image) -> tuple:
+    """The first token's top log-probs for the image and "Describe."."""
+    parts = [ImagePart(image), T("Describe.")]
+    return engine.complete_sync(request(user(parts), logprobs=5)).logprobs[0].top
+
+
 def oracle_tokens(oracle, arch: str, parts) -> list[int]:
     model, processor = oracle(arch)
     return oracle_vlm_tokens(model, processor, parts)[:MAX_TOKENS]
@@ -106,16 +113,9 @@ def test_concurrent_requests_match_their_single_runs(arch, engine_for):
 
 @pytest.fixture(scope="module")
 def cached_engines(tiny_model):
-    engines: dict[str, Engine] = {}
-
-    def get(arch: str) -> Engine:
-        if arch not in engines:
-            engines[arch] = Engine.start(str(tiny_model(arch)))
-        return engines[arch]
-
-    yield get
-    for engine in engines.values():
-        engine.shutdown()
+    """This module's own engines: their prefix caches hold only its conversations."""
+    with engine_pool(tiny_model) as get:
+        yield get
 
 
 @pytest.mark.parametrize("arch", ARCHS)
@@ -137,12 +137,7 @@ def test_image_content_reaches_the_model(arch, engine_for):
     """Different images must change the first token's distribution, or parity above would
     hold without the image."""
     engine = engine_for(arch)
-
-    def first_logprobs(image):
-        parts = [ImagePart(image), T("Describe.")]
-        return engine.complete_sync(request(user(parts), logprobs=5)).logprobs[0].top
-
-    assert first_logprobs(noise_image(7)) != first_logprobs(noise_image(8))
+    assert first_logprobs(engine, noise_image(7)) != first_logprobs(engine, noise_image(8))
 
 
 def test_llava_processor_fix_keeps_the_processors_result(oracle):

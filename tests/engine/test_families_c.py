@@ -1,10 +1,10 @@
 """Molmo, Phi-3-vision and DeepSeek-VL2 through the engine give mlx-vlm's own greedy
 tokens, alone and side by side.
 
-The oracle is mlx-vlm's generate CLI path: ``apply_chat_template(processor, config, text,
-num_images=n)`` (the family's message formatting: DeepSeek-VL2 ``<image>\\n``, Phi-3-vision
-``<|image_1|>``, Molmo plain text) and ``mlx_vlm.generate``. The three families' chat
-templates take string content only, so the engine must use that path too.
+The oracle is :func:`tests.families.oracle.library_tokens`: these families' chat templates
+take string content only, so it renders the prompt as mlx-vlm's generate CLI does
+(``apply_chat_template`` with the family's message formatting: DeepSeek-VL2 ``<image>\\n``,
+Phi-3-vision ``<|image_1|>``, Molmo plain text); the engine must use that path too.
 
 Phi-3-vision carries mlx-vlm's full-size CLIP ViT-L/14 tower: its cases are marked slow.
 """
@@ -15,9 +15,10 @@ import asyncio
 
 import pytest
 
+from tests.engine.test_families_a import first_logprobs
 from tests.engine.test_parity import MAX_TOKENS, engine_tokens, greedy, noise_image
-from vllm_mlx.engine import ChatMessage, GenerationRequest, ImagePart, SamplingParams, TextPart
-from vllm_mlx.engine.processor_fixes import fix_inputs
+from tests.families.oracle import library_tokens
+from vllm_mlx.engine import ChatMessage, GenerationRequest, ImagePart, TextPart
 
 SLOW = pytest.mark.slow
 ARCHS = ["molmo", "deepseek_vl_v2", pytest.param("phi3_v", marks=SLOW)]
@@ -32,55 +33,32 @@ CASES: dict[str, tuple[str, list[tuple[int, tuple[int, int]]]]] = {
     **{f"describe_{seed}": ("Describe.", [(seed, size)]) for seed, size in DESCRIBED},
 }
 
-def oracle_tokens(model, processor, text: str, images: list) -> list[int]:
-    """mlx-vlm's tokens, from its own template path, processor inputs and generate.
 
-    WORKAROUND, the one the engine applies (``processor_fixes.fix_inputs``): mlx-vlm
-    0.7.10's DeepSeek-VL2 reads ``images_spatial_crop`` past its end (no bounds check in
-    MLX), so without it its own tokens vary with whatever memory follows the array."""
-    import mlx.core as mx
-    import mlx_vlm
-    from mlx_vlm.prompt_utils import apply_chat_template
-    from mlx_vlm.utils import prepare_inputs, should_add_special_tokens
-
-    prompt = apply_chat_template(processor, model.config, text, num_images=len(images))
-    inputs = dict(prepare_inputs(
-        processor, images=images or None, prompts=prompt,
-        image_token_index=getattr(model.config, "image_token_index", None),
-        add_special_tokens=should_add_special_tokens(model.config.model_type, processor)))
-    inputs = fix_inputs(inputs)
-    mx.eval([v for v in inputs.values() if isinstance(v, mx.array)])
-    result = mlx_vlm.generate(model, processor, prompt, input_ids=inputs.pop("input_ids"),
-                              pixel_values=inputs.pop("pixel_values", None),
-                              mask=inputs.pop("attention_mask", None), **inputs,
-                              max_tokens=MAX_TOKENS, temperature=0.0)
-    return list(result.token_ids or [])
+def case_parts(case: str) -> list:
+    text, images = CASES[case]
+    return [ImagePart(noise_image(seed, size)) for seed, size in images] + [TextPart(text)]
 
 
 @pytest.fixture(scope="module")
 def oracle(tiny_model):
     """arch -> case name -> mlx-vlm's tokens (computed once per arch)."""
-    import mlx_vlm
-
     found: dict[str, dict[str, list[int]]] = {}
 
     def get(arch: str) -> dict[str, list[int]]:
         if arch not in found:
-            model, processor = mlx_vlm.load(str(tiny_model(arch)))
             most = 1 if arch == "molmo" else 2
             found[arch] = {
-                name: oracle_tokens(model, processor, text,
-                                    [noise_image(seed, size) for seed, size in images])
-                for name, (text, images) in CASES.items() if len(images) <= most}
+                case: library_tokens(arch, tiny_model(arch),
+                                     (ChatMessage("user", tuple(case_parts(case))),),
+                                     MAX_TOKENS)
+                for case, (_, images) in CASES.items() if len(images) <= most}
         return found[arch]
 
     return get
 
 
 def parity(arch: str, case: str, engine_for, oracle) -> None:
-    text, images = CASES[case]
-    parts = [ImagePart(noise_image(seed, size)) for seed, size in images] + [TextPart(text)]
-    ours = engine_tokens(engine_for(arch), parts)
+    ours = engine_tokens(engine_for(arch), case_parts(case))
     assert 0 < len(ours) <= MAX_TOKENS
     assert list(ours) == oracle(arch)[case]
 
@@ -103,14 +81,7 @@ def test_two_images_parity(arch, engine_for, oracle):
 @pytest.mark.parametrize("arch", ARCHS)
 def test_image_content_reaches_the_model(arch, engine_for):
     engine = engine_for(arch)
-
-    def first_logprobs(image):
-        request = GenerationRequest(
-            messages=(ChatMessage("user", (ImagePart(image), TextPart("Describe."))),),
-            sampling=SamplingParams(max_tokens=1, temperature=0.0, logprobs=5))
-        return engine.complete_sync(request).logprobs[0].top
-
-    assert first_logprobs(noise_image(7)) != first_logprobs(noise_image(8))
+    assert first_logprobs(engine, noise_image(7)) != first_logprobs(engine, noise_image(8))
 
 
 def _request(image) -> GenerationRequest:

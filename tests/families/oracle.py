@@ -30,7 +30,8 @@ def _load(folder: str, vision: bool) -> tuple[Any, Any]:
         return model, fix_processor(processor)
     import mlx_lm
 
-    return mlx_lm.load(folder)
+    model, tokenizer, *_ = mlx_lm.load(folder)
+    return model, tokenizer
 
 
 def _typed(messages: tuple[ChatMessage, ...]) -> list[dict[str, Any]]:

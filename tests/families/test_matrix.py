@@ -19,7 +19,7 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from tests.api.conftest import data_url, png_bytes
-from tests.conftest import ALL_ARCHS
+from tests.conftest import ALL_ARCHS, engine_pool
 from tests.engine.test_parity import noise_image
 from tests.families.oracle import library_tokens
 from vllm_mlx.api.app import create_app
@@ -68,17 +68,8 @@ def together(engine: Engine, conversations: list[tuple[ChatMessage, ...]]) -> li
 @pytest.fixture(scope="module")
 def plain_engines(tiny_model):
     """Engines with the prefix and vision caches off: single-request references."""
-    engines: dict[str, Engine] = {}
-
-    def get(arch: str) -> Engine:
-        if arch not in engines:
-            engines[arch] = Engine.start(str(tiny_model(arch)), prefix_cache_bytes=0,
-                                         vision_cache_bytes=0)
-        return engines[arch]
-
-    yield get
-    for engine in engines.values():
-        engine.shutdown()
+    with engine_pool(tiny_model, prefix_cache_bytes=0, vision_cache_bytes=0) as get:
+        yield get
 
 
 @pytest.mark.parametrize("arch", ALL_ARCHS)

@@ -5,7 +5,6 @@ libraries' convert paths and ``tiny:ARCH[:PRESET]:qN`` references resolve to the
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
@@ -16,6 +15,7 @@ import pytest  # noqa: E402
 
 pytest.importorskip("mlx_lm")
 
+from tests.tiny.rebuild import assert_same_files, rebuilt_twice  # noqa: E402
 from vllm_mlx import tiny  # noqa: E402
 from vllm_mlx.engine.detect import ModelKind, detect_model_kind  # noqa: E402
 from vllm_mlx.tiny.quantize import parse_reference  # noqa: E402
@@ -29,10 +29,6 @@ CACHE_KINDS = {
     "lfm2": {"KVCache", "ArraysCache"},
     "qwen3_moe": {"KVCache"},
 }
-
-
-def _digest(folder: Path) -> dict[str, str]:
-    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir())}
 
 
 @pytest.fixture(scope="module")
@@ -72,8 +68,7 @@ def test_detected_as_text(arch, built):
 
 @pytest.mark.parametrize("arch", NEW_TEXT_ARCHS)
 def test_rebuild_is_byte_identical(arch, built, tmp_path):
-    again = tiny.build_tiny_model(tmp_path / arch, arch)
-    assert _digest(again) == _digest(built[arch])
+    assert_same_files(built[arch], tiny.build_tiny_model(tmp_path / arch, arch))
 
 
 @pytest.mark.parametrize("arch", ["gpt_oss", "lfm2", "qwen3_moe"])
@@ -99,9 +94,7 @@ def test_templates_render_tools(arch, built):
 def test_quantized_text_copy(arch, bits, tmp_path):
     import mlx_lm
 
-    a = tiny.build_tiny_model(tmp_path / "a", arch, quantize=bits)
-    b = tiny.build_tiny_model(tmp_path / "b", arch, quantize=bits)
-    assert _digest(a) == _digest(b)
+    a = rebuilt_twice(tmp_path, arch, quantize=bits)
     manifest = json.loads((a / "tiny_model.json").read_text())
     assert manifest["quantize"] == bits and manifest["arch"] == arch
     config = json.loads((a / "config.json").read_text())

@@ -7,12 +7,12 @@ are marked slow."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
+from tests.tiny.rebuild import rebuilt_twice
 from vllm_mlx.engine.detect import ModelKind, detect_model_kind
-from vllm_mlx.tiny import ARCHITECTURES, build_tiny_model
+from vllm_mlx.tiny import ARCHITECTURES
 
 ARCHS = ["molmo", "deepseek_vl_v2", pytest.param("phi3_v", marks=pytest.mark.slow)]
 
@@ -45,14 +45,6 @@ def test_molmo_image_tokens_are_the_extra_vocabulary(tiny_model):
         assert base <= ids[token] < 1024
 
 
-def _files(folder: Path) -> dict[str, bytes]:
-    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()}
-
-
 @pytest.mark.parametrize("arch", ARCHS)
 def test_rebuild_is_byte_identical(arch, tmp_path):
-    first = _files(build_tiny_model(tmp_path / "a", arch))
-    second = _files(build_tiny_model(tmp_path / "b", arch))
-    assert sorted(second) == sorted(first)
-    for name, data in second.items():
-        assert data == first[name], name
+    rebuilt_twice(tmp_path, arch)

@@ -24,10 +24,10 @@ Load with ``HF_HUB_OFFLINE=1`` so a missing local path is never taken for a Hub 
 from __future__ import annotations
 
 from .archs import PRESETS
-from .recipe import TinyArch
-from .registry import ARCHITECTURES
 from .builder import BUILDER_VERSION, DTYPES, build_tiny_model, ensure_tiny_model
 from .cli import main
+from .recipe import TinyArch
+from .registry import ARCHITECTURES
 
 __all__ = [
     "ARCHITECTURES",

@@ -4,7 +4,8 @@ Contract: ``BASE_ARCHITECTURES`` maps the first six architectures to a frozen ``
 (the others live in :mod:`.zoo`; :mod:`.registry` joins them);
 ``model_config(arch, preset, ids)`` returns the config.json dict for that architecture
 and preset (the real family's layout and field names, shapes from ``LM_SHAPES`` /
-``VISION_SHAPES``), given the tokenizer's special-token ids.  Configs hold only JSON
+``VISION_SHAPES``), given the tokenizer's special-token ids; ``lm_dims`` / ``vision_dims``
+give those shapes under the config keys most families share.  Configs hold only JSON
 types with the exact Python types transformers 5 validates (ints are ints).
 """
 
@@ -83,6 +84,23 @@ VISION_SHAPES: dict[str, dict[str, int]] = {
     "tiny": dict(width=32, depth=2, heads=2, inter=64),
     "small": dict(width=512, depth=8, heads=8, inter=2048),
 }
+
+
+# Config key -> shape name, for the keys most families share (in the order they write them).
+_LM_KEYS = {"hidden_size": "hidden", "intermediate_size": "inter", "num_hidden_layers": "layers",
+            "num_attention_heads": "heads", "num_key_value_heads": "kv_heads"}
+_VISION_KEYS = {"hidden_size": "width", "intermediate_size": "inter",
+                "num_hidden_layers": "depth", "num_attention_heads": "heads"}
+
+
+def lm_dims(preset: str) -> dict[str, int]:
+    """A language model's width, FF width, depth and (KV) heads, as config keys."""
+    return {key: LM_SHAPES[preset][name] for key, name in _LM_KEYS.items()}
+
+
+def vision_dims(preset: str) -> dict[str, int]:
+    """A vision tower's width, MLP width, depth and heads, as config keys."""
+    return {key: VISION_SHAPES[preset][name] for key, name in _VISION_KEYS.items()}
 
 
 def check_choice(kind: str, value: str, valid: tuple[str, ...] | list[str]) -> None:
@@ -234,15 +252,11 @@ def qwen3_vl_config(preset: str, ids: dict[str, int]) -> dict:
 
 
 def gemma3_config(preset: str, ids: dict[str, int]) -> dict:
-    s, v = LM_SHAPES[preset], VISION_SHAPES[preset]
+    s = LM_SHAPES[preset]
     image_size, patch, mm_tokens = (448, 14, 256) if preset == "small" else (64, 8, 16)
     text = {
         "model_type": "gemma3_text",
-        "hidden_size": s["hidden"],
-        "intermediate_size": s["inter"],
-        "num_hidden_layers": s["layers"],
-        "num_attention_heads": s["heads"],
-        "num_key_value_heads": s["kv_heads"],
+        **lm_dims(preset),
         "head_dim": s["head_dim"],
         "query_pre_attn_scalar": s["head_dim"],
         "rms_norm_eps": 1e-06,
@@ -257,10 +271,7 @@ def gemma3_config(preset: str, ids: dict[str, int]) -> dict:
     }
     vision = {
         "model_type": "siglip_vision_model",
-        "hidden_size": v["width"],
-        "intermediate_size": v["inter"],
-        "num_hidden_layers": v["depth"],
-        "num_attention_heads": v["heads"],
+        **vision_dims(preset),
         "image_size": image_size,
         "patch_size": patch,
         "num_channels": 3,

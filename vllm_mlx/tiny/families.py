@@ -12,6 +12,14 @@ files are sampled to <= 8 frames); ``small`` uses the real families' defaults.
 from __future__ import annotations
 
 from . import templates
+from .recipe import (
+    CLIP_MEAN,
+    CLIP_STD,
+    HALF,
+    image_processor,
+    processor_files_of,
+    tokenizer_config_of,
+)
 from .tokenizer import LLAMA3_SPLIT, QWEN_SPLIT, TokenizerSpec
 
 _QWEN_SPECIALS = (
@@ -81,9 +89,6 @@ _TEMPLATES = {
     "gemma3": templates.GEMMA3,
 }
 
-CLIP_MEAN = [0.48145466, 0.4578275, 0.40821073]
-CLIP_STD = [0.26862954, 0.26130258, 0.27577711]
-
 
 def tokenizer_spec(family: str) -> TokenizerSpec:
     return _SPECS[family]
@@ -95,53 +100,47 @@ def chat_template(family: str) -> str:
 
 def tokenizer_config(family: str) -> dict:
     """tokenizer_config.json for ``family`` (the tokenizer itself is tokenizer.json)."""
-    common = {"chat_template": _TEMPLATES[family], "clean_up_tokenization_spaces": False}
+    template = _TEMPLATES[family]
     if family in ("qwen_vl", "qwen3_vl", "qwen3"):
-        return {
-            **common,
-            "tokenizer_class": "Qwen2Tokenizer",
-            "add_prefix_space": False,
-            "bos_token": None,
-            "eos_token": "<|im_end|>",
-            "pad_token": "<|endoftext|>",
-            "unk_token": None,
-            "errors": "replace",
-            "split_special_tokens": False,
-            "model_max_length": 131072,
-            "additional_special_tokens": list(_QWEN_SPECIALS[1:]),
-        }
+        return tokenizer_config_of(
+            template,
+            "Qwen2Tokenizer",
+            add_prefix_space=False,
+            bos_token=None,
+            eos_token="<|im_end|>",
+            pad_token="<|endoftext|>",
+            unk_token=None,
+            errors="replace",
+            split_special_tokens=False,
+            model_max_length=131072,
+            additional_special_tokens=list(_QWEN_SPECIALS[1:]),
+        )
     if family == "llama3":
-        return {
-            **common,
-            "tokenizer_class": "PreTrainedTokenizerFast",
-            "bos_token": "<|begin_of_text|>",
-            "eos_token": "<|eot_id|>",
-            "model_input_names": ["input_ids", "attention_mask"],
-            "model_max_length": 131072,
-        }
-    return {  # gemma3
-        **common,
-        "tokenizer_class": "PreTrainedTokenizerFast",
-        "add_bos_token": True,
-        "add_eos_token": False,
-        "bos_token": "<bos>",
-        "eos_token": "<eos>",
-        "pad_token": "<pad>",
-        "unk_token": "<unk>",
-        "boi_token": "<start_of_image>",
-        "eoi_token": "<end_of_image>",
-        "image_token": "<image_soft_token>",
-        "extra_special_tokens": {
-            "boi_token": "<start_of_image>",
-            "eoi_token": "<end_of_image>",
-            "image_token": "<image_soft_token>",
-        },
-        "model_max_length": 131072,
-        "spaces_between_special_tokens": False,
-    }
+        return tokenizer_config_of(
+            template,
+            bos_token="<|begin_of_text|>",
+            eos_token="<|eot_id|>",
+            model_input_names=["input_ids", "attention_mask"],
+            model_max_length=131072,
+        )
+    image_tokens = {"boi_token": "<start_of_image>", "eoi_token": "<end_of_image>",
+                    "image_token": "<image_soft_token>"}
+    return tokenizer_config_of(  # gemma3
+        template,
+        add_bos_token=True,
+        add_eos_token=False,
+        bos_token="<bos>",
+        eos_token="<eos>",
+        pad_token="<pad>",
+        unk_token="<unk>",
+        **image_tokens,
+        extra_special_tokens=dict(image_tokens),
+        model_max_length=131072,
+        spaces_between_special_tokens=False,
+    )
 
 
-def _qwen_vl_files(preset: str, proc_class: str) -> dict[str, dict]:
+def _qwen_vl_files(preset: str, proc_class: str) -> tuple[dict, dict]:
     tiny = preset == "tiny"
     image = {
         "min_pixels": 56 * 56 if tiny else 3136,
@@ -164,12 +163,12 @@ def _qwen_vl_files(preset: str, proc_class: str) -> dict[str, dict]:
         "video_processor_type": "Qwen2VLVideoProcessor",
     }
     video.pop("image_processor_type")
-    return {"preprocessor_config.json": image, "video_preprocessor_config.json": video}
+    return image, video
 
 
-def _qwen3_vl_files(preset: str) -> dict[str, dict]:
+def _qwen3_vl_files(preset: str) -> tuple[dict, dict]:
     tiny = preset == "tiny"
-    norm = {"image_mean": [0.5, 0.5, 0.5], "image_std": [0.5, 0.5, 0.5]}
+    norm = {"image_mean": HALF, "image_std": HALF}
     patch = {"patch_size": 16, "temporal_patch_size": 2, "merge_size": 2}
     image = {
         "size": {
@@ -195,49 +194,32 @@ def _qwen3_vl_files(preset: str) -> dict[str, dict]:
         "video_processor_type": "Qwen3VLVideoProcessor",
         "processor_class": "Qwen3VLProcessor",
     }
-    return {"preprocessor_config.json": image, "video_preprocessor_config.json": video}
+    return image, video
 
 
 def _gemma3_files(config: dict) -> dict[str, dict]:
-    vision = config["vision_config"]
     seq = int(config["mm_tokens_per_image"])
-    side = int(vision["image_size"])
-    image = {
-        "do_convert_rgb": None,
-        "do_normalize": True,
-        "do_pan_and_scan": None,
-        "do_rescale": True,
-        "do_resize": True,
-        "image_mean": [0.5, 0.5, 0.5],
-        "image_std": [0.5, 0.5, 0.5],
-        "image_processor_type": "Gemma3ImageProcessor",
-        "image_seq_length": seq,
-        "pan_and_scan_max_num_crops": None,
-        "pan_and_scan_min_crop_size": None,
-        "pan_and_scan_min_ratio_to_activate": None,
-        "processor_class": "Gemma3Processor",
-        "resample": 2,
-        "rescale_factor": 1 / 255,
-        "size": {"height": side, "width": side},
-    }
+    side = int(config["vision_config"]["image_size"])
+    image = image_processor(
+        "Gemma3ImageProcessor", "Gemma3Processor", mean=HALF, std=HALF,
+        do_convert_rgb=None, do_pan_and_scan=None, image_seq_length=seq,
+        pan_and_scan_max_num_crops=None, pan_and_scan_min_crop_size=None,
+        pan_and_scan_min_ratio_to_activate=None,
+        resample=2, size={"height": side, "width": side},
+    )
     processor = {"image_seq_length": seq, "processor_class": "Gemma3Processor"}
-    return {"preprocessor_config.json": image, "processor_config.json": processor}
+    return processor_files_of(image, processor=processor, template=_TEMPLATES["gemma3"])
 
 
 def processor_files(arch: str, family: str, preset: str, config: dict) -> dict[str, dict]:
     """Extra JSON files (by name) that the family's processor reads."""
+    if family == "gemma3":
+        return _gemma3_files(config)
     if family == "qwen_vl":
         proc = "Qwen2VLProcessor" if arch == "qwen2_vl" else "Qwen2_5_VLProcessor"
-        files = _qwen_vl_files(preset, proc)
+        image, video = _qwen_vl_files(preset, proc)
     elif family == "qwen3_vl":
-        files = _qwen3_vl_files(preset)
-    elif family == "gemma3":
-        files = _gemma3_files(config)
+        image, video = _qwen3_vl_files(preset)
     else:
         return {}
-    files.setdefault(
-        "processor_config.json",
-        {"processor_class": files["preprocessor_config.json"]["processor_class"]},
-    )
-    files["chat_template.json"] = {"chat_template": _TEMPLATES[family]}
-    return files
+    return processor_files_of(image, video=video, template=_TEMPLATES[family])

@@ -7,20 +7,18 @@ The first six (Qwen2-VL, Qwen2.5-VL, Qwen3-VL, Gemma 3, Qwen3, Llama) are descri
 
 from __future__ import annotations
 
-import math
 from functools import partial
 
 from . import families
 from .archs import BASE_ARCHITECTURES, model_config
-from .recipe import Recipe, TinyArch, Weights
+from .recipe import Recipe, TinyArch, Weights, gemma_embeddings
 from .zoo import ZOO_RECIPES
 
 
 def _gemma3_weights(weights: Weights, config: dict) -> Weights:
-    """Gemma multiplies embeddings by sqrt(hidden): shrink them to match, and tie the
-    lm_head as mlx-vlm does on load."""
+    """Embeddings shrunk for Gemma's scale; the lm_head tied as mlx-vlm does on load."""
     name = "language_model.model.embed_tokens.weight"
-    emb = weights[name] / math.sqrt(weights[name].shape[1])
+    emb = gemma_embeddings(weights, name)
     return {**weights, name: emb, "language_model.lm_head.weight": emb}
 
 

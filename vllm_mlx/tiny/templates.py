@@ -8,13 +8,13 @@ Llama 3 Instruct).  Vision families render image parts as the family's image mar
 for Qwen, video parts as ``<|vision_start|><|video_pad|><|vision_end|>``; the processor then
 expands the pad tokens.  Text families also accept OpenAI-style lists of text parts.
 All literal text is emitted through ``{{ }}`` expressions so whitespace control never eats
-a newline.
+a newline.  ``TEXT_OF`` (the ``text_of(content)`` macro) serves the zoo's templates too.
 """
 
 from __future__ import annotations
 
 # The text of a message's content (a string, or a list of {"type": "text"} parts).
-_TEXT_OF = r"""{%- macro text_of(c) -%}
+TEXT_OF = r"""{%- macro text_of(c) -%}
     {%- if c is string -%}{{- c -}}
     {%- elif c is iterable -%}
         {%- for p in c -%}
@@ -92,7 +92,7 @@ _QWEN_TOOL_RESPONSE = r"""{%- elif message.role == 'tool' -%}
 """
 
 QWEN3_VL = (
-    _TEXT_OF
+    TEXT_OF
     + _QWEN_MEDIA
     + _QWEN_SYSTEM
     + r"""{%- for message in messages -%}
@@ -111,7 +111,7 @@ QWEN3_VL = (
 )
 
 QWEN3 = (
-    _TEXT_OF
+    TEXT_OF
     + _QWEN_SYSTEM
     + r"""{%- set ns = namespace(multi_step_tool=true, last_query_index=messages|length - 1) -%}
 {%- for message in messages[::-1] -%}
@@ -187,7 +187,7 @@ GEMMA3 = r"""{{- bos_token -}}
 """
 
 LLAMA3 = (
-    _TEXT_OF
+    TEXT_OF
     + r"""{%- for message in messages -%}
     {%- set content = '<|start_header_id|>' + message['role'] + '<|end_header_id|>\n\n' + (text_of(message['content']) | trim) + '<|eot_id|>' -%}
     {%- if loop.index0 == 0 -%}{%- set content = bos_token + content -%}{%- endif -%}

@@ -25,8 +25,9 @@ from __future__ import annotations
 import math
 
 from ..archs import LM_SHAPES, VISION_SHAPES
-from ..recipe import Recipe, TinyArch, Weights
+from ..recipe import HALF, Recipe, Weights, tokenizer_config_of
 from ..tokenizer import LLAMA3_SPLIT, TokenizerSpec
+from .common import zoo_recipe
 
 TILE, PATCH = 32, 8
 RESOLUTIONS = [[TILE, TILE], [TILE, 2 * TILE], [2 * TILE, TILE], [2 * TILE, 2 * TILE]]
@@ -46,18 +47,9 @@ TEMPLATE = (
     "{% if add_generation_prompt %}<|Assistant|>:{% endif %}"
 )
 
-TOKENIZER_CONFIG = {
-    "chat_template": TEMPLATE,
-    "clean_up_tokenization_spaces": False,
-    "tokenizer_class": "PreTrainedTokenizerFast",
-    "add_bos_token": True,
-    "add_eos_token": False,
-    "bos_token": BOS,
-    "eos_token": EOS,
-    "pad_token": PAD,
-    "unk_token": None,
-    "model_max_length": 4096,
-}
+TOKENIZER_CONFIG = tokenizer_config_of(
+    TEMPLATE, add_bos_token=True, add_eos_token=False, bos_token=BOS, eos_token=EOS,
+    pad_token=PAD, unk_token=None, model_max_length=4096)
 
 
 def _language(preset: str, ids: dict[str, int]) -> dict:
@@ -140,8 +132,8 @@ def processor_files(preset: str, config: dict) -> dict[str, dict]:
         "candidate_resolutions": RESOLUTIONS,
         "patch_size": PATCH,
         "downsample_ratio": 2,
-        "image_mean": [0.5, 0.5, 0.5],
-        "image_std": [0.5, 0.5, 0.5],
+        "image_mean": HALF,
+        "image_std": HALF,
         "normalize": True,
         "image_token": "<image>",
         "pad_token": PAD,
@@ -166,21 +158,14 @@ def fix_weights(weights: Weights, config: dict) -> Weights:
 
 
 RECIPES: tuple[Recipe, ...] = (
-    Recipe(
-        arch=TinyArch(
-            name="deepseek_vl_v2",
-            is_vision=True,
-            supports_video=False,
-            loader="mlx_vlm",
-            family="deepseek_vl_v2",
-            notes="DeepSeek-VL2: MLA + MoE language model, SigLIP tiles with a global view; "
-            "its processor's template takes string content only.",
-        ),
+    zoo_recipe(
+        "deepseek_vl_v2",
+        "DeepSeek-VL2: MLA + MoE language model, SigLIP tiles with a global view; its "
+        "processor's template takes string content only.",
         config=config,
         tokenizer=TOKENIZER,
         tokenizer_config=TOKENIZER_CONFIG,
         processor_files=processor_files,
         fix_weights=fix_weights,
-        presets=("tiny",),
     ),
 )

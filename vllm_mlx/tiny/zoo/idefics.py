@@ -16,9 +16,10 @@ from __future__ import annotations
 
 from functools import partial
 
-from ..archs import LM_SHAPES, VISION_SHAPES
-from ..recipe import Recipe, TinyArch
+from ..archs import LM_SHAPES, lm_dims, vision_dims
+from ..recipe import HALF, Recipe, image_processor, processor_files_of, tokenizer_config_of
 from ..tokenizer import QWEN_SPLIT, TokenizerSpec
+from .common import zoo_recipe
 
 CROP, PATCH, SCALE = 32, 8, 2
 SEQ_LEN = (CROP // PATCH) ** 2 // SCALE**2
@@ -60,30 +61,18 @@ def chat_template(arch: str) -> str:
 
 
 def tokenizer_config(arch: str) -> dict:
-    return {
-        "chat_template": chat_template(arch),
-        "clean_up_tokenization_spaces": False,
-        "tokenizer_class": "PreTrainedTokenizerFast",
-        "bos_token": _BOS[arch],
-        "eos_token": _EOS[arch],
-        "pad_token": _EOS[arch],
-        "unk_token": None,
-        "model_max_length": 8192,
-        "additional_special_tokens": ["<fake_token_around_image>", "<image>",
-                                      "<end_of_utterance>"],
-    }
+    return tokenizer_config_of(
+        chat_template(arch), bos_token=_BOS[arch], eos_token=_EOS[arch], pad_token=_EOS[arch],
+        unk_token=None, model_max_length=8192,
+        additional_special_tokens=["<fake_token_around_image>", "<image>", "<end_of_utterance>"])
 
 
 def config(arch: str, preset: str, ids: dict[str, int]) -> dict:
-    s, v = LM_SHAPES[preset], VISION_SHAPES[preset]
+    s = LM_SHAPES[preset]
     model_class, _, _, vision_type = _CLASSES[arch]
     text = {
         "model_type": "llama",
-        "hidden_size": s["hidden"],
-        "intermediate_size": s["inter"],
-        "num_hidden_layers": s["layers"],
-        "num_attention_heads": s["heads"],
-        "num_key_value_heads": s["kv_heads"],
+        **lm_dims(preset),
         "head_dim": s["head_dim"],
         "rms_norm_eps": 1e-05,
         "rope_theta": 100000.0,
@@ -93,10 +82,7 @@ def config(arch: str, preset: str, ids: dict[str, int]) -> dict:
     }
     vision = {
         "model_type": vision_type,
-        "hidden_size": v["width"],
-        "intermediate_size": v["inter"],
-        "num_hidden_layers": v["depth"],
-        "num_attention_heads": v["heads"],
+        **vision_dims(preset),
         "image_size": CROP,
         "patch_size": PATCH,
         "num_channels": 3,
@@ -119,40 +105,19 @@ def config(arch: str, preset: str, ids: dict[str, int]) -> dict:
 
 def processor_files(arch: str, preset: str, config: dict) -> dict[str, dict]:
     _, processor_class, image_class, _ = _CLASSES[arch]
-    image = {
-        "do_convert_rgb": True,
-        "do_image_splitting": True,
-        "do_normalize": True,
-        "do_pad": True,
-        "do_rescale": True,
-        "do_resize": True,
-        "image_mean": [0.5, 0.5, 0.5],
-        "image_std": [0.5, 0.5, 0.5],
-        "image_processor_type": image_class,
-        "max_image_size": {"longest_edge": CROP},
-        "processor_class": processor_class,
-        "resample": 1,
-        "rescale_factor": 1 / 255,
-        "size": {"longest_edge": GRID * CROP},
-    }
+    image = image_processor(
+        image_class, processor_class, mean=HALF, std=HALF, do_convert_rgb=True,
+        do_image_splitting=True, do_pad=True, max_image_size={"longest_edge": CROP},
+        resample=1, size={"longest_edge": GRID * CROP})
     processor = {"image_seq_len": SEQ_LEN, "processor_class": processor_class}
-    return {
-        "preprocessor_config.json": image,
-        "processor_config.json": processor,
-        "chat_template.json": {"chat_template": chat_template(arch)},
-    }
+    return processor_files_of(image, processor=processor, template=chat_template(arch))
 
 
 def _recipe(arch: str, notes: str) -> Recipe:
-    return Recipe(
-        arch=TinyArch(name=arch, is_vision=True, supports_video=False, loader="mlx_vlm",
-                      family=arch, notes=notes),
-        config=partial(config, arch),
-        tokenizer=TokenizerSpec("bytelevel", QWEN_SPLIT, False, (), _SPECIALS[arch]),
-        tokenizer_config=tokenizer_config(arch),
-        processor_files=partial(processor_files, arch),
-        presets=("tiny",),
-    )
+    return zoo_recipe(arch, notes, config=partial(config, arch),
+                      tokenizer=TokenizerSpec("bytelevel", QWEN_SPLIT, False, (), _SPECIALS[arch]),
+                      tokenizer_config=tokenizer_config(arch),
+                      processor_files=partial(processor_files, arch))
 
 
 RECIPES = (

@@ -21,10 +21,18 @@ from __future__ import annotations
 
 from functools import partial
 
-from ..archs import LM_SHAPES, VISION_SHAPES
-from ..families import CLIP_MEAN, CLIP_STD
-from ..recipe import Recipe, TinyArch, Weights
+from ..archs import LM_SHAPES, lm_dims, vision_dims
+from ..recipe import (
+    CLIP_MEAN,
+    CLIP_STD,
+    Recipe,
+    Weights,
+    from_first_row,
+    processor_files_of,
+    tokenizer_config_of,
+)
 from ..tokenizer import TokenizerSpec
+from .common import zoo_recipe
 
 IMAGE_SIZE, PATCH = 32, 8
 
@@ -60,47 +68,28 @@ LLAVA_NEXT_TEMPLATE = (
 
 
 def tokenizer_config(template: str) -> dict:
-    return {
-        "chat_template": template,
-        "clean_up_tokenization_spaces": False,
-        "tokenizer_class": "PreTrainedTokenizerFast",
-        "add_bos_token": True,
-        "add_eos_token": False,
-        "bos_token": "<s>",
-        "eos_token": "</s>",
-        "unk_token": "<unk>",
-        "pad_token": "<pad>",
-        "model_max_length": 4096,
-        "padding_side": "left",
-    }
+    return tokenizer_config_of(
+        template, add_bos_token=True, add_eos_token=False, bos_token="<s>", eos_token="</s>",
+        unk_token="<unk>", pad_token="<pad>", model_max_length=4096, padding_side="left")
 
 
 def llama_text(preset: str) -> dict:
     """The ``llama`` text_config shared by both archs."""
-    s = LM_SHAPES[preset]
     return {
         "model_type": "llama",
-        "hidden_size": s["hidden"],
-        "intermediate_size": s["inter"],
-        "num_hidden_layers": s["layers"],
-        "num_attention_heads": s["heads"],
-        "num_key_value_heads": s["kv_heads"],
+        **lm_dims(preset),
         "rms_norm_eps": 1e-05,
         "rope_theta": 10000.0,
         "max_position_embeddings": 4096,
-        "vocab_size": s["vocab"],
+        "vocab_size": LM_SHAPES[preset]["vocab"],
         "tie_word_embeddings": False,
     }
 
 
 def clip_vision(preset: str) -> dict:
-    v = VISION_SHAPES[preset]
     return {
         "model_type": "clip_vision_model",
-        "hidden_size": v["width"],
-        "intermediate_size": v["inter"],
-        "num_hidden_layers": v["depth"],
-        "num_attention_heads": v["heads"],
+        **vision_dims(preset),
         "image_size": IMAGE_SIZE,
         "patch_size": PATCH,
         "projection_dim": LM_SHAPES[preset]["hidden"],
@@ -166,11 +155,7 @@ def processor_files(arch: str, template: str, preset: str, config: dict) -> dict
         "num_additional_image_tokens": 1,
         "vision_feature_select_strategy": "default",
     }
-    return {
-        "preprocessor_config.json": image,
-        "processor_config.json": processor,
-        "chat_template.json": {"chat_template": template},
-    }
+    return processor_files_of(image, processor=processor, template=template)
 
 
 def fix_weights(weights: Weights, config: dict) -> Weights:
@@ -178,20 +163,14 @@ def fix_weights(weights: Weights, config: dict) -> Weights:
     global random state: take it from a seeded matrix so rebuilds are identical."""
     if "image_newline" not in weights:
         return weights
-    return {**weights, "image_newline": weights["multi_modal_projector.linear_2.weight"][0]}
+    return from_first_row(weights, "image_newline", "multi_modal_projector.linear_2.weight")
 
 
 def _recipe(arch: str, template: str, notes: str) -> Recipe:
-    return Recipe(
-        arch=TinyArch(name=arch, is_vision=True, supports_video=False, loader="mlx_vlm",
-                      family=arch, notes=notes),
-        config=partial(config, arch),
-        tokenizer=TOKENIZER,
-        tokenizer_config=tokenizer_config(template),
-        processor_files=partial(processor_files, arch, template),
-        fix_weights=fix_weights,
-        presets=("tiny",),
-    )
+    return zoo_recipe(arch, notes, config=partial(config, arch), tokenizer=TOKENIZER,
+                      tokenizer_config=tokenizer_config(template),
+                      processor_files=partial(processor_files, arch, template),
+                      fix_weights=fix_weights)
 
 
 RECIPES = (

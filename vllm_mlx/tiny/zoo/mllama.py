@@ -29,8 +29,16 @@ from __future__ import annotations
 from dataclasses import replace
 
 from ..archs import LM_SHAPES, VISION_SHAPES
-from ..families import CLIP_MEAN, CLIP_STD, tokenizer_config, tokenizer_spec
-from ..recipe import Recipe, TinyArch, Weights
+from ..families import tokenizer_config, tokenizer_spec
+from ..recipe import (
+    CLIP_MEAN,
+    CLIP_STD,
+    Weights,
+    from_first_row,
+    image_processor,
+    processor_files_of,
+)
+from .common import zoo_recipe
 
 IMAGE_TOKEN = "<|image|>"
 TILE, PATCH, MAX_TILES = 32, 8, 4
@@ -122,26 +130,11 @@ def mllama_config(preset: str, ids: dict[str, int]) -> dict:
 
 
 def mllama_files(preset: str, config: dict) -> dict[str, dict]:
-    image = {
-        "do_convert_rgb": True,
-        "do_normalize": True,
-        "do_pad": True,
-        "do_rescale": True,
-        "do_resize": True,
-        "image_mean": CLIP_MEAN,
-        "image_std": CLIP_STD,
-        "image_processor_type": "MllamaImageProcessor",
-        "max_image_tiles": MAX_TILES,
-        "processor_class": "MllamaProcessor",
-        "resample": 2,
-        "rescale_factor": 1 / 255,
-        "size": {"height": TILE, "width": TILE},
-    }
-    return {
-        "preprocessor_config.json": image,
-        "processor_config.json": {"processor_class": "MllamaProcessor"},
-        "chat_template.json": {"chat_template": MLLAMA_TEMPLATE},
-    }
+    image = image_processor(
+        "MllamaImageProcessor", "MllamaProcessor", mean=CLIP_MEAN, std=CLIP_STD,
+        do_convert_rgb=True, do_pad=True, max_image_tiles=MAX_TILES, resample=2,
+        size={"height": TILE, "width": TILE})
+    return processor_files_of(image, template=MLLAMA_TEMPLATE)
 
 
 def _fix_weights(weights: Weights, config: dict) -> Weights:
@@ -152,26 +145,18 @@ def _fix_weights(weights: Weights, config: dict) -> Weights:
 
     fixed = {k: mx.ones_like(w) if k.rsplit(".", 1)[-1] in GATE_SUFFIXES else w
              for k, w in weights.items()}
-    fixed[CLASS_EMBEDDING] = weights[POSITION_EMBEDDING][0]
-    return fixed
+    return from_first_row(fixed, CLASS_EMBEDDING, POSITION_EMBEDDING)
 
 
 RECIPES = (
-    Recipe(
-        arch=TinyArch(
-            name="mllama",
-            is_vision=True,
-            supports_video=False,
-            loader="mlx_vlm",
-            family="mllama",
-            notes="Llama 3.2 Vision: cross-attention layers read the image (tiles of "
-            "32 px); one image per prompt in mlx-vlm; tanh gates opened.",
-        ),
+    zoo_recipe(
+        "mllama",
+        "Llama 3.2 Vision: cross-attention layers read the image (tiles of 32 px); one "
+        "image per prompt in mlx-vlm; tanh gates opened.",
         config=mllama_config,
         tokenizer=TOKENIZER,
         tokenizer_config={**tokenizer_config("llama3"), "chat_template": MLLAMA_TEMPLATE},
         processor_files=mllama_files,
         fix_weights=_fix_weights,
-        presets=("tiny",),
     ),
 )

@@ -22,9 +22,9 @@ Facts this rests on (mlx-vlm 0.7.10, transformers 5):
 from __future__ import annotations
 
 from ..archs import LM_SHAPES, VISION_SHAPES
-from ..families import CLIP_MEAN, CLIP_STD
-from ..recipe import Recipe, TinyArch
+from ..recipe import CLIP_MEAN, CLIP_STD, Recipe, processor_files_of, tokenizer_config_of
 from ..tokenizer import QWEN_SPLIT, TokenizerSpec
+from .common import zoo_recipe
 
 IMAGE_SIZE, PATCH, POOLED = 64, 8, 4
 IMAGE_TOKENS = ("<im_start>", "<im_end>", "<im_patch>", "<im_col>", "<|image|>")
@@ -44,16 +44,9 @@ TEMPLATE = (
     "{%- if add_generation_prompt -%}{{- ' Assistant:' -}}{%- endif -%}"
 )
 
-TOKENIZER_CONFIG = {
-    "chat_template": TEMPLATE,
-    "clean_up_tokenization_spaces": False,
-    "tokenizer_class": "PreTrainedTokenizerFast",
-    "bos_token": None,
-    "eos_token": "<|endoftext|>",
-    "pad_token": "<|endoftext|>",
-    "unk_token": None,
-    "model_max_length": 4096,
-}
+TOKENIZER_CONFIG = tokenizer_config_of(
+    TEMPLATE, bos_token=None, eos_token="<|endoftext|>", pad_token="<|endoftext|>",
+    unk_token=None, model_max_length=4096)
 
 
 def _text(preset: str) -> dict:
@@ -134,28 +127,17 @@ def processor_files(preset: str, config: dict) -> dict[str, dict]:
         "image_mean": CLIP_MEAN,
         "image_std": CLIP_STD,
     }
-    return {
-        "preprocessor_config.json": image,
-        "processor_config.json": {"processor_class": "MolmoProcessor"},
-        "chat_template.json": {"chat_template": TEMPLATE},
-    }
+    return processor_files_of(image, template=TEMPLATE)
 
 
 RECIPES: tuple[Recipe, ...] = (
-    Recipe(
-        arch=TinyArch(
-            name="molmo",
-            is_vision=True,
-            supports_video=False,
-            loader="mlx_vlm",
-            family="molmo",
-            notes="Molmo: ViT crops pooled 2x2, image tokens in the extra vocabulary, "
-            "placed before the prompt text; one image per prompt.",
-        ),
+    zoo_recipe(
+        "molmo",
+        "Molmo: ViT crops pooled 2x2, image tokens in the extra vocabulary, placed before "
+        "the prompt text; one image per prompt.",
         config=config,
         tokenizer=TOKENIZER,
         tokenizer_config=TOKENIZER_CONFIG,
         processor_files=processor_files,
-        presets=("tiny",),
     ),
 )

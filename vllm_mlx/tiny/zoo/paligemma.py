@@ -15,11 +15,17 @@ Facts it rests on (mlx-vlm 0.7.10, transformers 5):
 
 from __future__ import annotations
 
-import math
-
-from ..archs import LM_SHAPES, VISION_SHAPES
-from ..recipe import Recipe, TinyArch, Weights
+from ..archs import LM_SHAPES, lm_dims, vision_dims
+from ..recipe import (
+    HALF,
+    Weights,
+    gemma_embeddings,
+    image_processor,
+    processor_files_of,
+    tokenizer_config_of,
+)
 from ..tokenizer import TokenizerSpec
+from .common import zoo_recipe
 
 IMAGE_SIZE, PATCH = 32, 8
 SEQ_LEN = (IMAGE_SIZE // PATCH) ** 2
@@ -27,39 +33,23 @@ SEQ_LEN = (IMAGE_SIZE // PATCH) ** 2
 TOKENIZER = TokenizerSpec("spm", None, False, ("<pad>", "<eos>", "<bos>", "<unk>"),
                           ("<image>",), ())
 
-TOKENIZER_CONFIG = {
-    "clean_up_tokenization_spaces": False,
-    "tokenizer_class": "PreTrainedTokenizerFast",
-    "add_bos_token": False,
-    "add_eos_token": False,
-    "bos_token": "<bos>",
-    "eos_token": "<eos>",
-    "pad_token": "<pad>",
-    "unk_token": "<unk>",
-    "model_max_length": 1000000,
-    "padding_side": "left",
-}
+TOKENIZER_CONFIG = tokenizer_config_of(
+    None, add_bos_token=False, add_eos_token=False, bos_token="<bos>", eos_token="<eos>",
+    pad_token="<pad>", unk_token="<unk>", model_max_length=1000000, padding_side="left")
 
 
 def config(preset: str, ids: dict[str, int]) -> dict:
-    s, v = LM_SHAPES[preset], VISION_SHAPES[preset]
+    s = LM_SHAPES[preset]
     text = {
         "model_type": "gemma",
-        "hidden_size": s["hidden"],
-        "intermediate_size": s["inter"],
-        "num_hidden_layers": s["layers"],
-        "num_attention_heads": s["heads"],
-        "num_key_value_heads": s["kv_heads"],
+        **lm_dims(preset),
         "head_dim": s["head_dim"],
         "num_image_tokens": SEQ_LEN,
         "vocab_size": s["vocab"],
     }
     vision = {
         "model_type": "siglip_vision_model",
-        "hidden_size": v["width"],
-        "intermediate_size": v["inter"],
-        "num_hidden_layers": v["depth"],
-        "num_attention_heads": v["heads"],
+        **vision_dims(preset),
         "num_image_tokens": SEQ_LEN,
         "image_size": IMAGE_SIZE,
         "patch_size": PATCH,
@@ -81,41 +71,22 @@ def config(preset: str, ids: dict[str, int]) -> dict:
 
 
 def processor_files(preset: str, config: dict) -> dict[str, dict]:
-    image = {
-        "do_convert_rgb": None,
-        "do_normalize": True,
-        "do_rescale": True,
-        "do_resize": True,
-        "image_mean": [0.5, 0.5, 0.5],
-        "image_std": [0.5, 0.5, 0.5],
-        "image_processor_type": "SiglipImageProcessor",
-        "image_seq_length": SEQ_LEN,
-        "processor_class": "PaliGemmaProcessor",
-        "resample": 3,
-        "rescale_factor": 1 / 255,
-        "size": {"height": IMAGE_SIZE, "width": IMAGE_SIZE},
-    }
+    image = image_processor(
+        "SiglipImageProcessor", "PaliGemmaProcessor", mean=HALF, std=HALF, do_convert_rgb=None,
+        image_seq_length=SEQ_LEN, resample=3, size={"height": IMAGE_SIZE, "width": IMAGE_SIZE})
     processor = {"processor_class": "PaliGemmaProcessor", "image_seq_length": SEQ_LEN}
-    return {"preprocessor_config.json": image, "processor_config.json": processor}
+    return processor_files_of(image, processor=processor)
 
 
 def fix_weights(weights: Weights, config: dict) -> Weights:
     """Gemma scales embeddings by sqrt(hidden); the tied head reads them unscaled."""
     name = "language_model.model.embed_tokens.weight"
-    return {**weights, name: weights[name] / math.sqrt(weights[name].shape[1])}
+    return {**weights, name: gemma_embeddings(weights, name)}
 
 
 RECIPES = (
-    Recipe(
-        arch=TinyArch(name="paligemma", is_vision=True, supports_video=False,
-                      loader="mlx_vlm", family="paligemma",
-                      notes="PaliGemma: Gemma + SigLIP (32 px, patch 8), 16 image tokens, "
-                      "one image; the prompt is prefilled in one bidirectional pass."),
-        config=config,
-        tokenizer=TOKENIZER,
-        tokenizer_config=TOKENIZER_CONFIG,
-        processor_files=processor_files,
-        fix_weights=fix_weights,
-        presets=("tiny",),
-    ),
+    zoo_recipe("paligemma", "PaliGemma: Gemma + SigLIP (32 px, patch 8), 16 image tokens, "
+               "one image; the prompt is prefilled in one bidirectional pass.",
+               config=config, tokenizer=TOKENIZER, tokenizer_config=TOKENIZER_CONFIG,
+               processor_files=processor_files, fix_weights=fix_weights),
 )

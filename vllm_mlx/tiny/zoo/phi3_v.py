@@ -21,9 +21,9 @@ Facts this rests on (mlx-vlm 0.7.10, transformers 5):
 from __future__ import annotations
 
 from ..archs import LM_SHAPES
-from ..families import CLIP_MEAN, CLIP_STD
-from ..recipe import Recipe, TinyArch
+from ..recipe import CLIP_MEAN, CLIP_STD, Recipe, processor_files_of, tokenizer_config_of
 from ..tokenizer import TokenizerSpec
+from .common import zoo_recipe
 
 SPECIALS = ("<|endoftext|>", "<|assistant|>", "<|system|>", "<|end|>", "<|user|>")
 TOKENIZER = TokenizerSpec("spm", None, False, ("<unk>", "<s>", "</s>"), SPECIALS, (), "<s>")
@@ -37,19 +37,10 @@ TEMPLATE = (
     "{{- '<|assistant|>\n' -}}{% endif %}"
 )
 
-TOKENIZER_CONFIG = {
-    "chat_template": TEMPLATE,
-    "clean_up_tokenization_spaces": False,
-    "tokenizer_class": "PreTrainedTokenizerFast",
-    "add_bos_token": True,
-    "add_eos_token": False,
-    "bos_token": "<s>",
-    "eos_token": "<|endoftext|>",
-    "pad_token": "<|endoftext|>",
-    "unk_token": "<unk>",
-    "model_max_length": 131072,
-    "padding_side": "right",
-}
+TOKENIZER_CONFIG = tokenizer_config_of(
+    TEMPLATE, add_bos_token=True, add_eos_token=False, bos_token="<s>",
+    eos_token="<|endoftext|>", pad_token="<|endoftext|>", unk_token="<unk>",
+    model_max_length=131072, padding_side="right")
 
 
 def config(preset: str, ids: dict[str, int]) -> dict:
@@ -105,28 +96,17 @@ def processor_files(preset: str, config: dict) -> dict[str, dict]:
         "image_std": CLIP_STD,
         "do_convert_rgb": True,
     }
-    return {
-        "preprocessor_config.json": image,
-        "processor_config.json": {"processor_class": "Phi3VProcessor"},
-        "chat_template.json": {"chat_template": TEMPLATE},
-    }
+    return processor_files_of(image, template=TEMPLATE)
 
 
 RECIPES: tuple[Recipe, ...] = (
-    Recipe(
-        arch=TinyArch(
-            name="phi3_v",
-            is_vision=True,
-            supports_video=False,
-            loader="mlx_vlm",
-            family="phi3_v",
-            notes="Phi-3.5-vision: tiny language model, full-size CLIP ViT-L/14-336 tower "
-            "(mlx-vlm hard-codes it; ~1.2 GB float32); image placeholders are negative ids.",
-        ),
+    zoo_recipe(
+        "phi3_v",
+        "Phi-3.5-vision: tiny language model, full-size CLIP ViT-L/14-336 tower (mlx-vlm "
+        "hard-codes it; ~1.2 GB float32); image placeholders are negative ids.",
         config=config,
         tokenizer=TOKENIZER,
         tokenizer_config=TOKENIZER_CONFIG,
         processor_files=processor_files,
-        presets=("tiny",),
     ),
 )

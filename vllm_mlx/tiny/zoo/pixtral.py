@@ -16,10 +16,17 @@ from __future__ import annotations
 
 from functools import partial
 
-from ..archs import LM_SHAPES, VISION_SHAPES
-from ..families import CLIP_MEAN, CLIP_STD
-from ..recipe import Recipe, TinyArch
+from ..archs import LM_SHAPES, VISION_SHAPES, lm_dims
+from ..recipe import (
+    CLIP_MEAN,
+    CLIP_STD,
+    Recipe,
+    image_processor,
+    processor_files_of,
+    tokenizer_config_of,
+)
 from ..tokenizer import QWEN_SPLIT, TokenizerSpec
+from .common import zoo_recipe
 
 PATCH = 8
 _LONGEST = {"pixtral": 32, "mistral3": 64}
@@ -52,27 +59,16 @@ TEMPLATE = (
     "{%- endfor -%}"
 )
 
-TOKENIZER_CONFIG = {
-    "chat_template": TEMPLATE,
-    "clean_up_tokenization_spaces": False,
-    "tokenizer_class": "PreTrainedTokenizerFast",
-    "bos_token": "<s>",
-    "eos_token": "</s>",
-    "unk_token": "<unk>",
-    "pad_token": "<pad>",
-    "model_max_length": 131072,
-}
+TOKENIZER_CONFIG = tokenizer_config_of(
+    TEMPLATE, bos_token="<s>", eos_token="</s>", unk_token="<unk>", pad_token="<pad>",
+    model_max_length=131072)
 
 
 def _text(preset: str) -> dict:
     s = LM_SHAPES[preset]
     return {
         "model_type": "mistral",
-        "hidden_size": s["hidden"],
-        "intermediate_size": s["inter"],
-        "num_hidden_layers": s["layers"],
-        "num_attention_heads": s["heads"],
-        "num_key_value_heads": s["kv_heads"],
+        **lm_dims(preset),
         "head_dim": s["head_dim"],
         "rms_norm_eps": 1e-05,
         "rope_theta": 1000000000.0,
@@ -123,20 +119,10 @@ def config(arch: str, preset: str, ids: dict[str, int]) -> dict:
 
 def processor_files(arch: str, preset: str, config: dict) -> dict[str, dict]:
     processor_class = "PixtralProcessor" if arch == "pixtral" else "Mistral3Processor"
-    image = {
-        "do_convert_rgb": True,
-        "do_normalize": True,
-        "do_rescale": True,
-        "do_resize": True,
-        "image_mean": CLIP_MEAN,
-        "image_std": CLIP_STD,
-        "image_processor_type": "PixtralImageProcessor",
-        "patch_size": {"height": PATCH, "width": PATCH},
-        "processor_class": processor_class,
-        "resample": 3,
-        "rescale_factor": 1 / 255,
-        "size": {"longest_edge": _LONGEST[arch]},
-    }
+    image = image_processor(
+        "PixtralImageProcessor", processor_class, mean=CLIP_MEAN, std=CLIP_STD,
+        do_convert_rgb=True, patch_size={"height": PATCH, "width": PATCH}, resample=3,
+        size={"longest_edge": _LONGEST[arch]})
     processor = {
         "processor_class": processor_class,
         "patch_size": PATCH,
@@ -145,23 +131,13 @@ def processor_files(arch: str, preset: str, config: dict) -> dict[str, dict]:
         "image_break_token": "[IMG_BREAK]",
         "image_end_token": "[IMG_END]",
     }
-    return {
-        "preprocessor_config.json": image,
-        "processor_config.json": processor,
-        "chat_template.json": {"chat_template": TEMPLATE},
-    }
+    return processor_files_of(image, processor=processor, template=TEMPLATE)
 
 
 def _recipe(arch: str, notes: str) -> Recipe:
-    return Recipe(
-        arch=TinyArch(name=arch, is_vision=True, supports_video=False, loader="mlx_vlm",
-                      family=arch, notes=notes),
-        config=partial(config, arch),
-        tokenizer=TOKENIZER,
-        tokenizer_config=TOKENIZER_CONFIG,
-        processor_files=partial(processor_files, arch),
-        presets=("tiny",),
-    )
+    return zoo_recipe(arch, notes, config=partial(config, arch), tokenizer=TOKENIZER,
+                      tokenizer_config=TOKENIZER_CONFIG,
+                      processor_files=partial(processor_files, arch))
 
 
 RECIPES = (

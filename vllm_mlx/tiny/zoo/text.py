@@ -25,10 +25,14 @@ Expert and FFN widths are multiples of 32 so that ``--quantize`` (group size 32)
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from ..archs import LM_SHAPES
 from ..families import tokenizer_config, tokenizer_spec
-from ..recipe import Recipe, TinyArch, Weights
+from ..recipe import Recipe, Weights, gemma_embeddings, tokenizer_config_of
+from ..templates import TEXT_OF
 from ..tokenizer import LLAMA3_SPLIT, QWEN_SPLIT, TokenizerSpec
+from .common import zoo_recipe
 
 SLIDING_WINDOW = 32  # small enough that a follow-up turn wraps the rotating caches
 EXPERTS, EXPERTS_PER_TOKEN, EXPERT_WIDTH = 4, 2, 32
@@ -82,11 +86,11 @@ def gemma3_text_config(preset: str, ids: dict[str, int]) -> dict:
 
 
 def _gemma3_text_weights(weights: Weights, config: dict) -> Weights:
-    """Gemma multiplies embeddings by sqrt(hidden): shrink them to match; drop the head so
-    that mlx-lm ties it to the embeddings as for the real (tied) checkpoints."""
+    """Embeddings shrunk for Gemma's scale; the head dropped so that mlx-lm ties it to the
+    embeddings as for the real (tied) checkpoints."""
     name = "model.embed_tokens.weight"
     out = {k: v for k, v in weights.items() if k != "lm_head.weight"}
-    out[name] = weights[name] / float(weights[name].shape[1]) ** 0.5
+    out[name] = gemma_embeddings(weights, name)
     return out
 
 
@@ -200,15 +204,7 @@ _HARMONY_SPEC = TokenizerSpec("bytelevel", LLAMA3_SPLIT, False, (), _HARMONY_SPE
 
 # Harmony response format, as gpt-oss's template writes it (no date line: the real one
 # prints today's date, which would make renders irreproducible).
-HARMONY = r"""{%- macro text_of(c) -%}
-    {%- if c is string -%}{{- c -}}
-    {%- elif c is iterable -%}
-        {%- for p in c -%}
-            {%- if p is mapping and p.get('type', 'text') == 'text' -%}{{- p.get('text', '') -}}{%- endif -%}
-        {%- endfor -%}
-    {%- endif -%}
-{%- endmacro -%}
-{%- macro render_tools(tools) -%}
+HARMONY = TEXT_OF + r"""{%- macro render_tools(tools) -%}
     {{- '# Tools\n\n## functions\n\nnamespace functions {\n\n' -}}
     {%- for tool in tools -%}
         {%- if tool.function is defined -%}{%- set tool = tool.function -%}{%- endif -%}
@@ -302,16 +298,16 @@ def gpt_oss_config(preset: str, ids: dict[str, int]) -> dict:
     }
 
 
-_GPT_OSS_TOKENIZER = {
-    "chat_template": HARMONY,
-    "clean_up_tokenization_spaces": False,
-    "tokenizer_class": "PreTrainedTokenizerFast",
-    "bos_token": "<|startoftext|>",
-    "eos_token": "<|return|>",
-    "pad_token": "<|endoftext|>",
-    "model_input_names": ["input_ids", "attention_mask"],
-    "model_max_length": 1000000000000000019884624838656,
-}
+UNLIMITED = 1000000000000000019884624838656  # transformers' "no model_max_length"
+
+_GPT_OSS_TOKENIZER = tokenizer_config_of(
+    HARMONY,
+    bos_token="<|startoftext|>",
+    eos_token="<|return|>",
+    pad_token="<|endoftext|>",
+    model_input_names=["input_ids", "attention_mask"],
+    model_max_length=UNLIMITED,
+)
 
 
 # --- LFM2 -------------------------------------------------------------------------------
@@ -323,16 +319,7 @@ _LFM2_LEADING = ("<|pad|>", "<|startoftext|>", "<|endoftext|>", "<|fim_pre|>", "
 _LFM2_SPEC = TokenizerSpec("bytelevel", QWEN_SPLIT, True, _LFM2_LEADING, (), (),
                            "<|startoftext|>")
 
-LFM2_TEMPLATE = r"""{{- bos_token -}}
-{%- macro text_of(c) -%}
-    {%- if c is string -%}{{- c -}}
-    {%- elif c is iterable -%}
-        {%- for p in c -%}
-            {%- if p is mapping and p.get('type', 'text') == 'text' -%}{{- p.get('text', '') -}}{%- endif -%}
-        {%- endfor -%}
-    {%- endif -%}
-{%- endmacro -%}
-{%- set ns = namespace(system_prompt='') -%}
+LFM2_TEMPLATE = "{{- bos_token -}}\n" + TEXT_OF + r"""{%- set ns = namespace(system_prompt='') -%}
 {%- if messages[0].role == 'system' -%}
     {%- set ns.system_prompt = text_of(messages[0].content) -%}
     {%- set messages = messages[1:] -%}
@@ -405,66 +392,43 @@ def lfm2_config(preset: str, ids: dict[str, int]) -> dict:
     }
 
 
-_LFM2_TOKENIZER = {
-    "chat_template": LFM2_TEMPLATE,
-    "clean_up_tokenization_spaces": False,
-    "tokenizer_class": "PreTrainedTokenizerFast",
-    "add_bos_token": False,
-    "add_eos_token": False,
-    "bos_token": "<|startoftext|>",
-    "eos_token": "<|im_end|>",
-    "pad_token": "<|pad|>",
-    "legacy": False,
-    "model_max_length": 1000000000000000019884624838656,
-}
+_LFM2_TOKENIZER = tokenizer_config_of(
+    LFM2_TEMPLATE,
+    add_bos_token=False,
+    add_eos_token=False,
+    bos_token="<|startoftext|>",
+    eos_token="<|im_end|>",
+    pad_token="<|pad|>",
+    legacy=False,
+    model_max_length=UNLIMITED,
+)
 
 
-def _arch(name: str, family: str, notes: str) -> TinyArch:
-    return TinyArch(name=name, is_vision=False, supports_video=False, loader="mlx_lm",
-                    family=family, notes=notes)
+def _recipe(name: str, family: str, notes: str, config: Callable[[str, dict[str, int]], dict],
+            fix_weights: Callable[[Weights, dict], Weights] | None = None, *,
+            tokenizer: TokenizerSpec | None = None, tokenizer_conf: dict | None = None
+            ) -> Recipe:
+    """A text recipe on ``family``'s tokenizer and template unless others are given."""
+    return zoo_recipe(
+        name, notes, family=family, vision=False, config=config,
+        tokenizer=tokenizer or tokenizer_spec(family),
+        tokenizer_config=tokenizer_conf or tokenizer_config(family),
+        fix_weights=fix_weights,
+    )
 
 
 RECIPES: tuple[Recipe, ...] = (
-    Recipe(
-        arch=_arch("gemma3_text", "gemma3", "Gemma 3 text (1B): sliding + global attention "
-                   "layers (rotating KV cache), tied scaled embeddings."),
-        config=gemma3_text_config,
-        tokenizer=tokenizer_spec("gemma3"),
-        tokenizer_config=tokenizer_config("gemma3"),
-        fix_weights=_gemma3_text_weights,
-        presets=("tiny",),
-    ),
-    Recipe(
-        arch=_arch("qwen3_moe", "qwen3", "Qwen3 MoE (30B-A3B): 4 experts, 2 per token."),
-        config=qwen3_moe_config,
-        tokenizer=tokenizer_spec("qwen3"),
-        tokenizer_config=tokenizer_config("qwen3"),
-        fix_weights=_expert_weights,
-        presets=("tiny",),
-    ),
-    Recipe(
-        arch=_arch("gpt_oss", "harmony", "gpt-oss: sliding + full attention with sinks, "
-                   "MoE; Harmony chat format."),
-        config=gpt_oss_config,
-        tokenizer=_HARMONY_SPEC,
-        tokenizer_config=_GPT_OSS_TOKENIZER,
-        fix_weights=_expert_weights,
-        presets=("tiny",),
-    ),
-    Recipe(
-        arch=_arch("qwen3_next", "qwen3", "Qwen3-Next: gated delta net (linear attention) + "
-                   "full attention layers, MoE with a shared expert."),
-        config=qwen3_next_config,
-        tokenizer=tokenizer_spec("qwen3"),
-        tokenizer_config=tokenizer_config("qwen3"),
-        fix_weights=_qwen3_next_weights,
-        presets=("tiny",),
-    ),
-    Recipe(
-        arch=_arch("lfm2", "lfm2", "LFM2: short-convolution layers + attention layer."),
-        config=lfm2_config,
-        tokenizer=_LFM2_SPEC,
-        tokenizer_config=_LFM2_TOKENIZER,
-        presets=("tiny",),
-    ),
+    _recipe("gemma3_text", "gemma3", "Gemma 3 text (1B): sliding + global attention layers "
+            "(rotating KV cache), tied scaled embeddings.", gemma3_text_config,
+            _gemma3_text_weights),
+    _recipe("qwen3_moe", "qwen3", "Qwen3 MoE (30B-A3B): 4 experts, 2 per token.",
+            qwen3_moe_config, _expert_weights),
+    _recipe("gpt_oss", "harmony", "gpt-oss: sliding + full attention with sinks, MoE; "
+            "Harmony chat format.", gpt_oss_config, _expert_weights,
+            tokenizer=_HARMONY_SPEC, tokenizer_conf=_GPT_OSS_TOKENIZER),
+    _recipe("qwen3_next", "qwen3", "Qwen3-Next: gated delta net (linear attention) + full "
+            "attention layers, MoE with a shared expert.", qwen3_next_config,
+            _qwen3_next_weights),
+    _recipe("lfm2", "lfm2", "LFM2: short-convolution layers + attention layer.", lfm2_config,
+            tokenizer=_LFM2_SPEC, tokenizer_conf=_LFM2_TOKENIZER),
 )
