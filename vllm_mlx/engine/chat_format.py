@@ -1,23 +1,21 @@
 """Which chat-template path a vision model's conversation goes through.
 
-Contract: ``chat_renderer(loaded)`` returns ``render(messages, **kwargs) -> str`` for
-messages with typed content parts (``{"type": "text" | "image" | "video", ...}``):
+Contract: ``chat_renderer(processor, config, typed=...)`` returns
+``render(messages, **kwargs) -> str`` for messages with typed content parts
+(``{"type": "text" | "image" | "video", ...}``):
 - the processor's own chat template when it renders typed parts (most families);
 - otherwise, for a family mlx-vlm formats itself (DeepSeek-VL2, Phi-3-vision, Molmo,
   whose templates take strings only and would print the list), mlx-vlm's
   ``apply_chat_template``, which writes the family's media markers into the text, as its
   own generate CLI does.
-``takes_typed_parts(processor)`` probes the template once with a typed text message;
-:class:`~.loaded.LoadedModel` keeps the answer.
+``takes_typed_parts(processor)`` probes the template with a typed text message;
+:class:`~.loaded.LoadedModel` keeps the answer (``chat_takes_typed_parts``) for ``typed``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from .loaded import LoadedModel
+from collections.abc import Callable, Mapping
+from typing import Any
 
 Render = Callable[..., Any]
 _PROBE = [{"role": "user", "content": [{"type": "text", "text": "probe"}]}]
@@ -34,15 +32,14 @@ def takes_typed_parts(processor: Any) -> bool:
     return "probe" in text and "'type'" not in text
 
 
-def chat_renderer(loaded: LoadedModel) -> Render:
+def chat_renderer(processor: Any, config: Mapping[str, Any], *, typed: bool) -> Render:
     from mlx_vlm.prompt_utils import MODEL_CONFIG, apply_chat_template, get_chat_template
 
-    processor = loaded.processor
-    family = loaded.capabilities.model_type.lower()
-    if family not in MODEL_CONFIG or loaded.chat_takes_typed_parts:
+    family = str(config.get("model_type", "")).lower()
+    if family not in MODEL_CONFIG or typed:
         return lambda messages, **kw: get_chat_template(processor, messages, True, **kw)
     return lambda messages, **kw: apply_chat_template(
-        processor, loaded.config, _text_as_strings(messages), True, **kw)
+        processor, config, _text_as_strings(messages), True, **kw)
 
 
 def _text_as_strings(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -7,10 +7,14 @@ whenever the batch has room (a full queue answers :class:`EngineOverloaded`).
 ``generate`` returns an async iterator of :class:`GenerationChunk`; ``submit`` queues several
 requests as one job (an API request's ``n`` choices: one queue slot, refused or accepted
 together, at once) and returns a :class:`Submission` of index-tagged chunks; ``generate_sync``
-and ``complete_sync`` are the blocking twins for the Python API. Leaving an iterator early
-(client gone, ``break``) cancels the job: the owner thread drops it from the batch at the
-next step. A job's failure reaches its caller as a raised :class:`EngineError`, never as
-a dead thread or a hang.
+and ``complete_sync`` are the blocking twins for the Python API. ``screen`` (awaited before
+``submit``) refuses long prompts the context cannot hold, off the owner thread; what it
+prepared travels with the job (:mod:`.preparation`: a prompt is rendered and tokenized
+once, by screening, the check of a queued job or admission, whichever comes first).
+
+Leaving an iterator early (client gone, ``break``) cancels the job: the owner thread drops
+it from the batch at the next step. A job's failure reaches its caller as a raised
+:class:`EngineError`, never as a dead thread or a hang.
 
 A :class:`StepCoordinator` (``vllm_mlx.distributed``) may stand between the owner thread
 and its scheduler to keep other processes' schedulers in step with this one: it wraps the
@@ -42,6 +46,7 @@ from ._mlx import mx
 from .errors import EngineClosed, EngineError, EngineOverloaded
 from .heap import HeapTrimmer
 from .loader import LoadedModel, LoadOptions, load_model
+from .preparation import Preparation, shared
 from .sampler import check_sampling
 from .scheduler import Scheduler
 from .screening import PromptScreen
@@ -78,20 +83,24 @@ class _Job:
     """One caller's requests (``n`` choices of one API request): one waiting-queue slot."""
 
     requests: list[GenerationRequest]
+    preparations: list[Preparation]  # one per request; shared by copies of one prompt
     sink: _Sink  # (index, chunk), then (index, None); or (index, exception)
     cancelled: threading.Event = field(default_factory=threading.Event)
     checked: bool = False  # its prompts were checked while it waited (see Engine._check_one)
 
 
 def _add(scheduler: Scheduler, request: GenerationRequest, sink: Callable[[Any], None],
-         cancelled: threading.Event) -> None:
+         cancelled: threading.Event, preparation: Preparation | None) -> None:
     """Hand one request to the scheduler; a request it refuses fails alone."""
     if cancelled.is_set():
         scheduler.stats.requests_cancelled += 1
         sink(None)
         return
     try:
-        scheduler.add(request, sink, cancelled.is_set)
+        if preparation is None:  # a coordinator's ranks each prepare their own prompts
+            scheduler.add(request, sink, cancelled.is_set)
+        else:
+            scheduler.add(request, sink, cancelled.is_set, preparation)
     except EngineError as exc:  # e.g. an invalid JSON schema
         sink(exc)
     except Exception as exc:
@@ -99,15 +108,15 @@ def _add(scheduler: Scheduler, request: GenerationRequest, sink: Callable[[Any],
         sink(EngineError(f"request failed: {type(exc).__name__}: {exc}"))
 
 
-def _prompt_error(scheduler: Scheduler, job: _Job) -> EngineError | None:
-    """The error admitting ``job`` would give one of its requests' prompts, if any."""
+def _prompt_error(loaded: LoadedModel, job: _Job) -> EngineError | None:
+    """The error admitting ``job`` would give one of its requests' prompts, if any (an
+    empty prompt, one the context cannot hold, media the processor refuses). The prompts
+    it prepares are kept for admission."""
     try:
-        for request in job.requests:
-            scheduler.check(request)
+        for request, preparation in zip(job.requests, job.preparations):
+            preparation.prompt(loaded, request)
     except EngineError as exc:
         return exc
-    except Exception as exc:  # left for admission, which reports it as a request failure
-        logger.debug("could not check a queued request: %s", exc)
     return None
 
 
@@ -205,7 +214,9 @@ class Engine:
             # before the next get, which may block: a job cancelled while queued adds no work
             scheduler.stats.waiting = self._jobs.qsize()
             for index, request in enumerate(job.requests):
-                _add(scheduler, request, functools.partial(job.sink, index), job.cancelled)
+                preparation = job.preparations[index] if self._coordinator is None else None
+                _add(scheduler, request, functools.partial(job.sink, index), job.cancelled,
+                     preparation)
         if not scheduler.has_capacity:
             self._check_one(scheduler)
         scheduler.stats.waiting = self._jobs.qsize()
@@ -214,14 +225,14 @@ class Engine:
     def _check_one(self, scheduler: Scheduler) -> None:
         """With the batch full, check the prompts of one queued job: one its model cannot
         take (too long for the context, say) is refused now, not once a slot frees. The
-        prompt is prepared again when the job is admitted."""
+        prompts prepared here are the ones admission starts."""
         with self._jobs.mutex:
             job = next((j for j in self._jobs.queue if j is not None and not j.checked
                         and not j.cancelled.is_set()), None)
         if job is None:
             return
         job.checked = True
-        error = _prompt_error(scheduler, job)
+        error = _prompt_error(self.model, job)
         if error is None:
             return
         self._take_queued(lambda queued: queued is job)
@@ -269,7 +280,8 @@ class Engine:
         return self._scheduler.stats.snapshot() if self._scheduler is not None else {}
 
     def _submit(self, requests: list[GenerationRequest], sink: _Sink,
-                cancelled: threading.Event) -> _Job:
+                cancelled: threading.Event,
+                preparations: list[Preparation] | None = None) -> _Job:
         if self._closed:
             raise self._closed_error("the engine is shut down")
         loaded, screen = self.model, self._screen
@@ -278,7 +290,11 @@ class Engine:
                            vocab_size=loaded.vocab_size)
             if screen is not None:
                 screen.check_chars(request)
-        job = _Job(requests, sink, cancelled)
+        if preparations is None:
+            preparations = shared(requests)
+        elif len(preparations) != len(requests):
+            raise ValueError("give one preparation per request (as screen() returns them)")
+        job = _Job(requests, preparations, sink, cancelled)
         try:
             self._jobs.put_nowait(job)
         except queue.Full:
@@ -290,20 +306,26 @@ class Engine:
     def waiting(self) -> int:
         return self._jobs.qsize()
 
-    async def screen(self, requests: list[GenerationRequest]) -> None:
+    async def screen(self, requests: list[GenerationRequest]) -> list[Preparation]:
         """Refuse long prompts the context cannot hold by tokenizing them on a worker
-        thread, so the owner thread never spends long on a prompt it must refuse."""
+        thread, so the owner thread never spends long on a prompt it must refuse. Returns
+        the requests' preparations, for :meth:`submit`: the work is not done again."""
+        preparations = shared(requests)
         screen = self._screen
         if screen is None:
-            return
-        distinct = {(id(r.prompt), id(r.messages)): r for r in requests}.values()  # n copies
-        for request in distinct:
+            return preparations
+        distinct = {id(p): (p, r) for p, r in zip(preparations, requests)}  # n copies: one
+        for preparation, request in distinct.values():
             screen.check_chars(request)
             if screen.needs_count(request):
-                await asyncio.to_thread(screen.check_tokens, request)
+                counted = await asyncio.to_thread(screen.check_tokens, request)
+                preparations = [counted if p is preparation else p for p in preparations]
+        return preparations
 
-    def submit(self, requests: list[GenerationRequest]) -> Submission:
-        """Queue ``requests`` as one job (call on the event loop that will read them).
+    def submit(self, requests: list[GenerationRequest],
+               preparations: list[Preparation] | None = None) -> Submission:
+        """Queue ``requests`` as one job (call on the event loop that will read them), with
+        the ``preparations`` :meth:`screen` returned for them, if it was awaited.
 
         Raises :class:`EngineOverloaded` / :class:`EngineClosed` at once, so an HTTP
         layer can answer with a status before it starts a response."""
@@ -320,7 +342,7 @@ class Engine:
             except RuntimeError:  # the caller's loop is gone: so is the caller
                 cancelled.set()
 
-        self._submit(list(requests), sink, cancelled)
+        self._submit(list(requests), sink, cancelled, preparations)
         return Submission(inbox, cancelled, len(requests))
 
     async def generate(self, request: GenerationRequest) -> AsyncIterator[GenerationChunk]:

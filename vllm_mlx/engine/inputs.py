@@ -107,7 +107,8 @@ def render_vision_prompt(loaded: LoadedModel, request: GenerationRequest) -> Ren
     if not loaded.capabilities.native_video:
         messages = tuple(_frames_as_images(m) for m in messages)
     rendered = _template_messages(messages, loaded.media_markers)
-    render = chat_renderer(loaded)
+    render = chat_renderer(loaded.processor, loaded.config,
+                           typed=loaded.chat_takes_typed_parts)
     text = _templated(lambda **kw: render(rendered, **kw), request.tools)
     images = [p.image for m in messages for p in m.content if isinstance(p, ImagePart)]
     videos = [p.video for m in messages for p in m.content if isinstance(p, VideoPart)]
@@ -212,11 +213,17 @@ def render_text_prompt(loaded: LoadedModel, request: GenerationRequest) -> str:
         messages, add_generation_prompt=True, tokenize=False, **kw), request.tools)
 
 
-def prepare_text_prompt(loaded: LoadedModel, text: str) -> PreparedPrompt:
+def text_token_ids(loaded: LoadedModel, text: str) -> list[int]:
+    """The ids of a rendered text prompt (plain ints: any thread may compute them)."""
     tokenizer = loaded.tokenizer
     bos = getattr(tokenizer, "bos_token", None)
-    ids = tokenizer.encode(text, add_special_tokens=bos is None or not text.startswith(bos))
-    return PreparedPrompt(input_ids=mx.array([ids]))
+    ids: list[int] = tokenizer.encode(
+        text, add_special_tokens=bos is None or not text.startswith(bos))
+    return ids
+
+
+def prepare_text_prompt(loaded: LoadedModel, text: str) -> PreparedPrompt:
+    return PreparedPrompt(input_ids=mx.array([text_token_ids(loaded, text)]))
 
 
 def prepare_prompt(loaded: LoadedModel, request: GenerationRequest) -> PreparedPrompt:

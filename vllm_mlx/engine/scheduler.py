@@ -6,12 +6,13 @@ So a long prompt never stalls decoding, nor a short prompt's first token, for mo
 one chunk, and requests join and leave the batch at token granularity with their own
 sampling settings, stops and lengths.
 
-Prefill, text models: every newcomer is started (tokenised, prefix cache consulted); then
-the prompts that can finish within one chunk of tokens are prefilled together in one
-forward pass, all but their last token, and join the running batch, whose next decode
-step reads their last prompt token and samples their first token. Otherwise the prompt
-with the fewest tokens left advances by one chunk. So requests that arrive together get
-their first tokens together.
+Prefill, text models: every newcomer is started (its prompt prepared, unless an earlier
+stage did, see :mod:`.preparation`; prefix cache consulted); then the prompts that can
+finish within one chunk of tokens are prefilled together in one forward pass, all but
+their last token, and join the running batch, whose next decode step reads their last
+prompt token and samples their first token. Otherwise the prompt with the fewest tokens
+left advances by one chunk. So requests that arrive together get their first tokens
+together.
 
 Prefill, vision models (one action per step): start one newcomer (its first
 vision-encoder pass); or, when several prompts have finished their encoder passes,
@@ -40,11 +41,11 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
+from weakref import WeakKeyDictionary
 
 from ._mlx import int_list, mx
 from .batch import RunningBatch, Step
-from .errors import EngineError, InvalidRequest
-from .inputs import prepare_prompt
+from .errors import EngineError
 from .loader import LoadedModel
 from .prefill_order import (
     count_overtakes,
@@ -54,10 +55,10 @@ from .prefill_order import (
     ready_group,
 )
 from .prefix_cache import CacheHit, PrefixCache, make_prefix_cache, media_hashes, media_positions
+from .preparation import Preparation
 from .runner import ModelRunner, filter_batch
 from .sampler import KeyedSampler, request_processors
 from .sampling import mask_eos
-from .screening import context_error
 from .sequence import Sequence, Sink
 from .stats import EngineStats
 from .tokens import Vocabulary, eos_token_ids
@@ -84,6 +85,7 @@ class Scheduler:
         self.eos = eos_token_ids(loaded)
         self.vocab = Vocabulary(loaded)
         self.waiting: deque[Sequence] = deque()
+        self._preparations: WeakKeyDictionary[Sequence, Preparation] = WeakKeyDictionary()
         self.batch = RunningBatch()
         self.stats = EngineStats()
 
@@ -100,8 +102,9 @@ class Scheduler:
     def has_work(self) -> bool:
         return bool(self.waiting or self.batch)
 
-    def add(self, request: GenerationRequest, sink: Sink,
-            is_cancelled: Callable[[], bool]) -> None:
+    def add(self, request: GenerationRequest, sink: Sink, is_cancelled: Callable[[], bool],
+            preparation: Preparation | None = None) -> None:
+        """Queue a request for prefill; ``preparation``: its prompt's, if made already."""
         params = request.sampling
         sequence = Sequence(
             request=request, sink=sink, is_cancelled=is_cancelled,
@@ -113,6 +116,8 @@ class Scheduler:
             eos=frozenset(self.eos),
         )
         self.waiting.append(sequence)
+        if preparation is not None:
+            self._preparations[sequence] = preparation
         self.stats.requests_started += 1
 
     # -- one iteration -----------------------------------------------------------------
@@ -250,16 +255,11 @@ class Scheduler:
             self.waiting.remove(seq)
             seq.cache, seq.prefill = None, None
 
-    def check(self, request: GenerationRequest) -> None:
-        """Raise the error starting this request would raise (an empty prompt, one the
-        context cannot hold, media the processor refuses), without starting it."""
-        prompt_ids = int_list(prepare_prompt(self.loaded, request).input_ids)
-        self._check_length(request, len(prompt_ids))
-
     def _start(self, seq: Sequence) -> None:
-        prompt = prepare_prompt(self.loaded, seq.request)
-        seq.prompt_ids = int_list(prompt.input_ids)
-        self._check_length(seq.request, len(seq.prompt_ids))
+        preparation = self._preparations.pop(seq, None) or Preparation()
+        prompt = preparation.prompt(self.loaded, seq.request)
+        assert preparation.token_ids is not None
+        seq.prompt_ids = preparation.token_ids  # shared by a job's copies: read only
         limit = self.loaded.capabilities.context_length
         if limit:  # generation stops where the context ends
             seq.token_budget = min(seq.token_budget, limit - len(seq.prompt_ids))
@@ -282,15 +282,6 @@ class Scheduler:
             seq.history = mx.array(seq.prompt_ids)
         self.stats.prompt_tokens += len(seq.prompt_ids)
         seq.sink(ACCEPTED)
-
-    def _check_length(self, request: GenerationRequest, tokens: int) -> None:
-        """Refuse an empty prompt, and one the model's context cannot hold."""
-        if not tokens:
-            raise InvalidRequest("the prompt is empty: give at least one token",
-                                 param="prompt")
-        limit = self.loaded.capabilities.context_length
-        if limit and tokens >= limit:
-            raise context_error(request, tokens, limit)
 
     def _lookup(self, seq: Sequence) -> CacheHit | None:
         if self.prefix is None:

@@ -9,7 +9,9 @@ Tokenizing is the one step of preparing a prompt whose cost grows with the text 
   too long without tokenizing it;
 - :meth:`PromptScreen.check_tokens` (blocking; run it on a worker thread): renders the
   prompt as the model would and counts its text tokens (media expands to more tokens
-  later, so the count is a lower bound), for texts longer than :data:`COUNT_ABOVE_CHARS`.
+  later, so the count is a lower bound), for texts longer than :data:`COUNT_ABOVE_CHARS`;
+  it returns the :class:`~.preparation.Preparation` that holds the work, for the owner
+  thread to take up (the prompt is not rendered or tokenized again).
 
 Only text that reaches the prompt is counted: user, system and tool messages, and a raw
 prompt (chat templates may drop parts of earlier assistant turns, such as their reasoning).
@@ -17,22 +19,12 @@ prompt (chat templates may drop parts of earlier assistant turns, such as their 
 
 from __future__ import annotations
 
-import logging
-
-from .errors import ContextTooLong, EngineError
-from .inputs import render_text_prompt, render_vision_prompt
-from .loader import LoadedModel
+from .errors import ContextTooLong
+from .loaded import LoadedModel
+from .preparation import Preparation, context_error
 from .types import GenerationRequest, TextPart
 
-logger = logging.getLogger(__name__)
-
 COUNT_ABOVE_CHARS = 1 << 16  # shorter texts tokenize in milliseconds on the owner thread
-
-
-def context_error(request: GenerationRequest, tokens: int, limit: int) -> ContextTooLong:
-    field = request.prompt_field
-    return ContextTooLong(f"the prompt is {tokens} tokens, and this model's context length "
-                          f"is {limit} tokens: shorten the {field}", param=field)
 
 
 def prompt_chars(request: GenerationRequest) -> int:
@@ -66,19 +58,11 @@ class PromptScreen:
     def needs_count(self, request: GenerationRequest) -> bool:
         return bool(self.limit) and prompt_chars(request) > COUNT_ABOVE_CHARS
 
-    def check_tokens(self, request: GenerationRequest) -> None:
-        """Blocking: render and tokenize the prompt's text; raise if the context is full.
-        A failure that is not the request's fault is left for admission to report."""
-        try:
-            if self.loaded.is_vision:
-                text = render_vision_prompt(self.loaded, request).text
-            else:
-                text = render_text_prompt(self.loaded, request)
-            tokens = len(self.loaded.tokenizer.encode(text, add_special_tokens=False))
-        except EngineError:
-            raise
-        except Exception as exc:
-            logger.debug("could not measure a prompt before queueing it: %s", exc)
-            return
-        if tokens >= self.limit:
+    def check_tokens(self, request: GenerationRequest) -> Preparation:
+        """Blocking: render and tokenize the prompt; raise if the context cannot hold it.
+        A failure that is not the request's fault is kept in the preparation returned."""
+        preparation = Preparation()
+        tokens = preparation.measure(self.loaded, request)
+        if tokens is not None and tokens >= self.limit:
             raise context_error(request, tokens, self.limit)
+        return preparation

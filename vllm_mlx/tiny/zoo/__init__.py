@@ -7,26 +7,11 @@ the module's docstring.
 
 from __future__ import annotations
 
-import importlib
-
 from ..recipe import Recipe
+from . import deepseek_vl2, idefics, llava, mllama, molmo, paligemma, phi3_v, pixtral, text
 
-# TEMPORARY while the family modules are written: missing ones are skipped.
-_MODULES = ("text", "llava", "paligemma", "idefics", "pixtral", "mllama", "molmo", "phi3_v",
-            "deepseek_vl2")
-
-
-def _collect() -> tuple[Recipe, ...]:
-    found: list[Recipe] = []
-    for name in _MODULES:
-        try:
-            module = importlib.import_module(f"{__name__}.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"{__name__}.{name}":
-                raise
-            continue
-        found.extend(module.RECIPES)
-    return tuple(found)
-
-
-ZOO_RECIPES: tuple[Recipe, ...] = _collect()
+ZOO_RECIPES: tuple[Recipe, ...] = tuple(
+    recipe
+    for module in (text, llava, paligemma, idefics, pixtral, mllama, molmo, phi3_v, deepseek_vl2)
+    for recipe in module.RECIPES
+)
