@@ -81,27 +81,50 @@ def test_guidance_one_skips_unconditional_pass(pipe, monkeypatch):
     assert any("no unconditional" in n for n in result.notes)
 
 
-def test_progress_called_once_per_step(pipe):
-    calls = []
-    pipe.generate(request(num_inference_steps=5), progress=lambda s, n: calls.append((s, n)))
-    assert calls == [(i, 5) for i in range(1, 6)]
+def test_progress_moves_after_every_block_and_vae_stage(pipe):
+    calls: list[float] = []
+    pipe.generate(request(num_inference_steps=5), progress=calls.append)
+    blocks = pipe.transformer.config.num_layers
+    chunks = pipe.vae.latent_frames(9)
+    # the start, the prompt, each block and step end, each VAE stage and chunk end, done
+    assert len(calls) == 2 + 5 * (blocks + 1) + chunks * (pipe.vae.decode_stages + 1) + 1
+    assert calls == sorted(calls) and calls[0] == 0.0 and calls[-1] == 1.0
+    assert len({round(c, 6) for c in calls if 0 < c < 1}) > 5 * blocks  # it really moves
 
 
-def test_cancellation_raises_within_one_step(pipe):
-    calls = []
-
-    def cancel_after_two() -> bool:
-        return len(calls) >= 2
+def test_cancellation_stops_inside_a_step(pipe):
+    """A cancel seen after the first block ends the job before the step's second block."""
+    polls: list[float] = []
+    blocks = pipe.transformer.config.num_layers
+    assert blocks >= 2
 
     with pytest.raises(Cancelled):
-        pipe.generate(
-            request(num_inference_steps=6),
-            progress=lambda s, n: calls.append(s),
-            should_cancel=cancel_after_two,
-        )
-    assert calls == [1, 2]
+        pipe.generate(request(num_inference_steps=6), progress=polls.append,
+                      should_cancel=lambda: len(polls) >= 3)  # start, prompt, block 1
+    assert len(polls) == 3
     with pytest.raises(Cancelled):
         pipe.generate(request(), should_cancel=lambda: True)
+
+
+def test_cancellation_stops_inside_the_vae_decode(pipe):
+    polls: list[float] = []
+    steps, blocks = 2, pipe.transformer.config.num_layers
+    denoised = 2 + steps * (blocks + 1)
+    with pytest.raises(Cancelled):
+        pipe.generate(request(num_inference_steps=steps), progress=polls.append,
+                      should_cancel=lambda: len(polls) >= denoised + 1)  # the first VAE stage
+    assert len(polls) == denoised + 1
+
+
+def test_estimate_scales_with_size_frames_and_steps(pipe):
+    base = pipe.estimate(pipe.resolve(request(num_inference_steps=4)))
+    longer = pipe.estimate(pipe.resolve(request(num_inference_steps=8)))
+    larger = pipe.estimate(pipe.resolve(request(width=96, height=64, num_inference_steps=4)))
+    more = pipe.estimate(pipe.resolve(request(num_frames=33, num_inference_steps=4)))
+    assert longer.denoise_s == pytest.approx(2 * base.denoise_s)
+    assert larger.step_s > 2 * base.step_s and larger.chunk_s == pytest.approx(4 * base.chunk_s)
+    assert more.chunks == 9 and more.step_s > base.step_s
+    assert base.total_s == pytest.approx(base.encode_s + base.denoise_s + base.decode_s)
 
 
 @pytest.mark.parametrize(

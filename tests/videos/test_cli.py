@@ -21,8 +21,10 @@ def test_storage_path_flag_and_environment(monkeypatch, tmp_path) -> None:
     assert storage() == tmp_path / "mlx"
     assert storage("--storage-path", str(tmp_path / "flag")) == tmp_path / "flag"
     parsed = settings_from_args(build_parser().parse_args(
-        ["serve", "m", "--video-model", "tiny:wan2_1", "--video-queue-size", "3"]))
+        ["serve", "m", "--video-model", "tiny:wan2_1", "--video-queue-size", "3",
+         "--video-max-job-seconds", "90"]))
     assert (parsed.video_model, parsed.video_queue_size) == ("tiny:wan2_1", 3)
+    assert parsed.video_max_job_seconds == 90.0
 
 
 def test_video_model_detection(tmp_path, tiny_model) -> None:

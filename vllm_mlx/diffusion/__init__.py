@@ -4,8 +4,9 @@ Public API (imported lazily: ``is_video_model_folder`` does not load MLX):
 
 - ``WanPipeline.from_pretrained(path)`` and
   ``WanPipeline.generate(request, progress=None, should_cancel=None) -> VideoGenResult``;
-  ``progress(step, total)`` after each denoising step, ``Cancelled`` raised once
-  ``should_cancel()`` is true (polled before each step and between VAE chunks).
+  ``progress(fraction)`` of the estimated work after every transformer block and VAE
+  stage, ``Cancelled`` raised once ``should_cancel()`` is true (polled at the same points);
+  ``WanPipeline.calibrate()`` / ``estimate(resolved)``: the measured cost model (``cost``).
 - ``VideoGenRequest`` / ``VideoGenResult`` / ``VideoDefaults`` / ``Cancelled``;
   ``round_frames(n)`` (nearest ``1 + 4k``).
 - ``write_mp4(frames, fps, path_or_file)``, ``encode_mp4(frames, fps) -> bytes``,
@@ -37,6 +38,7 @@ _LAZY = {
     "write_mp4": ".video_io",
     "encode_mp4": ".video_io",
     "interpolate_frames": ".video_io",
+    "MIN_INTERPOLATION_SIDE": ".video_io",
     "build_tiny_wan": ".tiny",
     "ensure_tiny_wan": ".tiny",
 }

@@ -11,10 +11,15 @@ Contract:
   initial noise from ``seed`` (same seed and settings -> identical frames), denoises with the
   chosen scheduler, then decodes with the causal VAE ``decode_chunk_frames`` (default 1)
   latent frames at a time, so decode memory does not grow with the clip length.
-  ``progress(step, total)`` is called once after every denoising step (``step`` = 1..total);
-  ``should_cancel()`` is polled before every step and between VAE chunks, and ``Cancelled``
-  is raised as soon as it returns true. Calls are serialised per pipeline (a lock), so a job
-  worker may call from any thread.
+- Work is evaluated in small units: after every transformer block of every step and before
+  every up block of every VAE chunk. At each unit ``should_cancel()`` is polled
+  (``Cancelled`` is raised as soon as it returns true) and ``progress(fraction)`` is called
+  with the share of the job's estimated work done (0..1, weights from :attr:`cost`: encode,
+  denoise and decode in proportion to their estimated seconds; 1.0 once decoded). Small units
+  keep cancellation prompt and let other MLX users of the process (chat) take turns.
+- ``calibrate()`` measures this model on this machine (``cost.calibrate``) and keeps the
+  :class:`~.cost.CostModel` as :attr:`cost`; ``estimate(r)`` is the
+  :class:`~.cost.Estimate` of a resolved request. Calls are serialised per pipeline (a lock).
 - Image-to-video: with a Wan2.1 I2V checkpoint (``in_channels == 36``; CLIP tokens when
   ``image_dim`` is set) the image conditions the model as in Diffusers; with a text-to-video
   checkpoint the image's latent is held as latent frame 0 (see ``image_cond``), noted in
@@ -34,6 +39,7 @@ import numpy as np
 from ._mlx import mx
 from .clip import CLIPImageEncoder
 from .config import SchedulerConfig, TransformerConfig, UMT5Config, VAEConfig, read_json
+from .cost import UNCALIBRATED, CostModel, Estimate, calibrate
 from .image_cond import first_frame_latent, image_to_pixels, wan_i2v_condition
 from .request import (
     Cancelled,
@@ -50,7 +56,7 @@ from .umt5 import UMT5Encoder
 from .vae import AutoencoderKLWan
 from .weights import load_component
 
-Progress = Callable[[int, int], None]
+Progress = Callable[[float], None]
 CancelCheck = Callable[[], bool]
 T2V_NOTE = (
     "image-to-video on a text-to-video checkpoint: the image was VAE-encoded as latent "
@@ -68,6 +74,24 @@ class _Conditioning:
 def _check(should_cancel: CancelCheck | None) -> None:
     if should_cancel is not None and should_cancel():
         raise Cancelled("generation cancelled")
+
+
+class _Units:
+    """Evaluates the work done so far at one unit's end, then reports it and polls cancel."""
+
+    def __init__(self, estimate: Estimate, progress: Progress | None,
+                 should_cancel: CancelCheck | None) -> None:
+        self.total = max(estimate.total_s, 1e-9)
+        self.done = 0.0
+        self.progress, self.should_cancel = progress, should_cancel
+
+    def __call__(self, seconds: float, *arrays: mx.array) -> None:
+        if arrays:
+            mx.eval(*arrays)
+        self.done += seconds
+        if self.progress is not None:
+            self.progress(min(1.0, self.done / self.total))
+        _check(self.should_cancel)
 
 
 def _to_uint8(chunk: mx.array) -> np.ndarray:
@@ -97,6 +121,7 @@ class WanPipeline:
         self.image_encoder = image_encoder
         self.path = path
         self.decode_chunk_frames = 1  # latent frames per VAE chunk: memory vs. speed
+        self.cost: CostModel = UNCALIBRATED
         self._lock = threading.Lock()
 
     # --- loading -----------------------------------------------------------------------
@@ -131,6 +156,15 @@ class WanPipeline:
         """A Wan2.1 I2V checkpoint (needs an image with every request)."""
         return self.transformer.config.in_channels > self.vae.config.z_dim
 
+    def calibrate(self) -> CostModel:
+        """Measure this model here (a second or so) and keep the result as :attr:`cost`."""
+        with self._lock:
+            self.cost = calibrate(self)
+        return self.cost
+
+    def estimate(self, r: ResolvedRequest) -> Estimate:
+        return self.cost.estimate(self, r)
+
     # --- generation --------------------------------------------------------------------
     def resolve(self, request: VideoGenRequest) -> ResolvedRequest:
         """Validate and fill in defaults without generating (``ValueError`` when invalid)."""
@@ -163,16 +197,19 @@ class WanPipeline:
         timings: dict[str, float] = {}
         notes = list(r.notes)
         start = time.perf_counter()
-        _check(should_cancel)
+        estimate = self.estimate(r)
+        units = _Units(estimate, progress, should_cancel)
+        units(0.0)
         context = self._encode_text(r)
         cond = self._condition(r, notes)
+        units(estimate.encode_s)
         timings["encode_s"] = time.perf_counter() - start
         t0 = time.perf_counter()
-        latents = self._denoise(r, context, cond, progress, should_cancel)
+        latents = self._denoise(r, context, cond, units, estimate.step_s)
         timings["denoise_s"] = time.perf_counter() - t0
         timings["per_step_s"] = timings["denoise_s"] / r.num_inference_steps
         t0 = time.perf_counter()
-        frames = self._decode(latents, should_cancel)
+        frames = self._decode(latents, units, estimate.chunk_s)
         timings["decode_s"] = time.perf_counter() - t0
         timings["total_s"] = time.perf_counter() - start
         if not r.use_cfg:
@@ -222,7 +259,8 @@ class WanPipeline:
         return mx.random.normal(shape, dtype=mx.float32, key=mx.random.key(r.seed))
 
     def _velocity(
-        self, latents: mx.array, timestep: float, context: mx.array, cond: _Conditioning, g1: float
+        self, latents: mx.array, timestep: float, context: mx.array, cond: _Conditioning,
+        g1: float, after_block: Callable[[int, mx.array], None] | None = None,
     ) -> mx.array:
         x = latents
         if cond.concat is not None:
@@ -233,7 +271,7 @@ class WanPipeline:
         if cond.clip is not None:
             clip = mx.concatenate([cond.clip] * batch) if batch > 1 else cond.clip
         t = mx.full((batch,), timestep, dtype=mx.float32)
-        out = self.transformer(x, t, context, clip)
+        out = self.transformer(x, t, context, clip, after_block)
         return out[:1] + g1 * (out[:1] - out[1:]) if batch > 1 else out
 
     def _denoise(
@@ -241,22 +279,23 @@ class WanPipeline:
         r: ResolvedRequest,
         context: mx.array,
         cond: _Conditioning,
-        progress: Progress | None,
-        should_cancel: CancelCheck | None,
+        units: _Units,
+        step_s: float,
     ) -> mx.array:
         scheduler = make_scheduler(
             r.scheduler, r.num_inference_steps, r.flow_shift, self.scheduler_config
         )
         latents = self._hold_first_frame(self._noise(r), cond)
         guidance = r.guidance_scale - 1.0  # cond + (g - 1) * (cond - uncond)
-        total = scheduler.num_steps
+        block_s = step_s / self.transformer.config.num_layers
+
+        def after_block(_: int, tokens: mx.array) -> None:
+            units(block_s, tokens)
+
         for i, timestep in enumerate(scheduler.timesteps):
-            _check(should_cancel)
-            velocity = self._velocity(latents, timestep, context, cond, guidance)
+            velocity = self._velocity(latents, timestep, context, cond, guidance, after_block)
             latents = self._hold_first_frame(scheduler.step(velocity, i, latents), cond)
-            mx.eval(latents)
-            if progress is not None:
-                progress(i + 1, total)
+            units(0.0, latents)
         return latents
 
     @staticmethod
@@ -265,12 +304,18 @@ class WanPipeline:
             return latents
         return mx.concatenate([cond.first_frame, latents[:, 1:]], axis=1)
 
-    def _decode(self, latents: mx.array, should_cancel: CancelCheck | None) -> np.ndarray:
-        _check(should_cancel)
+    def _decode(self, latents: mx.array, units: _Units, chunk_s: float) -> np.ndarray:
+        stage_s = chunk_s / (self.vae.decode_stages + 1)
+
+        def after_stage(x: mx.array) -> None:
+            units(stage_s, x)
+
         chunks = []
         for chunk in self.vae.decode_chunks(
-            self.vae.denormalize(latents), chunk_frames=self.decode_chunk_frames
+            self.vae.denormalize(latents), self.decode_chunk_frames, after_stage=after_stage
         ):
             chunks.append(_to_uint8(chunk[0]))
-            _check(should_cancel)
+            units(stage_s)
+        units.done = units.total  # the estimate is behind or ahead: decoded is done
+        units(0.0)
         return np.concatenate(chunks, axis=0)

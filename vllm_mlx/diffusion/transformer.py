@@ -9,7 +9,9 @@ embedding -> time MLP -> 6-way modulation per block (shift/scale/gate for self-a
 and FFN), text projection (GELU-tanh MLP), blocks of self-attention with 3D RoPE (rotary
 frequencies split across frame / height / width), cross-attention to the text (plus, for
 Wan2.1 I2V, to CLIP image tokens through ``add_k_proj`` / ``add_v_proj``), GELU-tanh FFN,
-then the final modulated norm, ``proj_out`` and unpatchify.
+then the final modulated norm, ``proj_out`` and unpatchify. ``after_block(index, tokens)``, when
+given, is called after every block with its (lazy) output: the pipeline evaluates there, so a
+step is many small units of work that can be cancelled, reported and interleaved.
 Parameter names are Diffusers' (``blocks.N.attn1.to_q.weight``, ``blocks.N.ffn.net.0.proj``,
 ``condition_embedder.time_embedder.linear_1``, ``scale_shift_table`` ...).
 """
@@ -17,6 +19,7 @@ Parameter names are Diffusers' (``blocks.N.attn1.to_q.weight``, ``blocks.N.ffn.n
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 
@@ -264,6 +267,7 @@ class WanTransformer(nn.Module):
         t: mx.array,
         context: mx.array,
         image_context: mx.array | None = None,
+        after_block: Callable[[int, mx.array], None] | None = None,
     ) -> mx.array:
         cfg = self.config
         tokens, grid = self._patchify(x)
@@ -273,8 +277,10 @@ class WanTransformer(nn.Module):
         context = self.condition_embedder.text_embedder(context)
         if image_context is not None:
             image_context = self.embed_image(image_context)
-        for block in self.blocks:
+        for index, block in enumerate(self.blocks):
             tokens = block(tokens, context, temb6, rope, image_context)
+            if after_block is not None:
+                after_block(index, tokens)
         mod = self.scale_shift_table + temb[:, None]
         shift, scale = mod[:, :1], mod[:, 1:2]
         tokens = self.proj_out(self.norm_out(tokens) * (1 + scale) + shift)

@@ -8,6 +8,8 @@ Contract:
   each evaluated pixel chunk, so peak memory depends on the chunk, not on the clip length.
   Decoding is causal: pixel frames of latent frame ``i`` depend on latent frames ``<= i``
   only; any chunking gives the same frames as one pass (``chunk_frames=None``).
+  ``after_stage(x)``, when given, is called inside each chunk before every up block of the
+  decoder (:attr:`decode_stages` times; the pipeline evaluates and polls cancellation there).
 - ``encode(x)`` returns the posterior mean (Diffusers ``argmax`` mode), encoding the first
   frame alone and then 4 frames at a time with the same cache.
 - ``normalize`` / ``denormalize`` apply ``latents_mean`` / ``latents_std`` as Wan does.
@@ -30,6 +32,8 @@ from .vae_layers import (
     ResidualBlock,
     RMSNorm,
 )
+
+Stage = Callable[[mx.array], None]
 
 
 def _cached_eval(out: mx.array, cache: CausalCache | None) -> None:
@@ -109,9 +113,12 @@ class Decoder3d(nn.Module):
         self.norm_out = RMSNorm(dims[-1])
         self.conv_out = CausalConv3d(dims[-1], cfg.out_channels, 3, padding=1)
 
-    def __call__(self, z: mx.array, cache: CausalCache | None = None) -> mx.array:
+    def __call__(self, z: mx.array, cache: CausalCache | None = None,
+                 after_stage: Stage | None = None) -> mx.array:
         x = self.mid_block(self.conv_in(z, cache), cache)
         for block in self.up_blocks:
+            if after_stage is not None:
+                after_stage(x)
             x = block(x, cache)
         return self.conv_out(nn.silu(self.norm_out(x)), cache)
 
@@ -136,6 +143,11 @@ class AutoencoderKLWan(nn.Module):
         std = mx.array(self.config.latents_std, dtype=z.dtype)
         return z * std + mx.array(self.config.latents_mean, dtype=z.dtype)
 
+    @property
+    def decode_stages(self) -> int:
+        """``after_stage`` calls per decoded chunk."""
+        return len(self.decoder.up_blocks)
+
     def latent_frames(self, num_frames: int) -> int:
         return (num_frames - 1) // self.config.temporal_factor + 1
 
@@ -145,6 +157,7 @@ class AutoencoderKLWan(nn.Module):
         z: mx.array,
         chunk_frames: int | None = 1,
         should_cancel: Callable[[], bool] | None = None,
+        after_stage: Stage | None = None,
     ) -> Iterator[mx.array]:
         """Yield decoded pixel chunks ``(B, f, H, W, 3)`` in [-1, 1] (evaluated)."""
         z = self.post_quant_conv(z)
@@ -153,7 +166,7 @@ class AutoencoderKLWan(nn.Module):
         for start in range(0, z.shape[1], step):
             if should_cancel is not None and should_cancel():
                 return
-            out = self.decoder(z[:, start : start + step], cache)
+            out = self.decoder(z[:, start : start + step], cache, after_stage)
             if self.config.clip_output:
                 out = mx.clip(out, -1.0, 1.0)
             _cached_eval(out, cache)

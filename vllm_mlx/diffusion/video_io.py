@@ -10,8 +10,10 @@ Contract:
   frames at ``fps * 2**exp``; the original frames are kept exactly at every ``2**exp``-th
   position. ``method``: ``"minterpolate"`` (ffmpeg's motion-compensated ``minterpolate``
   filter, ``mi_mode=mci``, run through PyAV's filter graph), ``"blend"`` (linear cross-fade)
-  or ``"auto"`` (minterpolate when PyAV's ffmpeg has it, else blend). Any in-between frame
-  the filter does not deliver is filled by the blend.
+  or ``"auto"`` (minterpolate when PyAV's ffmpeg has it and the frames are at least
+  ``MIN_INTERPOLATION_SIDE`` pixels wide and high, else blend; an explicit ``"minterpolate"``
+  on smaller frames is a ``ValueError``). Any in-between frame the filter does not deliver is
+  filled by the blend.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import av
 import numpy as np
 
 INTERPOLATION_METHODS = ("auto", "minterpolate", "blend")
+MIN_INTERPOLATION_SIDE = 32  # ffmpeg's minterpolate fails (EINVAL) on smaller frames
 
 
 def _check_frames(frames: np.ndarray) -> np.ndarray:
@@ -168,8 +171,13 @@ def interpolate_frames(
     factor = 2**exp
     if factor == 1 or frames.shape[0] < 2:
         return frames.copy(), float(fps * factor)
+    small = min(frames.shape[1:3]) < MIN_INTERPOLATION_SIDE
+    if method == "minterpolate" and small:
+        raise ValueError(f"minterpolate needs frames of at least {MIN_INTERPOLATION_SIDE}x"
+                         f"{MIN_INTERPOLATION_SIDE}, got {frames.shape[2]}x{frames.shape[1]}")
     out = _blend(frames, factor)
-    if method == "minterpolate" or (method == "auto" and minterpolate_available()):
+    if method == "minterpolate" or (method == "auto" and not small
+                                    and minterpolate_available()):
         produced = _minterpolate(frames, fps, factor)
         for j in range(out.shape[0]):
             if j % factor and j in produced and produced[j].shape == out[j].shape:

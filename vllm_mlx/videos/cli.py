@@ -35,7 +35,8 @@ def start_videos(settings: Settings) -> VideoJobs | None:
     try:
         jobs = VideoJobs.start(reference, settings.storage_path, name=name,
                                tiny_cache_dir=settings.tiny_cache_dir,
-                               max_queued=settings.video_queue_size)
+                               max_queued=settings.video_queue_size,
+                               max_job_seconds=settings.video_max_job_seconds)
     except VideoModelError:
         raise
     except Exception as exc:  # a broken folder fails in many ways; say which model and why

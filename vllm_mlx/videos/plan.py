@@ -9,7 +9,9 @@ worker hands the pipeline, as it is (no second resolution). Bad values raise ``A
 - ``num_frames`` defaults to ``seconds * fps`` when ``seconds`` is given.
 - The model works in multiples of 16 pixels: another even ``width`` / ``height`` is
   generated at the next multiple of 16 and centre-cropped back (said in ``notes``).
-- Frame interpolation by ``2**exp`` gives ``(N-1) * 2**exp + 1`` frames at ``fps * 2**exp``.
+- Frame interpolation by ``2**exp`` gives ``(N-1) * 2**exp + 1`` frames at ``fps * 2**exp``;
+  it needs an output of at least ``MIN_INTERPOLATION_SIDE`` (32) pixels a side (400 before
+  the job runs, not a failure after all its steps).
 
 :func:`finish_frames` applies the crop and the interpolation to generated frames.
 """
@@ -140,6 +142,17 @@ def _resolve(pipeline: WanPipeline, request: VideoGenRequest, form: VideoRequest
                        code="invalid_value") from None
 
 
+def _check_interpolation(plan: JobPlan) -> None:
+    from ..diffusion.video_io import MIN_INTERPOLATION_SIDE
+
+    if plan.interpolation_exp and min(plan.width, plan.height) < MIN_INTERPOLATION_SIDE:
+        raise APIError(400, f"frame interpolation needs a width and height of at least "
+                       f"{MIN_INTERPOLATION_SIDE} pixels (motion-compensated, ffmpeg's "
+                       f"minterpolate), got {plan.size}: ask for a larger size or turn "
+                       "enable_frame_interpolation off",
+                       param="enable_frame_interpolation", code="invalid_value")
+
+
 def _check_work(plan: JobPlan) -> None:
     work = plan.gen_width * plan.gen_height * plan.num_frames
     if work > MAX_PIXEL_FRAMES:
@@ -177,6 +190,7 @@ def make_plan(form: VideoRequest, pipeline: WanPipeline, image: Image | None = N
         notes=(*resolved.notes, *notes, *form.notes),
     )
     _check_work(plan)
+    _check_interpolation(plan)
     said: list[str] = []
     seconds = _duration(form, plan.output_frames, plan.output_fps, said)
     return dataclasses.replace(plan, seconds=seconds, notes=(*plan.notes, *said))

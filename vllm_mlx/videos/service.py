@@ -6,12 +6,19 @@ marked ``failed`` (``server_restarted``: the job may have been what stopped it),
 ones run again with the same plan (and seed), completed jobs whose file is gone are marked
 ``failed``. Then:
 
+- The model is calibrated once at load (``WanPipeline.calibrate``: a second or so of small
+  runs); :meth:`plan` refuses (400 ``job_too_long``) a job whose estimated time on this
+  machine exceeds ``max_job_seconds`` (``--video-max-job-seconds``; 0: no limit), naming
+  the estimate and the limit.
+- Jobs run on the worker's own MLX stream (not the default stream the chat engine uses),
+  in units of one transformer block or one VAE stage, so chat keeps its latency.
 - :meth:`create` stores a ``queued`` record (and the reference image) and queues the job
   (``APIError`` 429 when ``max_queued`` jobs wait); :meth:`get` / :meth:`list_videos` return
-  records with the running job's live ``progress`` (``100 * step / total`` after each
-  denoising step, at most 99 until the video is written; 100 once ``completed``).
+  records with the running job's live ``progress`` (the share of the estimated work done,
+  moving after every transformer block and VAE stage; at most 99 until the video is
+  written; 100 once ``completed``).
 - :meth:`delete` removes the record and its files at once and cancels the job: dequeued when
-  waiting, stopped at its next denoising step (or VAE chunk) when running.
+  waiting, stopped at the end of its current block or VAE stage when running.
 - :meth:`content_path` is the mp4 of a ``completed`` job (404 unknown or unfinished, 422
   failed). :meth:`submit_sync` runs a job without storing anything; ``job.done`` gets
   ``(mp4 bytes, seconds)``.
@@ -28,7 +35,7 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -50,6 +57,7 @@ logger = logging.getLogger(__name__)
 RESTART = ("server_restarted",
            "the server stopped while this job was running; submit it again")
 MAX_LIST = 100
+DEFAULT_MAX_JOB_SECONDS = 3600.0
 
 
 def _now() -> int:
@@ -77,18 +85,22 @@ class VideoModelInfo:
 
 
 class VideoJobs:
-    def __init__(self, info: VideoModelInfo, store: JobStore, max_queued: int) -> None:
+    def __init__(self, info: VideoModelInfo, store: JobStore, max_queued: int,
+                 max_job_seconds: float = DEFAULT_MAX_JOB_SECONDS) -> None:
         self.model, self.store = info, store
+        self.max_job_seconds = max_job_seconds
         self.worker = JobWorker(self._load, self._execute, max_queued)
         self.pipeline: WanPipeline | None = None  # set by start(), once loaded
+        self._stream: Any = None  # the worker thread's MLX stream (streams are per thread)
 
     @classmethod
     def start(cls, reference: str, storage_path: Path, *, name: str | None = None,
-              tiny_cache_dir: Path | None = None, max_queued: int = 16) -> VideoJobs:
+              tiny_cache_dir: Path | None = None, max_queued: int = 16,
+              max_job_seconds: float = DEFAULT_MAX_JOB_SECONDS) -> VideoJobs:
         """Load the model and recover stored jobs (``VideoModelError`` / ``OSError``)."""
         path, random_weights = resolve_video_model(reference, tiny_cache_dir)
         info = VideoModelInfo(name or reference, reference, path, random_weights)
-        jobs = cls(info, JobStore(storage_path), max_queued)
+        jobs = cls(info, JobStore(storage_path), max_queued, max_job_seconds)
         try:
             jobs.pipeline = jobs.worker.start()
         except BaseException:
@@ -103,8 +115,16 @@ class VideoJobs:
 
     def _load(self) -> WanPipeline:
         from ..diffusion import WanPipeline
+        from ..diffusion._mlx import mx
 
-        return WanPipeline.from_pretrained(self.model.path)
+        self._stream = mx.new_stream(mx.default_device())
+        with mx.stream(self._stream):
+            pipeline = WanPipeline.from_pretrained(self.model.path)
+            cost = pipeline.calibrate()
+        logger.info("video model calibrated: %.3g GFLOP/s, %.3f s per transformer call, "
+                    "%.3f s per VAE chunk + %.3g s per pixel", cost.flops_per_s / 1e9,
+                    cost.forward_overhead_s, cost.chunk_overhead_s, cost.chunk_s_per_pixel)
+        return pipeline
 
     # --- requests ------------------------------------------------------------------------
     def check_model(self, name: str | None) -> None:
@@ -117,7 +137,25 @@ class VideoJobs:
         self.check_model(request.model)
         if self.pipeline is None:
             raise APIError(503, "the video model is not loaded yet", code="model_loading")
-        return make_plan(request, self.pipeline, image)
+        plan = make_plan(request, self.pipeline, image)
+        self._check_budget(plan)
+        return plan
+
+    def _check_budget(self, plan: JobPlan) -> None:
+        assert self.pipeline is not None
+        if self.max_job_seconds <= 0:
+            return
+        cost = self.pipeline.estimate(plan.generation())
+        if cost.total_s <= self.max_job_seconds:
+            return
+        raise APIError(
+            400, f"this job would take about {cost.total_s:.0f} s on this server "
+            f"({plan.num_inference_steps} steps of ~{cost.step_s:.3g} s at "
+            f"{plan.gen_width}x{plan.gen_height} with {plan.num_frames} frames, then "
+            f"~{cost.decode_s:.0f} s of VAE decode), over its limit of "
+            f"{self.max_job_seconds:g} s per job (--video-max-job-seconds): ask for fewer "
+            "steps, fewer frames or a smaller size", param="num_inference_steps",
+            code="job_too_long")
 
     def create(self, plan: JobPlan, image: ReferenceImage | None = None,
                user: str | None = None) -> VideoRecord:
@@ -215,6 +253,12 @@ class VideoJobs:
 
     # --- the worker side -----------------------------------------------------------------
     def _execute(self, pipeline: WanPipeline, job: Job) -> None:
+        from ..diffusion._mlx import mx
+
+        with mx.stream(self._stream):
+            self._run(pipeline, job)
+
+    def _run(self, pipeline: WanPipeline, job: Job) -> None:
         from ..diffusion import Cancelled
 
         if job.persist and self.store.update(job.id, status="in_progress") is None:
@@ -223,7 +267,7 @@ class VideoJobs:
         started = time.perf_counter()
         try:
             result = pipeline.generate(job.plan.generation(job.image),
-                                       progress=lambda step, total: _progress(job, step, total),
+                                       progress=lambda done: _progress(job, done),
                                        should_cancel=job.cancel.is_set)
             frames, fps = finish_frames(result.frames, result.fps, job.plan)
             if job.cancel.is_set():
@@ -306,5 +350,5 @@ class VideoJobs:
         return Job(video_id, plan, image)
 
 
-def _progress(job: Job, step: int, total: int) -> None:
-    job.progress = min(99, 100 * step // max(total, 1))
+def _progress(job: Job, fraction: float) -> None:
+    job.progress = max(job.progress, min(99, int(100 * fraction)))

@@ -11,17 +11,32 @@ the queue (settling ``job.done`` with :class:`JobCancelled`), or flags the runni
 job (reason ``"shutdown"``), fails waiting non-persistent jobs, leaves persistent ones to
 their records, and joins the thread. Nothing here touches the event loop: callers await
 ``job.done`` through ``asyncio.wrap_future``.
+
+The thread runs at a lower scheduling priority (Linux: ``nice`` +:data:`NICE`, inherited by
+the threads MLX starts from it) so that chat requests keep their latency during a job.
+
+Exit: a started worker is shut down by an ``atexit`` hook (holding only a weak reference)
+if its owner has not done so, and :meth:`shutdown` waits until the OS thread itself is gone,
+not only its Python part: MLX's thread-local destructors take the GIL as the thread ends,
+and doing so while the interpreter finalizes aborts the process ("terminate called without
+an active exception").
 """
 
 from __future__ import annotations
 
+import atexit
+import functools
 import logging
+import os
+import sys
 import threading
+import time
+import weakref
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from .plan import JobPlan
 
@@ -29,6 +44,8 @@ if TYPE_CHECKING:
     from PIL.Image import Image
 
 logger = logging.getLogger(__name__)
+NICE = 10  # added to the worker thread's nice value: chat wins the CPU while a job runs
+EXIT_TIMEOUT_S = 60.0  # how long interpreter exit waits for the current unit of work
 
 
 class QueueFull(Exception):
@@ -73,8 +90,11 @@ class JobWorker(Generic[Loaded]):
         self._stopping = False
         self._ready: Future[Loaded] = Future()
         self._thread = threading.Thread(target=self._main, name="video-jobs", daemon=True)
+        self._exit_hook: Callable[[], None] | None = None
 
     def start(self, timeout: float | None = None) -> Loaded:
+        self._exit_hook = functools.partial(_shutdown_at_exit, weakref.ref(self))
+        atexit.register(self._exit_hook)
         self._thread.start()
         return self._ready.result(timeout)
 
@@ -114,6 +134,9 @@ class JobWorker(Generic[Loaded]):
         return job
 
     def shutdown(self, timeout: float = 10.0) -> None:
+        if self._exit_hook is not None:
+            atexit.unregister(self._exit_hook)
+            self._exit_hook = None
         with self._cond:
             self._stopping = True
             if self._running is not None:
@@ -123,8 +146,10 @@ class JobWorker(Generic[Loaded]):
         for job in waiting:
             if not job.done.done():
                 job.done.set_exception(WorkerStopped("the server is shutting down"))
-        if self._thread.is_alive() and self._thread is not threading.current_thread():
+        if self._thread.ident is not None and self._thread is not threading.current_thread():
+            deadline = time.monotonic() + timeout
             self._thread.join(timeout)
+            _wait_thread_gone(self._thread, deadline)
 
     def _next(self) -> Job | None:
         with self._cond:
@@ -136,6 +161,7 @@ class JobWorker(Generic[Loaded]):
             return self._running
 
     def _main(self) -> None:
+        _lower_priority()
         try:
             loaded = self._load()
         except BaseException as exc:
@@ -153,3 +179,29 @@ class JobWorker(Generic[Loaded]):
                 with self._cond:
                     self._running = None
                     self._cond.notify_all()
+
+
+def _lower_priority() -> None:
+    if sys.platform.startswith("linux"):
+        try:
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), NICE)
+        except OSError as exc:  # a container may forbid it: jobs still run, chat less smooth
+            logger.debug("could not lower the video worker's priority: %s", exc)
+
+
+def _wait_thread_gone(thread: threading.Thread, deadline: float) -> None:
+    """Wait (until ``deadline``) for the OS thread behind a joined ``thread`` to end."""
+    if thread.is_alive() or thread.native_id is None:
+        return
+    task = f"/proc/self/task/{thread.native_id}"
+    if not os.path.isdir("/proc/self/task"):
+        time.sleep(0.05)  # no /proc (macOS): its thread-local destructors take microseconds
+        return
+    while os.path.exists(task) and time.monotonic() < deadline:
+        time.sleep(0.002)
+
+
+def _shutdown_at_exit(ref: weakref.ref[JobWorker[Any]]) -> None:
+    worker = ref()
+    if worker is not None:
+        worker.shutdown(EXIT_TIMEOUT_S)
