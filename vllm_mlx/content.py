@@ -23,6 +23,7 @@ from typing import Any, Literal
 
 import httpx
 
+from .bounds import excerpt
 from .engine.types import ChatMessage, ContentPart, ImagePart, TextPart, VideoClip, VideoPart
 from .media import (
     MediaBytes,
@@ -115,7 +116,7 @@ def _parse_part(part: Any, path: str) -> PartRef:
         if not isinstance(file_id, str) or not file_id:
             raise ContentError("an input_file part needs a 'file_id'", f"{path}.file_id")
         return MediaRef("file", file_id)
-    raise ContentError(f"unsupported content part type {kind!r}", f"{path}.type")
+    raise ContentError(f"unsupported content part type {excerpt(kind)}", f"{path}.type")
 
 
 def parse_message(message: Any, index: int) -> MessageRef:

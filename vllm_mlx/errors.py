@@ -7,6 +7,11 @@ messages all carry ``{"error": {"message", "type", "param", "code"}}``. Unknown 
 become a 500 with a generic message (details go to the log, not the client). Only the web
 layer (:mod:`vllm_mlx.api`) turns an :class:`APIError` into an HTTP response.
 
+A message that quotes a client's value does it with :func:`excerpt` (at most 200 escaped
+characters, with the total length); as a last defence an :class:`APIError` cuts its
+message to 1000 characters and its ``param`` to 200, and escapes lone surrogates, so an
+error body stays small and always encodes as UTF-8 whatever the input.
+
 :func:`storage_errors` wraps code that reads or writes the storage folder (SQLite
 databases, uploaded files, generated videos): an ``OSError`` or ``sqlite3.Error`` raised
 inside leaves as a :class:`StorageError` naming the folder and the cause (kept as
@@ -27,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .bounds import excerpt, find_surrogate, safe_text
 from .content import ContentError
 from .engine.errors import (
     EngineClosed,
@@ -37,7 +43,12 @@ from .engine.errors import (
 )
 from .media import MediaError
 
+__all__ = ["APIError", "StorageError", "excerpt", "refuse_surrogates", "storage_error",
+           "storage_errors", "to_api_error"]
+
 logger = logging.getLogger(__name__)
+MAX_MESSAGE_CHARS = 1000  # an error message, client quotes included (see excerpt())
+MAX_PARAM_CHARS = 200
 
 _TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
           404: "not_found_error", 405: "invalid_request_error", 409: "conflict_error",
@@ -55,6 +66,11 @@ class APIError(Exception):
     type: str | None = None
 
     def __post_init__(self) -> None:
+        # the last line of defence against echoing a client's megabytes (or a lone
+        # surrogate, which no UTF-8 response can carry): sites quote with excerpt()
+        self.message = safe_text(self.message, MAX_MESSAGE_CHARS)
+        if self.param is not None:
+            self.param = safe_text(self.param, MAX_PARAM_CHARS)
         super().__init__(self.message)
 
     def body(self) -> dict[str, Any]:
@@ -64,6 +80,16 @@ class APIError(Exception):
             "param": self.param,
             "code": self.code,
         }}
+
+
+def refuse_surrogates(value: Any, root: str = "") -> None:
+    """400 ``invalid_text`` naming the first string of a parsed JSON ``value`` that holds a
+    lone surrogate (valid JSON, but no text a tokenizer or a UTF-8 response can take)."""
+    where = find_surrogate(value, root)
+    if where is not None:
+        raise APIError(400, f"{where} holds a lone UTF-16 surrogate (an unpaired \\ud800-"
+                       "\\udfff escape), which is not valid text", param=where,
+                       code="invalid_text")
 
 
 def _engine_error(exc: EngineError) -> APIError:

@@ -6,7 +6,12 @@ signed) and retries a failed attempt (network error or non-2xx answer) ``retries
 with exponential backoff (``backoff_s``, doubled each time). It never raises; it returns
 whether the receiver accepted the delivery. :func:`check_callback_url` refuses non-http(s)
 URLs and, unless private URLs are allowed, hosts resolving to private or loopback
-addresses (the media fetcher's SSRF guard). :func:`load_secret` gives the configured
+addresses (the media fetcher's SSRF guard). The URL was checked at submit time, but its
+name may resolve elsewhere by delivery time (DNS rebinding), so unless ``allow_private``
+every attempt resolves and checks the host again and connects to the checked address
+(Host header and TLS SNI keep the name); a host that now resolves to a private address is
+not contacted and the delivery is given up. Redirects are not followed and the receiver's
+answer body is never read (only its status). :func:`load_secret` gives the configured
 secret, or one generated once and kept (mode 0600) in the storage folder.
 """
 
@@ -27,7 +32,7 @@ import httpx
 
 from ..errors import APIError
 from ..media import MediaError, MediaNotAllowed
-from ..media.netguard import check_public_host
+from ..media.netguard import Resolver, check_public_host, pin_public_url, system_resolver
 
 logger = logging.getLogger(__name__)
 SIGNATURE_HEADER = "X-VLMRun-Signature"
@@ -58,7 +63,8 @@ def load_secret(configured: str | None, folder: Path) -> str:
     return secret
 
 
-async def check_callback_url(url: str, allow_private: bool) -> None:
+async def check_callback_url(url: str, allow_private: bool,
+                             resolver: Resolver = system_resolver) -> None:
     try:
         parsed = httpx.URL(url)
     except httpx.InvalidURL:
@@ -70,7 +76,7 @@ async def check_callback_url(url: str, allow_private: bool) -> None:
         return
     port = parsed.port or (443 if parsed.scheme == "https" else 80)
     try:
-        await check_public_host(parsed.host, port)
+        await check_public_host(parsed.host, port, resolver=resolver)
     except MediaNotAllowed as exc:
         raise APIError(400, f"callback_url host {parsed.host!r} is a loopback or private "
                        "address; start the server with --allow-private-urls to deliver "
@@ -85,11 +91,14 @@ class CallbackSender:
     """``secret`` is the key, or a function giving it on first use."""
 
     def __init__(self, secret: str | Callable[[], str], retries: int = 2,
-                 backoff_s: float = 1.0, timeout_s: float = 10.0) -> None:
+                 backoff_s: float = 1.0, timeout_s: float = 10.0, *,
+                 allow_private: bool = False, resolver: Resolver = system_resolver) -> None:
         self._secret = secret
         self.retries = retries
         self.backoff_s = backoff_s
         self.timeout_s = timeout_s
+        self.allow_private = allow_private
+        self.resolver = resolver
 
     @property
     def secret(self) -> str:
@@ -100,6 +109,26 @@ class CallbackSender:
     def body(self, prediction: dict[str, Any]) -> bytes:
         return json.dumps(prediction, separators=(",", ":")).encode()
 
+    async def _request(self, client: httpx.AsyncClient, url: str, body: bytes,
+                       headers: dict[str, str]) -> httpx.Request:
+        """The POST, pinned to a freshly checked public address unless private is allowed."""
+        target = httpx.URL(url)
+        extensions: dict[str, Any] = {}
+        if not self.allow_private:
+            pinned = await pin_public_url(target, resolver=self.resolver)
+            target, extensions = pinned.url, pinned.extensions
+            headers = {**headers, **pinned.headers}
+        return client.build_request("POST", target, content=body, headers=headers,
+                                    extensions=extensions, timeout=self.timeout_s)
+
+    async def _attempt(self, client: httpx.AsyncClient, url: str, body: bytes,
+                       headers: dict[str, str]) -> str | None:
+        """None when delivered, else what went wrong."""
+        request = await self._request(client, url, body, headers)
+        response = await client.send(request, stream=True, follow_redirects=False)
+        await response.aclose()  # the status is all we need: never read a hostile body
+        return None if response.is_success else f"HTTP {response.status_code}"
+
     async def deliver(self, client: httpx.AsyncClient, url: str,
                       prediction: dict[str, Any]) -> bool:
         body = self.body(prediction)
@@ -108,13 +137,15 @@ class CallbackSender:
         delay = self.backoff_s
         for attempt in range(self.retries + 1):
             try:
-                response = await client.post(url, content=body, headers=headers,
-                                             timeout=self.timeout_s)
-                if response.is_success:
-                    return True
-                problem = f"HTTP {response.status_code}"
-            except httpx.HTTPError as exc:
+                problem = await self._attempt(client, url, body, headers)
+            except MediaNotAllowed as exc:
+                logger.warning("callback for %s to %s refused: %s", prediction.get("id"),
+                               url, exc)
+                return False
+            except (httpx.HTTPError, httpx.InvalidURL, MediaError) as exc:
                 problem = f"{type(exc).__name__}: {exc}"
+            if problem is None:
+                return True
             logger.warning("callback for %s to %s failed (attempt %d): %s",
                            prediction.get("id"), url, attempt + 1, problem)
             if attempt < self.retries:

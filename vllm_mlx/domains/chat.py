@@ -22,7 +22,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from ..content import MessageRef, TextRef
-from ..errors import APIError
+from ..errors import APIError, excerpt
 from ..openai.protocol import ChatCompletionRequest, ResponseFormat
 from .predictor import SYSTEM, field_guide
 from .protocol import RequestMetadata
@@ -86,7 +86,7 @@ class VlmrunChatHook:
         if domain is None:
             return None
         if not isinstance(domain, str) or domain not in self.registry:
-            raise APIError(400, f"unknown domain {domain!r}; see GET /v1/domains",
+            raise APIError(400, f"unknown domain {excerpt(domain)}; see GET /v1/domains",
                            param="vlmrun.domain", code="unknown_domain")
         return self.registry.get(domain)
 

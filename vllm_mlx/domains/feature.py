@@ -23,8 +23,9 @@ from .callbacks import CallbackSender, load_secret
 from .chat import VlmrunChatHook
 from .files import FileNotFound, FileStore
 from .inputs import InputResolver
+from .pdf import PdfLimits, PdfRenderer
 from .registry import DomainRegistry, default_registry
-from .service import RESTART_REASON, PredictionService
+from .service import RESTART_REASON, VLMRUN_MODELS, PredictionService
 from .sessions import SessionStore
 from .store import Store
 
@@ -49,7 +50,8 @@ class Domains:
         sessions = SessionStore(self.settings.max_sessions, ttl_s=self.settings.session_ttl_s)
         hook = VlmrunChatHook(self.registry, sessions, self.settings.max_tokens_limit)
         return ChatExtension(hook=hook, files=self.resolve_chat_file,
-                             media_roots=(self.files.folder,))
+                             media_roots=(self.files.folder,),
+                             model_names=tuple(sorted(VLMRUN_MODELS)))
 
     def resolve_chat_file(self, file_id: str) -> str:
         try:
@@ -62,13 +64,18 @@ class Domains:
         max_frames = settings.default_video_max_frames
         video = VideoSampling(settings.default_video_fps, max_frames,
                               min(self.engine.model.video_min_frames, max_frames))
-        inputs = InputResolver(settings.media_policy(), self.files, video, lambda: ctx.http)
+        pdf = PdfRenderer(PdfLimits(timeout_s=settings.pdf_timeout_s, workers=settings.pdf_workers,
+                                    memory_bytes=settings.pdf_memory_bytes))
+        inputs = InputResolver(settings.media_policy(), self.files, video, lambda: ctx.http,
+                               pdf)
         storage = Path(settings.storage_path).expanduser()
-        callbacks = CallbackSender(lambda: load_secret(settings.callback_secret, storage))
+        callbacks = CallbackSender(lambda: load_secret(settings.callback_secret, storage),
+                                   allow_private=settings.allow_private_urls)
         self.service = PredictionService(ctx, self.registry, self.store, inputs, callbacks)
         return self.service
 
     async def close(self) -> None:
         if self.service is not None:
             await self.service.close()
+            self.service.inputs.pdf.close()
         self.store.close()

@@ -21,7 +21,7 @@ import uuid
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from ..errors import storage_errors
+from ..errors import excerpt, storage_errors
 from .store import Store, utc_now
 
 _CHUNK = 1 << 20
@@ -31,7 +31,7 @@ VIDEO_EXTENSIONS = (".mp4", ".mov", ".webm", ".mkv", ".avi", ".m4v")
 
 class FileNotFound(LookupError):
     def __init__(self, file_id: str) -> None:
-        super().__init__(f"no file with id {file_id!r}; upload it with POST /v1/files first")
+        super().__init__(f"no file with id {excerpt(file_id)}; upload it with POST /v1/files first")
         self.file_id = file_id
 
 

@@ -5,7 +5,8 @@ Contract: :class:`InputResolver` turns
 * ``images`` (``/v1/image/generate``): each an http(s) URL (fetched under the media policy's
   SSRF guard), a ``data:`` URL or bare base64; local paths are *not* accepted here;
 * a ``file_id`` (from ``POST /v1/files``) or ``url`` (``/v1/document/generate``): an image
-  (one page) or a PDF rendered page by page (``config.page_indices`` selects pages);
+  (one page) or a PDF rendered page by page (``config.page_indices`` selects pages) in a
+  child process with a time and memory budget (:mod:`.pdf`: 422, 413 or 429 past them);
 * a ``file_id`` or ``url`` (``/v1/video/generate``): frames sampled like chat video (the
   server's default fps and frame cap), with their times;
 
@@ -149,9 +150,10 @@ class InputResolver:
         data = await asyncio.to_thread(media.read)
         if is_pdf(data[:1024]):
             try:
-                rendered = await asyncio.to_thread(self.pdf.render, data, pages, PDF_DPI[detail])
+                rendered = await self.pdf.render(data, pages, PDF_DPI[detail])
             except PdfError as exc:
-                raise APIError(400, f"{param}: {exc}", param=param, code="invalid_pdf") from exc
+                raise APIError(exc.status, f"{param}: {exc}", param=param,
+                               code=exc.code) from exc
             return PreparedInputs("page", images=tuple(_shrink(p, DETAIL_SIDE[detail])
                                                         for p in rendered))
         if (media.mime or "").startswith("video/"):

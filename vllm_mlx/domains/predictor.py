@@ -23,7 +23,7 @@ from pydantic import BaseModel, ValidationError
 
 from ..engine import ChatMessage, GenerationRequest, ImagePart, SamplingParams, TextPart, VideoPart
 from ..engine.types import ContentPart
-from ..errors import APIError
+from ..errors import APIError, excerpt
 from . import metadata
 from .inputs import PreparedInputs
 
@@ -67,14 +67,17 @@ def check_user_schema(schema: dict[str, Any], param: str = "config.json_schema")
     try:
         jsonschema.validators.validator_for(schema).check_schema(schema)
     except jsonschema.SchemaError as exc:
-        raise APIError(400, f"{param} is not a valid JSON schema: {exc.message}", param=param,
-                       code="invalid_json_schema") from exc
+        raise APIError(400, f"{param} is not a valid JSON schema: {excerpt(exc.message, 300)}",
+                       param=param, code="invalid_json_schema") from exc
+    except RecursionError:  # under the nesting bound, a $ref cycle can still do it
+        raise APIError(400, f"{param} is nested or refers to itself too deeply", param=param,
+                       code="invalid_json_schema") from None
     try:
         grammar = llguidance.LLMatcher.grammar_from_json_schema(
             json.dumps(schema), defaults={"whitespace_flexible": False})
         error = llguidance.LLMatcher.validate_grammar(grammar)
-    except (ValueError, TypeError) as exc:
-        error = str(exc)
+    except (ValueError, TypeError, RecursionError) as exc:
+        error = str(exc) or "the schema cannot be compiled"
     if error and not error.startswith("WARNING"):
         raise APIError(400, f"{param} cannot be enforced by constrained decoding: {error}",
                        param=param, code="invalid_json_schema")

@@ -4,13 +4,26 @@ Contract (``shared/specs/domains.md``): requests ignore unknown fields (clients 
 ``gql_stmt``, ``service_tier``); ``config`` and ``metadata`` default as the ``vlmrun`` SDK does.
 An empty ``json_schema`` (``{}``, as in the documented curl example) means "none"; a
 ``response_model`` that is a JSON object is taken as the schema, any other value is ignored.
+A schema is bounded in size and nesting (400 ``schema_too_large``, see
+:mod:`vllm_mlx.openai.validation`); a string anywhere in a request holding a lone surrogate
+is a 400 ``invalid_text``.
 """
 
 from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from ..errors import refuse_surrogates
+from ..openai.validation import check_schema_size
 
 JobStatus = Literal["enqueued", "pending", "running", "completed", "failed", "paused"]
 ElementType = Literal["image", "page", "video", "audio"]
@@ -33,6 +46,13 @@ class GenerationConfig(_Lenient):
     confidence: bool = False
     grounding: bool = False
     page_indices: list[int] | None = Field(default=None, max_length=1000)
+
+    @field_validator("json_schema", "response_model")
+    @classmethod
+    def _schema_size(cls, value: Any, info: ValidationInfo) -> Any:
+        if isinstance(value, dict | list):  # checked further off the event loop
+            check_schema_size(value, f"config.{info.field_name}")
+        return value
 
     @model_validator(mode="after")
     def _schema(self) -> GenerationConfig:
@@ -62,7 +82,17 @@ class RequestMetadata(_Lenient):
     extra: dict[str, Any] | None = None
 
 
-class _PredictionRequest(_Lenient):
+class _Checked(_Lenient):
+    """A request body: no string in it may hold a lone surrogate (400 ``invalid_text``)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _valid_text(cls, data: Any) -> Any:
+        refuse_surrogates(data)
+        return data
+
+
+class _PredictionRequest(_Checked):
     model: str = "vlm-1"
     domain: str | None = Field(default=None, min_length=1, max_length=200)
     batch: bool = False
@@ -105,7 +135,7 @@ class FilePredictionRequest(_PredictionRequest):
         return self
 
 
-class SchemaRequest(_Lenient):
+class SchemaRequest(_Checked):
     model_config = ConfigDict(json_schema_extra={"examples": [{"domain": "document.invoice"}]})
 
     domain: str = Field(min_length=1, max_length=200)

@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from types import MappingProxyType
 from typing import Any
 
+from ..bounds import excerpt
 from . import family_document, family_finance, family_media, family_retail
 from .spec import DomainSpec
 
@@ -20,7 +21,7 @@ FAMILIES = (family_retail, family_finance, family_document, family_media)
 
 class UnknownDomain(ValueError):
     def __init__(self, name: str, known: Iterable[str]) -> None:
-        super().__init__(f"unknown domain {name!r}; available domains: {', '.join(known)}")
+        super().__init__(f"unknown domain {excerpt(name)}; available domains: {', '.join(known)}")
         self.name = name
 
 

@@ -30,7 +30,7 @@ from typing import Any
 import httpx
 
 from ..engine import EngineOverloaded
-from ..errors import APIError, to_api_error
+from ..errors import APIError, excerpt, to_api_error
 from ..openai.serving_common import ServingContext
 from .callbacks import CallbackSender, check_callback_url
 from .inputs import InputResolver, PreparedInputs
@@ -109,7 +109,7 @@ class PredictionService:
     def get(self, prediction_id: str) -> dict[str, Any]:
         record = self.store.get_prediction(prediction_id)
         if record is None:
-            raise APIError(404, f"no prediction with id {prediction_id!r}", param="id",
+            raise APIError(404, f"no prediction with id {excerpt(prediction_id)}", param="id",
                            code="prediction_not_found")
         return public(record)
 
@@ -143,6 +143,8 @@ class PredictionService:
             raise APIError(400, "the served model is text-only; structured predictions need a "
                            "vision-language model", param="model", code="unsupported_input")
         spec, target = self.target(body.domain, body.config, kind)
+        if target.model is None:  # a caller's schema: checking it costs ~1 ms a property
+            await self.ctx.checks.run(check_user_schema, target.schema)
         if body.callback_url is not None:
             await check_callback_url(body.callback_url, self.ctx.settings.allow_private_urls)
         return target, self._options(spec, body)
@@ -153,15 +155,14 @@ class PredictionService:
         spec = self.registry.get(domain) if domain is not None and domain in self.registry \
             else None
         if spec is None and custom is None:
-            message = (f"unknown domain {domain!r}; see GET /v1/domains" if domain else
+            message = (f"unknown domain {excerpt(domain)}; see GET /v1/domains" if domain else
                        "give a domain (see GET /v1/domains) or config.json_schema")
             raise APIError(400, message, param="domain", code="unknown_domain")
         if spec is not None and not spec.accepts(kind):
-            raise APIError(400, f"domain {domain!r} does not take {kind} input (it takes "
+            raise APIError(400, f"domain {excerpt(domain)} does not take {kind} input (it takes "
                            f"{', '.join(spec.inputs)})", param="domain", code="unsupported_input")
         prompt = config.prompt or (spec.prompt if spec else GENERIC_PROMPT)
         if custom is not None:
-            check_user_schema(custom)
             return spec, Target(schema=custom, prompt=prompt, domain=domain)
         assert spec is not None
         return spec, Target(schema=spec.schema, prompt=prompt, model=spec.model,

@@ -2,7 +2,9 @@
 
 :class:`GrammarCompiler` wraps a model's tokenizer once (an expensive step, ~1 s for large
 vocabularies) and compiles a JSON schema, "any JSON object", or a Lark grammar (a forced
-tool call);
+tool call); a source (schema JSON or grammar text) over :data:`MAX_GRAMMAR_CHARS` is an
+:class:`InvalidRequest` before any compiling (callers bound schemas' size and nesting
+first, and compile off the event loop: see :mod:`vllm_mlx.openai.validation`);
 :func:`json_logits_processor` returns a per-request logits processor that masks every
 token the grammar forbids, so the output always parses (and validates against the
 schema) unless ``max_tokens`` cuts it short. The mask is applied with plain MLX ops, so it
@@ -26,6 +28,7 @@ from .sampling import LogitsProcessor
 
 ANY_JSON_OBJECT: dict[str, Any] = {"type": "object"}
 COMPILED_KEPT = 64  # grammars a GrammarCompiler remembers
+MAX_GRAMMAR_CHARS = 1 << 20  # a schema's JSON or a grammar's text; compile cost grows with it
 
 
 def _llg_tokenizer(tokenizer: Any, vocab_size: int, eos_ids: list[int]) -> Any:
@@ -66,6 +69,12 @@ class GrammarCompiler:
         self._lock = threading.Lock()
 
     def _remembered(self, source: str, compile_: Callable[[], str]) -> str:
+        if len(source) > MAX_GRAMMAR_CHARS:
+            what, _, _ = source.partition(":")
+            param = "response_format" if what == "json" else "tools"
+            raise InvalidRequest(f"the {'JSON schema' if what == 'json' else 'grammar'} is "
+                                 f"{len(source)} characters long, over this server's limit of "
+                                 f"{MAX_GRAMMAR_CHARS}", param=param)
         with self._lock:
             if source in self._compiled:
                 self._compiled.move_to_end(source)
@@ -78,7 +87,11 @@ class GrammarCompiler:
         return grammar
 
     def grammar(self, schema: dict[str, Any] | None) -> str:
-        text = json.dumps(schema or ANY_JSON_OBJECT)
+        try:
+            text = json.dumps(schema or ANY_JSON_OBJECT)
+        except (TypeError, ValueError, RecursionError):
+            raise InvalidRequest("the JSON schema cannot be written as JSON (nested too "
+                                 "deeply?)", param="response_format") from None
         return self._remembered("json:" + text, lambda: self._json_grammar(text))
 
     def _json_grammar(self, text: str) -> str:

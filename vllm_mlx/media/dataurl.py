@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import base64
 import re
-from urllib.parse import unquote, unquote_to_bytes
+from urllib.parse import unquote_to_bytes
 
 from .errors import InvalidDataURL, MediaTooLarge
 from .sniff import sniff_mime
@@ -26,6 +26,9 @@ __all__ = ["BARE_BASE64_MIN_LEN", "decode_bare_base64", "parse_data_url"]
 
 BARE_BASE64_MIN_LEN = 64
 _WHITESPACE = re.compile(r"\s+")
+_BASE64_ESCAPES = (("%2B", "+"), ("%2F", "/"), ("%3D", "="))
+_CHUNK = 1 << 16
+_BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
 _URLSAFE = str.maketrans("-_", "+/")
 _HINT = "Send it as data:<mime>;base64,<base64 bytes>, e.g. data:image/png;base64,iVBORw0..."
 
@@ -41,8 +44,10 @@ def _b64decode(payload: str, max_bytes: int) -> bytes:
     if len(payload) > 4 * max_bytes + (1 << 20):
         raise _too_large(len(payload) * 3 // 4, max_bytes)
     text = _WHITESPACE.sub("", payload)
-    if "%" in text:
-        text = unquote(text)
+    if "%" in text:  # URL-encoded base64: only these escapes can be valid (no unquote():
+        # it splits at every '%', gigabytes of pieces for tens of MB of '%')
+        for escape, char in _BASE64_ESCAPES:
+            text = text.replace(escape, char).replace(escape.lower(), char)
     if "-" in text or "_" in text:
         text = text.translate(_URLSAFE)
     if len(text) % 4 in (2, 3):
@@ -54,6 +59,26 @@ def _b64decode(payload: str, max_bytes: int) -> bytes:
         return base64.b64decode(text, validate=True)
     except ValueError as exc:  # binascii.Error and non-ASCII input
         raise InvalidDataURL(f"Invalid base64 payload in data URL ({exc}). {_HINT}") from exc
+
+
+def _percent_decoded(payload: str, max_bytes: int) -> bytes:
+    """``unquote_to_bytes`` a chunk at a time, stopping past ``max_bytes``: its pieces (one
+    per '%') stay a chunk's worth, however many a hostile payload holds."""
+    if len(payload) > 3 * max_bytes:  # even all escapes ("%41") would be too much
+        raise _too_large(len(payload) // 3, max_bytes)
+    if _BAD_ESCAPE.search(payload):
+        raise InvalidDataURL(f"Malformed data URL: a '%' not followed by two hex digits. {_HINT}")
+    out, start = bytearray(), 0
+    while start < len(payload):
+        end = min(start + _CHUNK, len(payload))
+        cut = payload.rfind("%", max(start, end - 2), end)
+        if cut != -1:  # keep an escape whole
+            end = min(cut + 3, len(payload))
+        out += unquote_to_bytes(payload[start:end])
+        if len(out) > max_bytes:
+            raise _too_large(len(out), max_bytes)
+        start = end
+    return bytes(out)
 
 
 def parse_data_url(url: str, *, max_bytes: int) -> tuple[bytes, str | None]:
@@ -71,9 +96,7 @@ def parse_data_url(url: str, *, max_bytes: int) -> tuple[bytes, str | None]:
     if any(p.lower() == "base64" for p in params[1:]):
         data = _b64decode(payload, max_bytes)
     else:
-        data = unquote_to_bytes(payload)
-        if len(data) > max_bytes:
-            raise _too_large(len(data), max_bytes)
+        data = _percent_decoded(payload, max_bytes)
     if not data:
         raise InvalidDataURL(f"The data URL's payload is empty. {_HINT}")
     return data, mime

@@ -9,12 +9,16 @@ raises a :class:`MediaError`. Each error carries
 * ``param``: the request parameter at fault, ``None`` here; the HTTP layer may set it
   (``err.param = "messages[0].content[1]"``) before rendering;
 * ``status_code``: the HTTP status the error maps to (always 4xx);
-* a human message (``str(err)``) saying what was wrong and, where relevant, how to fix it.
+* a human message (``str(err)``) saying what was wrong and, where relevant, how to fix it;
+  it quotes a client's value with :func:`vllm_mlx.bounds.excerpt` and is cut at 1000
+  characters whatever it holds.
 
 Nothing here depends on FastAPI or pydantic.
 """
 
 from __future__ import annotations
+
+from ..bounds import safe_text
 
 __all__ = [
     "InvalidDataURL",
@@ -28,6 +32,9 @@ __all__ = [
 ]
 
 
+MAX_MESSAGE_CHARS = 1000
+
+
 class MediaError(Exception):
     """Base class: a client-side media problem (HTTP 4xx)."""
 
@@ -35,6 +42,7 @@ class MediaError(Exception):
     default_code: str = "invalid_media_source"
 
     def __init__(self, message: str, *, code: str | None = None, param: str | None = None):
+        message = safe_text(message, MAX_MESSAGE_CHARS)  # never a client's megabytes
         super().__init__(message)
         self.message = message
         self.code: str = code or self.default_code

@@ -5,7 +5,10 @@ Contract: :func:`load_source` (async) and :func:`load_source_sync` accept
 * ``http(s)://`` URLs, fetched with httpx: ``follow_redirects=False`` and every hop (at most
   ``policy.max_redirects``) re-checked by the SSRF guard unless ``policy.allow_private_urls``;
   the connection goes to the checked address (Host header and TLS SNI keep the name); the
-  byte cap is enforced while streaming, and each request and the whole fetch have
+  byte cap is enforced while streaming, on the *decoded* bytes: the request asks for
+  ``identity``, and a body sent compressed anyway is inflated piece by piece (see
+  :mod:`.encoding`) and dropped at the cap, never inflated whole (an unsupported encoding is
+  a :class:`MediaFetchError`); each request and the whole fetch have
   ``policy.fetch_timeout_s`` (whatever the default timeout of a ``client`` passed in);
 * ``data:`` URLs (see :mod:`.dataurl`). A declared MIME type of the *other* media kind (or
   ``audio/*``/``text/*``) is refused with ``invalid_data_url``: ``data:image/png`` in a video
@@ -24,7 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Coroutine
+from collections.abc import AsyncIterator, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,9 +36,10 @@ from typing import Any, Literal, TypeVar
 import httpx
 
 from .dataurl import decode_bare_base64, parse_data_url
+from .encoding import Decoder, decoder_for
 from .errors import InvalidDataURL, MediaError, MediaFetchError, MediaTooLarge
 from .localpath import file_url_to_path, resolve_local_path
-from .netguard import Resolver, check_public_host, system_resolver
+from .netguard import Resolver, pin_public_url, system_resolver
 from .policy import MediaPolicy
 from .sniff import media_kind_of, sniff_mime
 
@@ -144,14 +148,20 @@ async def _build_request(
     timeout = policy.fetch_timeout_s  # per request: a shared client's own default is 5 s
     if policy.allow_private_urls:
         return client.build_request("GET", parsed, headers=headers, timeout=timeout)
-    host = parsed.raw_host.decode("ascii")
-    port = parsed.port or (443 if parsed.scheme == "https" else 80)
-    addresses = await check_public_host(host, port, resolver=resolver)
-    headers["Host"] = parsed.netloc.decode("ascii")
-    extensions = {"sni_hostname": host} if parsed.scheme == "https" else {}
-    pinned = parsed.copy_with(host=str(addresses[0]))
-    return client.build_request("GET", pinned, headers=headers, extensions=extensions,
-                                timeout=timeout)
+    pinned = await pin_public_url(parsed, resolver=resolver)
+    return client.build_request("GET", pinned.url, headers={**headers, **pinned.headers},
+                                extensions=pinned.extensions, timeout=timeout)
+
+
+async def _aiter(items: list[bytes]) -> AsyncIterator[bytes]:
+    for item in items:
+        yield item
+
+
+def _too_large(origin: str, max_bytes: int) -> MediaTooLarge:
+    return MediaTooLarge(
+        f"{origin} sent more than this server's limit of {max_bytes} bytes; download stopped."
+    )
 
 
 async def _read_capped(response: httpx.Response, origin: str, max_bytes: int) -> bytes:
@@ -160,16 +170,18 @@ async def _read_capped(response: httpx.Response, origin: str, max_bytes: int) ->
         raise MediaTooLarge(
             f"{origin} is {declared} bytes, over this server's limit of {max_bytes} bytes."
         )
+    in_memory = response.is_stream_consumed  # a mock transport's response, decoded by httpx
+    decoder = Decoder() if in_memory else decoder_for(response.headers.get("content-encoding"))
     chunks: list[bytes] = []
     total = 0
-    async for chunk in response.aiter_bytes():
-        total += len(chunk)
-        if total > max_bytes:
-            raise MediaTooLarge(
-                f"{origin} sent more than this server's limit of {max_bytes} bytes; "
-                "download stopped."
-            )
-        chunks.append(chunk)
+    async for raw in _aiter([response.content]) if in_memory else response.aiter_raw():
+        for piece in decoder.feed(raw):
+            total += len(piece)
+            if total > max_bytes:
+                raise _too_large(origin, max_bytes)
+            chunks.append(piece)
+            await asyncio.sleep(0)  # a bomb inflates piece by piece: let other clients run
+    decoder.finish()
     return b"".join(chunks)
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+from ..bounds import excerpt
 from .errors import MediaFetchError, MediaNotAllowed, MediaTooLarge
 from .policy import MediaPolicy
 
@@ -41,7 +42,7 @@ def file_url_to_path(url: str) -> str:
     parts = urlsplit(url)
     if parts.netloc not in ("", "localhost"):
         raise MediaNotAllowed(
-            f"file:// URLs must name a local file; host {parts.netloc!r} is not supported."
+            f"file:// URLs must name a local file; host {excerpt(parts.netloc)} is not supported."
         )
     return unquote(parts.path)
 
@@ -49,17 +50,17 @@ def file_url_to_path(url: str) -> str:
 def _refusal(raw: str, policy: MediaPolicy) -> MediaNotAllowed:
     if not policy.allow_local_paths:
         return MediaNotAllowed(
-            f"Local file paths are disabled on this server (refused {raw!r}). "
+            f"Local file paths are disabled on this server (refused {excerpt(raw)}). "
             "Send the media as a data: URL or an http(s) URL."
         )
     if not policy.media_roots:
         return MediaNotAllowed(
-            f"Local file path {raw!r} refused: local files are allowed only under configured "
-            f"media roots, and none is configured. {_HOW_TO_ALLOW}"
+            f"Local file path {excerpt(raw)} refused: local files are allowed only under "
+            f"configured media roots, and none is configured. {_HOW_TO_ALLOW}"
         )
     roots = ", ".join(str(r) for r in policy.media_roots)
     return MediaNotAllowed(
-        f"Local file path {raw!r} is outside the allowed media roots ({roots}); paths are "
+        f"Local file path {excerpt(raw)} is outside the allowed media roots ({roots}); paths are "
         f"checked after resolving '..' and symlinks. {_HOW_TO_ALLOW}"
     )
 
@@ -72,12 +73,14 @@ def _resolve(raw: str, policy: MediaPolicy, *, strict: bool) -> Path:
     try:
         return path.resolve(strict=strict)
     except FileNotFoundError as exc:
-        where = (f" (a relative path is read under the media root {policy.media_roots[0]}, "
-                 "not the client's folder: give an absolute path, or start the server with "
-                 "--media-root DIR)" if relative else "")
-        raise MediaFetchError(f"Local file not found: {raw!r}{where}.") from exc
+        roots = ", ".join(str(r) for r in policy.media_roots)
+        where = (f" (a relative path is read under the first media root "
+                 f"{policy.media_roots[0]}, not the client's folder: give a path relative to "
+                 f"it, or an absolute path under a media root ({roots}); the server's "
+                 "--media-root DIR adds roots)" if relative else "")
+        raise MediaFetchError(f"Local file not found: {excerpt(raw)}{where}.") from exc
     except (OSError, RuntimeError, ValueError) as exc:  # loops, permissions, NUL bytes
-        raise MediaFetchError(f"Cannot open local path {raw!r}: {exc}.") from exc
+        raise MediaFetchError(f"Cannot open local path {excerpt(raw)}: {exc}.") from exc
 
 
 def resolve_local_path(raw: str, policy: MediaPolicy, *, max_bytes: int) -> Path:
@@ -92,12 +95,12 @@ def resolve_local_path(raw: str, policy: MediaPolicy, *, max_bytes: int) -> Path
     try:
         stat = resolved.stat()
     except OSError as exc:
-        raise MediaFetchError(f"Cannot read local file {raw!r}: {exc}.") from exc
+        raise MediaFetchError(f"Cannot read local file {excerpt(raw)}: {exc}.") from exc
     if not resolved.is_file():
-        raise MediaFetchError(f"Local path {raw!r} is not a regular file.")
+        raise MediaFetchError(f"Local path {excerpt(raw)} is not a regular file.")
     if stat.st_size > max_bytes:
         raise MediaTooLarge(
-            f"Local file {raw!r} is {stat.st_size} bytes, over this server's limit of "
+            f"Local file {excerpt(raw)} is {stat.st_size} bytes, over this server's limit of "
             f"{max_bytes} bytes."
         )
     return resolved

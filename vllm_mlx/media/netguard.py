@@ -10,8 +10,12 @@ Contract:
   offending address. Resolution failure raises :class:`MediaFetchError`. The resolver is
   injectable (``async (host, port) -> list[str]``) for tests.
 
-The fetcher calls :func:`check_public_host` on every redirect hop and connects to the checked
-address, so a second DNS answer cannot point the connection elsewhere.
+* :func:`pin_public_url` checks an http(s) URL's host that way and returns the URL rewritten
+  to the first checked address, with the ``Host`` header and the TLS SNI name (request
+  extension ``sni_hostname``) keeping the original name: a request built from it connects to
+  the address that was checked, so a second DNS answer (rebinding) cannot point it elsewhere.
+
+The media fetcher pins every redirect hop; callback deliveries pin every attempt.
 """
 
 from __future__ import annotations
@@ -20,10 +24,21 @@ import asyncio
 import ipaddress
 import socket
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
 
 from .errors import MediaFetchError, MediaNotAllowed
 
-__all__ = ["Resolver", "check_public_host", "is_public_address", "system_resolver"]
+__all__ = [
+    "PinnedURL",
+    "Resolver",
+    "check_public_host",
+    "is_public_address",
+    "pin_public_url",
+    "system_resolver",
+]
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Resolver = Callable[[str, int], Awaitable[list[str]]]
@@ -97,3 +112,23 @@ async def check_public_host(
                 "--allow-private-urls); send the media inline as a data: URL instead."
             )
     return addresses
+
+
+@dataclass(frozen=True)
+class PinnedURL:
+    """``url`` with its host replaced by a checked address; send ``headers`` and
+    ``extensions`` with the request so the server and TLS still see the original name."""
+
+    url: httpx.URL
+    headers: dict[str, str] = field(default_factory=dict)
+    extensions: dict[str, Any] = field(default_factory=dict)
+
+
+async def pin_public_url(url: httpx.URL, *, resolver: Resolver = system_resolver) -> PinnedURL:
+    """Check ``url``'s host (:func:`check_public_host`) and pin ``url`` to its address."""
+    host = url.raw_host.decode("ascii")
+    port = url.port or (443 if url.scheme == "https" else 80)
+    addresses = await check_public_host(host, port, resolver=resolver)
+    headers = {"Host": url.netloc.decode("ascii")}
+    extensions = {"sni_hostname": host} if url.scheme == "https" else {}
+    return PinnedURL(url.copy_with(host=str(addresses[0])), headers, extensions)

@@ -104,8 +104,10 @@ def install_openai(app: FastAPI, settings: Settings, engine: Engine | None, *,
         app.include_router(no_chat)
         return None
     extension = extension or ChatExtension()
-    ctx = ServingContext(engine=engine, settings=settings, files=extension.files)
+    ctx = ServingContext(engine=engine, settings=settings, files=extension.files,
+                         extra_names=extension.model_names)
     app.state.serving = ctx
+    app.state.closers.append(ctx.checks.close)
     app.state.chat = ChatService(ctx, settings.media_policy(*extension.media_roots),
                                  hook=extension.hook)
     app.state.completions = CompletionService(ctx)

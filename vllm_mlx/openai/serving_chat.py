@@ -1,6 +1,7 @@
 """``/v1/chat/completions`` without the web framework.
 
-:meth:`ChatService.prepare` validates the request, fetches and decodes its media
+:meth:`ChatService.prepare` validates the request (tools' schemas and JSON / tool-call
+grammars on the validation threads, off the event loop), fetches and decodes its media
 (per-request ``video_fps`` / ``video_max_frames``) and builds engine requests;
 :meth:`complete` gathers them into one response; :meth:`stream` yields SSE lines,
 ending an error with one error chunk and ``[DONE]`` instead of a broken stream.
@@ -22,7 +23,8 @@ from ..content import (
     parse_messages,
     resolve_messages,
 )
-from ..engine import GenerationChunk, GenerationRequest, GenerationResult
+from ..engine import GenerationChunk, GenerationRequest, GenerationResult, SamplingParams
+from ..engine.sampler import check_sampling
 from ..engine.submission import Submission
 from ..errors import APIError
 from ..media import MediaPolicy
@@ -52,6 +54,8 @@ from .serving_common import (
     usage_info,
 )
 from .tool_calls import ToolCall, ToolCallStream, ToolSet
+
+PARSE_ON_LOOP = 1000  # messages parsed on the event loop; longer lists go to the check pool
 
 OnReply = Callable[[str], None]
 
@@ -92,6 +96,7 @@ class ChatExtension:
     hook: ChatHook | None = None
     files: FileResolver | None = None
     media_roots: tuple[Path, ...] = ()
+    model_names: tuple[str, ...] = ()  # more names for the model (listed in /v1/models)
 
 
 class ChatService:
@@ -127,7 +132,7 @@ class ChatService:
         return Resolver(self.policy, video, self.ctx.files)
 
     async def prepare(self, req: ChatCompletionRequest) -> PreparedChat:
-        refs, on_reply = parse_messages(req.messages), None
+        refs, on_reply = await self._parsed(req.messages), None
         if self.hook is not None:
             req, refs, on_reply = self.hook.begin(req, refs)
         model = self.ctx.check_model(req.model)
@@ -135,10 +140,11 @@ class ChatService:
         if req.top_logprobs is not None and not req.logprobs:
             raise APIError(400, "top_logprobs needs logprobs set to true", param="top_logprobs")
         want_logprobs = bool(req.logprobs)
-        tools = ToolSet.of(req.tools, req.tool_choice, req.parallel_tool_calls is not False)
+        tools = await self._tools(req)
         sampling = sampling_params(
             req, max_tokens, logprobs=(req.top_logprobs or 0) if want_logprobs else None,
             **self._response_format(req), **self._tool_grammar(req, tools))
+        await self._compile_constraints(sampling)
         if tools is not None and tools.forced:  # the grammar ends the call, not stop strings
             sampling = replace(sampling, stop=())
         messages = await resolve_messages(refs, self._resolver(req), self.ctx.http)
@@ -148,6 +154,31 @@ class ChatService:
         include_usage = bool(req.stream_options and req.stream_options.include_usage)
         return PreparedChat(model, fan_out(request, req.n), include_usage, want_logprobs,
                             on_reply, tools if tools and tools.parses_calls else None)
+
+    async def _parsed(self, messages: list[Any]) -> tuple[MessageRef, ...]:
+        """The messages' content parts; a long conversation is parsed off the event loop
+        (100k messages took it 2 s, holding every client)."""
+        if len(messages) < PARSE_ON_LOOP:
+            return parse_messages(messages)
+        return await self.ctx.checks.run(parse_messages, messages)
+
+    async def _tools(self, req: ChatCompletionRequest) -> ToolSet | None:
+        """The request's tools, their schemas checked off the event loop (cost grows with
+        them: see :mod:`.validation`)."""
+        parallel = req.parallel_tool_calls is not False
+        if not req.tools:
+            return ToolSet.of(req.tools, req.tool_choice, parallel)
+        return await self.ctx.checks.run(ToolSet.of, req.tools, req.tool_choice, parallel)
+
+    async def _compile_constraints(self, sampling: SamplingParams) -> None:
+        """Compile a JSON schema or a forced call's grammar off the event loop; the model's
+        compiler remembers it, so the engine's check when the request is queued is quick."""
+        if sampling.json_schema is None and not sampling.json_object \
+                and sampling.grammar is None:
+            return
+        loaded = self.ctx.engine.model
+        await self.ctx.checks.run(check_sampling, sampling, lambda: loaded.grammar_compiler,
+                       vocab_size=loaded.vocab_size)
 
     def _tool_grammar(self, req: ChatCompletionRequest, tools: ToolSet | None
                       ) -> dict[str, Any]:

@@ -9,7 +9,7 @@ import json
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import httpx
@@ -19,8 +19,9 @@ from ..content import FileResolver
 from ..engine import Engine, GenerationRequest, SamplingParams
 from ..engine.submission import Submission
 from ..engine.types import TokenLogprob
-from ..errors import APIError, to_api_error
+from ..errors import APIError, excerpt, to_api_error
 from .protocol import SamplingFields, TokenLogprobOut, TopLogprob, UsageInfo
+from .validation import OffLoop
 
 
 @dataclass
@@ -32,17 +33,19 @@ class ServingContext:
     settings: Settings
     http: httpx.AsyncClient | None = None  # set for the app's lifetime by its lifespan
     files: FileResolver | None = None
+    extra_names: tuple[str, ...] = ()  # other features' names for the model (VLM Run's)
+    checks: OffLoop = field(default_factory=OffLoop)  # costly request checks, off the loop
 
     @property
     def model_names(self) -> set[str]:
         loaded = self.engine.model
         return {self.settings.served_name, "default", loaded.reference, str(loaded.path),
-                *loaded.capabilities.aliases}
+                *loaded.capabilities.aliases, *self.extra_names}
 
     def check_model(self, name: str | None) -> str:
         """The served name if ``name`` is one this server answers to; 404 otherwise."""
         if name is not None and name not in self.model_names:
-            raise APIError(404, f"The model '{name}' does not exist. This server serves "
+            raise APIError(404, f"The model {excerpt(name)} does not exist. This server serves "
                            f"'{self.settings.served_name}' (also answers to 'default').",
                            param="model", code="model_not_found")
         return self.settings.served_name
@@ -86,7 +89,8 @@ def sampling_params(req: SamplingFields, max_tokens: int, **extra: Any) -> Sampl
         presence_penalty=req.presence_penalty or None,
         frequency_penalty=req.frequency_penalty or None,
         seed=engine_seed(req.seed), stop=req.stop_list(), logit_bias=_logit_bias(req.logit_bias),
-        ignore_eos=req.ignore_eos, min_tokens=req.min_tokens, **extra,
+        ignore_eos=req.ignore_eos, min_tokens=req.min_tokens,
+        skip_special_tokens=req.skip_special_tokens, **extra,
     )
 
 
@@ -149,8 +153,8 @@ async def screened_submission(engine: Engine, requests: list[GenerationRequest]
                               ) -> Submission:
     """Queue ``requests`` once long prompts are known to fit the context (checked off the
     event loop and the engine's thread: see ``Engine.screen``)."""
-    await engine.screen(requests)
-    return engine.submit(requests)
+    preparations = await engine.screen(requests)
+    return engine.submit(requests, preparations)
 
 
 async def accepted_submission(engine: Engine, requests: list[GenerationRequest]) -> Submission:

@@ -11,7 +11,10 @@ Contract (seed ``000_7df58bfd37b22342``, ``shared/specs/frame-stream.md``): a cl
 :func:`parse_message` turns one message into a :class:`Frame` or a :class:`ConfigUpdate`
 and raises :class:`~vllm_mlx.errors.APIError` (400, ``code`` one of ``invalid_json``,
 ``invalid_message``, ``invalid_timestamp``, ``invalid_base64``, ``unsupported_frame_format``,
-``invalid_frame``, ``frame_too_large``) for anything else. A frame is accepted only if it is
+``invalid_frame``, ``frame_too_large``) for anything else. A timestamp must be finite and
+within 0 to :data:`MAX_TIMESTAMP_S`; :func:`check_order` also refuses one more than
+:data:`MAX_TIMESTAMP_JUMP_S` from the connection's newest frame (both ``invalid_timestamp``).
+A frame is accepted only if it is
 a JPEG whose header and entropy-coded data decode, within the
 pixel limit, so a corrupt frame is reported when it arrives, not when it is analysed.
 Frames up to ``decode_pixels`` (720p) are fully decoded with
@@ -38,6 +41,8 @@ from ..media import MediaError, MediaPolicy, decode_image
 from .config import brief
 
 DECODE_PIXELS = 1280 * 720  # frames up to this size are decoded as they arrive
+MAX_TIMESTAMP_S = 1e10  # year 2286 in unix seconds; also fits clocks that start at 0
+MAX_TIMESTAMP_JUMP_S = 1e7  # about 116 days between a connection's frames
 JPEG_MAGIC = b"\xff\xd8\xff"
 _SIGNATURES = {b"\x89PNG": "PNG", b"GIF8": "GIF", b"RIFF": "WebP", b"BM": "BMP",
                b"II*\x00": "TIFF", b"MM\x00*": "TIFF"}
@@ -141,7 +146,22 @@ def _timestamp(value: Any, now: float) -> float:
     if isinstance(value, bool) or not math.isfinite(seconds):
         raise _error(f"timestamp must be a number (unix seconds), not {brief(value)}",
                      "invalid_timestamp", param="timestamp")
+    if not 0 <= seconds <= MAX_TIMESTAMP_S:
+        raise _error(f"timestamp {brief(value)} is out of range: it must be between 0 and "
+                     f"{MAX_TIMESTAMP_S:.0e} (unix seconds)", "invalid_timestamp",
+                     param="timestamp")
     return seconds
+
+
+def check_order(timestamp: float, newest: float | None) -> None:
+    """Refuse a frame more than :data:`MAX_TIMESTAMP_JUMP_S` from the newest frame its
+    connection sent before (``newest``; None for the first): one far-off timestamp would
+    leave every other frame stale (``max_span``) or stretch a video clip over years."""
+    if newest is not None and abs(timestamp - newest) > MAX_TIMESTAMP_JUMP_S:
+        raise _error(f"timestamp {timestamp:g} is {abs(timestamp - newest):.3g} s from the "
+                     f"newest frame's ({newest:g}), more than this server's limit of "
+                     f"{MAX_TIMESTAMP_JUMP_S:.0e} s; keep one clock per connection",
+                     "invalid_timestamp", param="timestamp")
 
 
 def _parse_json(text: str) -> tuple[str, float | None] | ConfigUpdate:

@@ -49,7 +49,7 @@ from .analysis import (
 )
 from .config import StreamConfig, StreamLimits, parse_config
 from .presize import FrameSizer, Kind, presize
-from .protocol import DECODE_PIXELS, ConfigUpdate, Frame, parse_message
+from .protocol import DECODE_PIXELS, ConfigUpdate, Frame, check_order, parse_message
 from .window import FrameWindow
 
 logger = logging.getLogger(__name__)
@@ -161,6 +161,7 @@ class StreamSession:
         self._last_start = float("-inf")
         self._per_analysis = 0.0  # frames arriving per analysis cycle (moving average)
         self._received_at_take = 0
+        self._newest_stamp: float | None = None  # the newest frame timestamp accepted
         self.closed = False
 
     @property
@@ -202,6 +203,8 @@ class StreamSession:
             if isinstance(item, ConfigUpdate):
                 self._configure(item.values)
             else:
+                check_order(item.timestamp, self._newest_stamp)
+                self._newest_stamp = max(item.timestamp, self._newest_stamp or 0.0)
                 self.window.push(item)
                 self.service.frames_accepted += 1
                 self._wake.set()
