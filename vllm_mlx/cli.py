@@ -2,10 +2,11 @@
 ``tiny-model`` fixture.
 
 ``serve`` turns flags into one :class:`Settings` and hands it to :func:`vllm_mlx.server.serve`
-(or, with ``--hostfile``, to :mod:`vllm_mlx.distributed.serve`), which loads the model
-(failing fast with a readable message and exit code 2), logs what was loaded, and runs
-uvicorn until Ctrl-C, then shuts the engine down. The top of the package: nothing imports
-this module.
+(or, with ``--hostfile``, to :mod:`vllm_mlx.distributed.serve`), which checks the address
+and the model reference, loads the model (failing fast with a one-line message and exit
+code 2), logs what was loaded, and runs uvicorn until Ctrl-C, then shuts the engine down.
+Every option's help states its default and unit (:mod:`vllm_mlx.cli_help`); ``--version``
+prints the version. The top of the package: nothing imports this module.
 """
 
 from __future__ import annotations
@@ -16,100 +17,145 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from . import __version__
+from .cli_help import HelpFormatter
 from .config import Settings, default_cache_dir
 from .engine.detect import ModelKind
 from .server import serve
 
+DESCRIPTION = ("vllm-mlx: serve a model (serve), stream a camera or video to a server "
+               "(stream), or build a random-weight test model (tiny-model).")
+VIDEO_PRESETS = ("mid", "tiny-i2v")  # tiny:wan2_1's presets besides tiny (vllm_mlx.diffusion)
 
 def _serve_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("serve", help="serve a model with the OpenAI-compatible API")
+    p = sub.add_parser("serve", help="serve a model with the OpenAI-compatible API",
+                       description="Serve a model with the OpenAI-compatible API.",
+                       formatter_class=HelpFormatter)
     p.add_argument("model", help="HF repo id, local folder, or tiny:ARCH (random weights)")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8000)
-    p.add_argument("--served-model-name", default=None)
-    p.add_argument("--api-key", default=None, help="require this key on every route")
-    p.add_argument("--max-tokens", type=int, default=None,
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (0.0.0.0: every interface)")
+    p.add_argument("--port", type=int, default=8000, help="TCP port to listen on")
+    p.add_argument("--served-model-name", default=None, metavar="NAME",
+                   help="model name clients send and /v1/models lists (default: MODEL as "
+                        "given; 'default' is always accepted too)")
+    p.add_argument("--api-key", default=None,
+                   help="require this key on every route (default: none, no key needed)")
+    p.add_argument("--max-tokens", type=int, default=None, metavar="TOKENS",
                    help="max_tokens of a request that gives none (default: up to "
                         "--max-tokens-limit, or where the context ends)")
-    p.add_argument("--max-tokens-limit", type=int, default=8192)
-    p.add_argument("--max-waiting-requests", type=int, default=256,
-                   help="queued requests beyond the running batch; more get 429")
-    p.add_argument("--max-batch-size", type=int, default=32,
+    p.add_argument("--max-tokens-limit", type=int, default=8192, metavar="TOKENS",
+                   help="largest max_tokens a request may ask for, in tokens")
+    p.add_argument("--max-waiting-requests", type=int, default=256, metavar="N",
+                   help="requests queued beyond the running batch; more get 429")
+    p.add_argument("--max-batch-size", type=int, default=32, metavar="N",
                    help="requests decoded together (continuous batching)")
-    p.add_argument("--prefill-chunk", type=int, default=256,
+    p.add_argument("--prefill-chunk", type=int, default=256, metavar="TOKENS",
                    help="prompt tokens prefilled per scheduler step, at most")
     p.add_argument("--prefill-step-seconds", type=float, default=0.5, metavar="SECONDS",
                    help="text models: fewer tokens per prefill step where a step of "
-                        "--prefill-chunk would take longer than this here (measured at "
+                        "--prefill-chunk would take more seconds than this here (measured at "
                         "load), so streams and newcomers wait less; 0 turns it off")
-    p.add_argument("--prefix-cache-mb", type=float, default=512.0,
-                   help="memory for reusable prompt KV (0 disables the prefix cache)")
-    p.add_argument("--vision-cache-mb", type=float, default=256.0,
-                   help="memory for reusable vision-encoder outputs (0 disables it)")
+    p.add_argument("--prefix-cache-mb", type=float, default=512.0, metavar="MIB",
+                   help="memory for reusable prompt KV, in MiB (0 disables the prefix cache)")
+    p.add_argument("--vision-cache-mb", type=float, default=256.0, metavar="MIB",
+                   help="memory for reusable vision-encoder outputs, in MiB (0 disables it)")
     p.add_argument("--media-root", action="append", default=[], metavar="DIR",
-                   help="allow local media paths under DIR (repeatable)")
+                   help="allow local media paths under DIR (repeatable; default: none, local "
+                        "paths are refused)")
     p.add_argument("--allow-private-urls", action="store_true",
                    help="allow media URLs that resolve to private or loopback addresses")
-    p.add_argument("--max-body-mb", type=float, default=64.0)
-    p.add_argument("--cors-origin", action="append", default=[], metavar="ORIGIN")
+    p.add_argument("--max-body-mb", type=float, default=64.0, metavar="MIB",
+                   help="largest request body accepted, in MiB")
+    p.add_argument("--cors-origin", action="append", default=[], metavar="ORIGIN",
+                   help="let browser pages from ORIGIN call the API (repeatable; default: "
+                        "none, no CORS headers)")
+    p.add_argument("--header-timeout", type=float, default=10.0, metavar="SECONDS",
+                   help="close a connection whose request headers are not complete this many "
+                        "seconds after it connected or after its last response (default: 10)")
+    p.add_argument("--keep-alive-timeout", type=float, default=5.0, metavar="SECONDS",
+                   help="close an idle keep-alive connection after this many seconds "
+                        "(default: 5)")
+    p.add_argument("--max-connections", type=int, default=1000, metavar="N",
+                   help="HTTP and WebSocket connections open at once; past it the one waiting "
+                        "longest for its headers is dropped, else the newcomer gets 503 "
+                        "(default: 1000, fewer if the file descriptor limit is lower)")
     kind = p.add_mutually_exclusive_group()
-    kind.add_argument("--mllm", action="store_true", help="force vision-language mode")
+    kind.add_argument("--mllm", action="store_true",
+                      help="force vision-language mode (default: detected from config.json)")
     kind.add_argument("--text", action="store_true", help="force text-only mode")
-    p.add_argument("--trust-remote-code", action="store_true")
+    p.add_argument("--trust-remote-code", action="store_true",
+                   help="run Python code that comes with the model (its own classes)")
     p.add_argument("--no-fast-blas", action="store_true",
                    help="keep the mlx-cpu wheel's reference BLAS (Linux)")
-    p.add_argument("--storage-path", type=Path, default=None,
+    p.add_argument("--storage-path", type=Path, default=None, metavar="DIR",
                    help="predictions database, uploaded files, video jobs (default: "
                         "$VLLM_MLX_STORAGE_PATH or $VLLM_OMNI_STORAGE_PATH, else the user "
                         "cache)")
-    p.add_argument("--tiny-cache-dir", type=Path, default=None,
+    p.add_argument("--tiny-cache-dir", type=Path, default=None, metavar="DIR",
                    help="where tiny:ARCH models are built (default: the user cache)")
-    p.add_argument("--log-level", default="info")
-    p.add_argument("--stream-max-message-mb", type=float, default=8.0,
-                   help="live video: largest WebSocket message (larger ones close with 1009)")
-    p.add_argument("--stream-max-window", type=int, default=32,
+    p.add_argument("--log-level", default="info",
+                   help="least severe log messages shown: debug, info, warning or error")
+    p.add_argument("--stream-max-message-mb", type=float, default=8.0, metavar="MIB",
+                   help="live video: largest WebSocket message, in MiB (larger ones close "
+                        "with 1009)")
+    p.add_argument("--stream-max-window", type=int, default=32, metavar="FRAMES",
                    help="live video: most frames a connection may analyse at once")
-    p.add_argument("--stream-max-connections", type=int, default=64)
+    p.add_argument("--stream-max-connections", type=int, default=64, metavar="N",
+                   help="live video: most WebSocket connections open at once")
     p.add_argument("--callback-secret", default=None,
                    help="HMAC-SHA256 key signing prediction callbacks (default: a random key "
                         "kept in the storage folder)")
-    p.add_argument("--session-ttl", type=float, default=3600.0,
+    p.add_argument("--session-ttl", type=float, default=3600.0, metavar="SECONDS",
                    help="seconds an idle chat session_id is kept")
-    p.add_argument("--max-sessions", type=int, default=1024)
+    p.add_argument("--max-sessions", type=int, default=1024, metavar="N",
+                   help="most chat session_ids kept (the least recently used go first)")
+    p.add_argument("--pdf-timeout", type=float, default=30.0, metavar="SECONDS",
+                   help="a PDF whose rendering takes more seconds than this is refused")
+    p.add_argument("--pdf-memory-mb", type=int, default=1024, metavar="MIB",
+                   help="memory one PDF's renderer process may take, in MiB")
+    p.add_argument("--pdf-workers", type=int, default=2, metavar="N",
+                   help="PDFs rendered at once, one child process each")
     p.add_argument("--video-model", default=None, metavar="PATH_OR_ID",
                    help="also generate videos (/v1/videos) with this Wan model: a Diffusers "
-                        "folder, a Hub repo id or tiny:wan2_1 (a video MODEL alone serves "
-                        "only videos)")
-    p.add_argument("--video-queue-size", type=int, default=16,
+                        "folder, a Hub repo id or tiny:wan2_1 (default: none; a video MODEL "
+                        "alone serves only videos)")
+    p.add_argument("--video-queue-size", type=int, default=16, metavar="JOBS",
                    help="video jobs that may wait; more are refused with 429")
+    p.add_argument("--video-max-job-seconds", type=float, default=3600.0, metavar="SECONDS",
+                   help="refuse (400) a video job estimated to take longer than this here "
+                        "(measured at load; default: %(default)s s; 0: no limit)")
     p.add_argument("--shutdown-grace", type=float, default=30.0, metavar="SECONDS",
                    help="on SIGTERM/Ctrl-C, stop accepting connections and let in-flight "
-                        "requests finish for up to this long (a second Ctrl-C cuts it short)")
+                        "requests finish for up to this many seconds (a second Ctrl-C cuts it "
+                        "short)")
     _distributed_args(p)
 
 
 def _distributed_args(p: argparse.ArgumentParser) -> None:
     group = p.add_argument_group("one model across several Macs (MLX distributed)")
     group.add_argument("--hostfile", type=Path, default=None,
-                       help="mlx.launch hostfile: start one process per host, rank 0 serves")
+                       help="mlx.launch hostfile: start one process per host, rank 0 serves "
+                            "(default: none, one process here)")
     group.add_argument("--backend", choices=("ring", "mpi"), default=None,
                        help="MLX distributed backend (default: the hostfile's, else ring)")
     group.add_argument("--parallel", choices=("tensor", "pipeline"), default="tensor",
                        help="split every layer across hosts, or give each host some layers")
-    group.add_argument("--group-port", type=int, default=32323,
+    group.add_argument("--group-port", type=int, default=32323, metavar="PORT",
                        help="ring backend: first TCP port the hosts connect on")
     group.add_argument("--group-timeout", type=float, default=120.0, metavar="SECONDS",
-                       help="a step waiting longer than this on another host fails the group")
+                       help="a step waiting more seconds than this on another host fails "
+                            "the group")
 
 
 def _tiny_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("tiny-model", help="write a random-weight model of a real architecture")
-    p.add_argument("out", type=Path)
-    p.add_argument("--arch", required=True)
-    p.add_argument("--preset", default="tiny")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--dtype", default="float32")
-    p.add_argument("--quantize", type=int, default=None, help="4 or 8: a quantized copy")
+    from .tiny.cli import add_arguments
+    from .videos.model import TINY_ARCHS
+
+    p = sub.add_parser("tiny-model", help="write a random-weight model of a real architecture",
+                       description="Write a random-weight model folder of a real "
+                                   "architecture (a test fixture: its output is noise).",
+                       formatter_class=HelpFormatter)
+    add_arguments(p, video_archs=TINY_ARCHS, video_presets=VIDEO_PRESETS)
 
 
 def _stream_parser(sub: argparse._SubParsersAction) -> None:
@@ -119,9 +165,11 @@ def _stream_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    summary = __doc__.split("\n\n")[0].replace("\n", " ")
-    parser = argparse.ArgumentParser(prog="vllm-mlx", description=summary)
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = argparse.ArgumentParser(prog="vllm-mlx", description=DESCRIPTION,
+                                     formatter_class=HelpFormatter,
+                                     epilog="Run 'vllm-mlx COMMAND --help' for its options.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _serve_parser(sub)
     _tiny_parser(sub)
     _stream_parser(sub)
@@ -150,15 +198,18 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         media_roots=tuple(Path(r).expanduser().resolve() for r in args.media_root),
         allow_private_urls=args.allow_private_urls,
         max_body_bytes=int(args.max_body_mb * 1024 * 1024),
-        cors_origins=tuple(args.cors_origin),
+        cors_origins=tuple(args.cors_origin), header_timeout_s=args.header_timeout,
+        keep_alive_s=args.keep_alive_timeout, max_connections=args.max_connections,
         storage_path=_storage_path(args.storage_path),
         tiny_cache_dir=args.tiny_cache_dir, log_level=args.log_level,
         stream_max_message_bytes=int(args.stream_max_message_mb * 1024 * 1024),
         stream_max_window=args.stream_max_window,
         stream_max_connections=args.stream_max_connections,
         callback_secret=args.callback_secret, session_ttl_s=args.session_ttl,
-        max_sessions=args.max_sessions,
+        max_sessions=args.max_sessions, pdf_timeout_s=args.pdf_timeout,
+        pdf_memory_bytes=args.pdf_memory_mb * 1024 * 1024, pdf_workers=args.pdf_workers,
         video_model=args.video_model, video_queue_size=args.video_queue_size,
+        video_max_job_seconds=args.video_max_job_seconds,
         shutdown_grace_s=args.shutdown_grace,
         hostfile=args.hostfile, distributed_backend=args.backend, parallel=args.parallel,
         group_port=args.group_port, group_timeout_s=args.group_timeout,
@@ -166,16 +217,19 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
 
 
 def tiny_model(args: argparse.Namespace) -> int:
-    from .tiny import build_tiny_model
+    from .tiny.cli import build
     from .videos.model import TINY_ARCHS
 
     if args.arch in TINY_ARCHS:  # diffusion video models (vllm_mlx.diffusion)
         from .videos.cli import tiny_video_model
 
+        if args.cache or not args.out:
+            print(f"error: --arch {args.arch} needs OUT (serve tiny:{args.arch} builds it into "
+                  "the cache itself)", file=sys.stderr)
+            return 2
         return tiny_video_model(args)
     try:
-        path = build_tiny_model(args.out, args.arch, args.preset, seed=args.seed,
-                                dtype=args.dtype, quantize=args.quantize)
+        path = build(args)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

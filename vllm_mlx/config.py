@@ -50,6 +50,10 @@ class Settings:
     default_video_max_frames: int = 64
     # HTTP
     cors_origins: tuple[str, ...] = ()
+    # connections (vllm_mlx.api.connections)
+    header_timeout_s: float = 10.0  # request headers must be complete this long after connecting
+    keep_alive_s: float = 5.0  # an idle keep-alive connection is closed after this
+    max_connections: int = 1000  # open at once; waiting ones are dropped first, else 503
     storage_path: Path = field(default_factory=lambda: default_cache_dir() / "storage")
     tiny_cache_dir: Path | None = None
     log_level: str = "info"
@@ -61,9 +65,13 @@ class Settings:
     callback_secret: str | None = None  # HMAC key for callbacks; None: one kept in storage
     session_ttl_s: float = 3600.0  # chat session_id expiry
     max_sessions: int = 1024
+    pdf_timeout_s: float = 30.0  # a PDF rendering longer is killed (vllm_mlx.domains.pdf)
+    pdf_memory_bytes: int = 1 << 30  # memory one PDF's renderer process may take
+    pdf_workers: int = 2  # PDFs rendered at once, one child process each
     # diffusion video generation jobs (vllm_mlx.videos)
     video_model: str | None = None  # --video-model; None: `model` itself when it is one
     video_queue_size: int = 16  # jobs that may wait; more get 429
+    video_max_job_seconds: float = 3600.0  # estimated longer -> 400 at submission; 0: no limit
     # SIGTERM/SIGINT: seconds in-flight requests may take to finish before they are cut off
     shutdown_grace_s: float = 30.0
     # one model across several processes or machines (vllm_mlx.distributed)

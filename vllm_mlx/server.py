@@ -6,20 +6,26 @@ group in :mod:`vllm_mlx.distributed.serve`; it imports neither):
 - :func:`start_engine` starts the chat engine of ``settings.model`` (on a distributed rank,
   given its :class:`GroupMember`: this process's shard, through its group and step
   coordinator); ``ModelLoadError`` when it cannot be loaded.
-- :func:`serve` chooses the BLAS before MLX loads, starts the video jobs (``--video-model``,
-  or the served model when it is a video model) and the engine, logs what was loaded, then
-  serves HTTP with uvicorn until SIGINT/SIGTERM (in-flight requests get up to
-  ``shutdown_grace_s``) and shuts everything down. Returns the exit code: 0 after a clean
-  stop, 2 when a model cannot be loaded (the reason on stderr).
+- :func:`serve` first checks what can fail fast: that ``host:port`` can be bound, that a
+  ``tiny:`` architecture exists, that a Hub repo id is cached or downloadable (see
+  :func:`~vllm_mlx.engine.loader.check_hub_reference`), and that at most one video model is
+  named (``serve VIDEO --video-model VIDEO``, the same one twice, serves it alone). Then it
+  chooses the BLAS before MLX loads, starts the video jobs (``--video-model``, or the served
+  model when it is a video model) and the engine, logs what was loaded, and serves HTTP with
+  uvicorn until SIGINT/SIGTERM (in-flight requests get up to ``shutdown_grace_s``) and shuts
+  everything down. Returns the exit code: 0 after a clean stop, 2 when the address is in
+  use or a model cannot be loaded (one line on stderr).
 """
 
 from __future__ import annotations
 
+import errno
 import logging
 import math
 import signal
+import socket
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from .config import Settings
@@ -66,6 +72,10 @@ def start_engine(settings: Settings, member: GroupMember | None = None) -> Engin
 
 def serve(settings: Settings, member: GroupMember | None = None) -> int:
     """Serve ``settings.model``; ``member`` only on rank 0 of a distributed group."""
+    problem = address_problem(settings.host, settings.port)
+    if problem is not None:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
     from .blas import activate_fast_blas
 
     activate_fast_blas(settings.fast_blas)  # logs which BLAS is in use
@@ -73,8 +83,9 @@ def serve(settings: Settings, member: GroupMember | None = None) -> int:
     from .videos.cli import VideoModelError, start_videos
 
     try:
+        settings = check_references(settings)
         videos = start_videos(settings)  # the video model, or None
-    except VideoModelError as exc:
+    except (ModelLoadError, VideoModelError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if videos is not None and settings.video_model is None:  # MODEL is a video model
@@ -90,15 +101,78 @@ def serve(settings: Settings, member: GroupMember | None = None) -> int:
     return serve_app(settings, engine, videos)
 
 
+def address_problem(host: str, port: int) -> str | None:
+    """Why uvicorn could not listen on ``host:port`` (bound and released again here, with
+    uvicorn's SO_REUSEADDR), or None when it can."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
+                                   flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        return f"cannot listen on {host}:{port}: unknown host ({exc.strerror})"
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                return (f"cannot listen on {host}:{port}: the address is already in use "
+                        "(stop what uses it, or choose another --port)")
+            return f"cannot listen on {host}:{port}: {exc.strerror or exc}"
+    return None
+
+
+def check_references(settings: Settings) -> Settings:
+    """The settings to serve with, once the model references passed the checks that need
+    no loading; raises ``ModelLoadError`` or ``VideoModelError`` with a one-line reason."""
+    from .engine.loader import check_hub_reference
+
+    for reference in (settings.model, settings.video_model):
+        if reference is not None:
+            _check_tiny(reference)
+            check_hub_reference(reference)
+    if settings.video_model is None:
+        return settings
+    from .videos.model import VideoModelError, is_video_reference
+
+    if not is_video_reference(settings.model):
+        return settings
+    if settings.video_model == settings.model:  # the video model, named twice: serve it alone
+        return replace(settings, video_model=None)
+    raise VideoModelError(
+        f"'{settings.model}' is a video model: serve it alone (it answers /v1/videos), "
+        f"or give a chat model as MODEL with --video-model {settings.video_model}")
+
+
+def _check_tiny(reference: str) -> None:
+    """An unknown ``tiny:ARCH`` fails here, listing chat and video architectures alike."""
+    from .engine import ModelLoadError
+    from .engine.loader import TINY_PREFIX
+    from .tiny import ARCHITECTURES
+    from .videos.model import TINY_ARCHS
+
+    if not reference.startswith(TINY_PREFIX):
+        return
+    arch = reference[len(TINY_PREFIX):].split(":")[0]
+    if arch not in ARCHITECTURES and arch not in TINY_ARCHS:
+        raise ModelLoadError(
+            f"unknown tiny architecture '{arch}'; chat models: {', '.join(ARCHITECTURES)}; "
+            f"video models: {', '.join(TINY_ARCHS)}")
+
+
 def serve_app(settings: Settings, engine: Engine | None, videos: VideoJobs | None) -> int:
     """Run uvicorn on the app until it is stopped, then shut ``engine`` and ``videos`` down."""
     import uvicorn
 
     from .api.app import create_app
+    from .api.connections import ConnectionLimits, install_log_limits, uvicorn_options
     from .api.redact import redact_root_handlers, uvicorn_log_config
 
     secrets = (settings.api_key, settings.callback_secret)
     redact_root_handlers(secrets)  # keys never reach the logs (?api_key=..., Bearer ...)
+    install_log_limits()  # hostile connections cannot flood the logs
+    limits = ConnectionLimits(settings.header_timeout_s, settings.keep_alive_s,
+                              settings.max_connections)
 
     # uvicorn shuts down gracefully on SIGINT/SIGTERM, then re-raises the signal for the
     # handler that was installed before it; a quiet one makes Ctrl-C end without a trace.
@@ -109,7 +183,7 @@ def serve_app(settings: Settings, engine: Engine | None, videos: VideoJobs | Non
                     port=settings.port, log_level=settings.log_level,
                     timeout_graceful_shutdown=math.ceil(settings.shutdown_grace_s),
                     log_config=uvicorn_log_config(secrets),
-                    ws_max_size=settings.stream_max_message_bytes)
+                    ws_max_size=settings.stream_max_message_bytes, **uvicorn_options(limits))
     finally:
         if engine is not None:
             engine.shutdown()

@@ -82,3 +82,13 @@ def test_openapi_documents_the_real_error_responses(vl_client):
     assert {"multipart/form-data", "application/json"} <= set(videos["requestBody"]["content"])
     content = schema["paths"]["/v1/videos/{video_id}/content"]["get"]["responses"]["200"]
     assert set(content["content"]) == {"video/mp4"}
+
+
+def test_vlm_run_model_names_are_listed_where_they_are_accepted(vl_client):
+    card = vl_client.get("/v1/models").json()["data"][0]
+    for name in ("vlm-1", "vlm-agent-1"):
+        assert name in card["aliases"]
+        assert vl_client.get(f"/v1/models/{name}").json() == card
+        r = vl_client.post("/v1/chat/completions", json={
+            "model": name, "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 2})
+        assert r.status_code == 200, r.text

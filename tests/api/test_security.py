@@ -259,6 +259,8 @@ def test_cli_default_is_no_remote_code(monkeypatch, tmp_path):
 
     monkeypatch.setattr(Engine, "start", fake_start)
     monkeypatch.setattr(blas, "activate_fast_blas", lambda *a, **k: None)
+    # 'some/model' is not in the Hub cache: the up-front Hub check would stop it first.
+    monkeypatch.setattr("vllm_mlx.engine.loader.check_hub_reference", lambda reference: None)
     for flags in ([], ["--trust-remote-code"]):
         args = cli.build_parser().parse_args(
             ["serve", "some/model", "--storage-path", str(tmp_path), *flags])

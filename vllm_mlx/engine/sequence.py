@@ -2,8 +2,10 @@
 
 :class:`Sequence` turns sampled token ids into :class:`GenerationChunk` s: streaming
 detokenization, end-of-sequence, stop strings (held back until they cannot match),
-logprobs, ``max_tokens``; the last chunk carries ``finish_reason`` and usage. It knows
-nothing about batching: the scheduler feeds it one token at a time.
+logprobs, ``max_tokens``; special tokens are left out of the text unless
+``skip_special_tokens`` is off (their ids and logprobs are kept). The last chunk carries
+``finish_reason`` and usage. It knows nothing about batching: the scheduler feeds it one
+token at a time.
 :func:`sample_rows` samples the next token of every running sequence from one batch of
 logits, each with its own settings.
 """
@@ -101,7 +103,8 @@ class Sequence:
         if params.logprobs is not None and logprobs is not None:
             self._pending_lps.append(
                 token_logprob(self.vocab, token, logprobs, params.logprobs))
-        self.detokenizer.add_token(token)
+        if not (params.skip_special_tokens and token in self.vocab.special_ids):
+            self.detokenizer.add_token(token)
         text, stopped = self.stops.feed(self.detokenizer.last_segment)
         if stopped:
             return self._finish("stop", text)

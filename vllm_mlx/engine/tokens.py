@@ -1,5 +1,10 @@
-"""Tokenizer facts the decode loop needs: end-of-sequence ids, fresh detokenizers, and each
-token's text and raw bytes (for logprobs)."""
+"""Tokenizer facts the decode loop needs: end-of-sequence ids, fresh detokenizers, each
+token's text and raw bytes (for logprobs), and which tokens are special.
+
+Special tokens are the tokenizer's added tokens marked ``special`` plus its named ones
+(bos, eos, pad...): the ones ``decode(..., skip_special_tokens=True)`` leaves out. Added
+tokens that are not special (Qwen's ``<tool_call>``, ``<think>``) stay text.
+"""
 
 from __future__ import annotations
 
@@ -19,6 +24,14 @@ def eos_token_ids(loaded: LoadedModel) -> list[int]:
         single = getattr(tokenizer, "eos_token_id", None)
         ids = [single] if single is not None else []
     return [int(i) for i in ids]
+
+
+def special_token_ids(tokenizer: Any) -> frozenset[int]:
+    """The ids ``tokenizer.decode(ids, skip_special_tokens=True)`` would drop."""
+    added = getattr(tokenizer, "added_tokens_decoder", None) or {}
+    marked = {int(i) for i, token in added.items() if getattr(token, "special", False)}
+    named = getattr(tokenizer, "all_special_ids", None) or ()
+    return frozenset(marked | {int(i) for i in named})
 
 
 def detokenizer_prototype(loaded: LoadedModel) -> Any:
@@ -82,6 +95,7 @@ class Vocabulary:
         self._trimmed = detokenizer_prototype(loaded)
         self._kept = _space_kept(self._trimmed)
         self._bytes: dict[int, bytes] = {}
+        self.special_ids = special_token_ids(loaded.tokenizer)
 
     def detokenizer(self, *, continuation: bool) -> Any:
         return new_detokenizer(self._kept if continuation else self._trimmed)

@@ -37,6 +37,7 @@ class SamplingParams:
     json_schema: dict | None = None  # constrain output to this JSON schema
     json_object: bool = False  # constrain output to any JSON object
     grammar: str | None = None  # constrain output to this llguidance (Lark) grammar
+    skip_special_tokens: bool = True  # leave special tokens' text out (ids, logprobs stay)
 
     def __post_init__(self) -> None:
         if self.max_tokens < 1:

@@ -3,8 +3,13 @@
 Requests ignore unknown fields (clients send many); messages are kept as raw JSON and
 parsed by :mod:`vllm_mlx.content`, which reports errors with the exact JSON path.
 vLLM-style extensions (``top_k``, ``min_p``, ``repetition_penalty``, ``ignore_eos``,
-``min_tokens``) and the video sampling fields (``video_fps``, ``video_max_frames``, at top
-level or nested in a literal ``extra_body`` object) are accepted.
+``min_tokens``, ``skip_special_tokens``: true by default, as in vLLM) and the video sampling
+fields (``video_fps``, ``video_max_frames``, at top level or nested in a literal
+``extra_body`` object) are accepted.
+
+A string anywhere in a request (keys too) holding a lone surrogate is a 400 ``invalid_text``
+naming its path; ``tools`` and a ``response_format`` schema are bounded in size and nesting
+(400 ``schema_too_large``, see :mod:`.validation`).
 """
 
 from __future__ import annotations
@@ -25,6 +30,8 @@ from pydantic import (
 )
 
 from ..content import ROLES
+from ..errors import refuse_surrogates
+from .validation import check_schema_size
 
 MAX_VIDEO_FPS = 120
 MAX_VIDEO_FRAMES = 1024
@@ -61,6 +68,8 @@ class ResponseFormat(_Lenient):
     @field_validator("json_schema")
     @classmethod
     def _check_wrapper(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is not None:
+            check_schema_size(value, "response_format.json_schema")
         # A wrapper with one bad field must be refused, not taken for a bare schema.
         if value is not None and _is_wrapper(value):
             try:
@@ -99,7 +108,14 @@ class SamplingFields(_Lenient):
     logit_bias: dict[str, Annotated[float, Field(ge=-100, le=100)]] | None = None
     ignore_eos: bool = False
     min_tokens: int = Field(default=0, ge=0)
+    skip_special_tokens: bool = True  # vLLM's: special tokens' text left out of replies
     user: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _valid_text(cls, data: Any) -> Any:
+        refuse_surrogates(data)  # an APIError, not a ValueError: it names the field's path
+        return data
 
     @field_validator("stop")
     @classmethod
@@ -157,6 +173,13 @@ class ChatCompletionRequest(SamplingFields):
     tools: list[Any] | None = None
     tool_choice: str | dict[str, Any] | None = None
     parallel_tool_calls: bool | None = None
+
+    @field_validator("tools")
+    @classmethod
+    def _tools_size(cls, value: list[Any] | None) -> list[Any] | None:
+        if value is not None:  # checked further (JSON Schema) off the event loop
+            check_schema_size(value, "tools")
+        return value
 
     @model_validator(mode="after")
     def _lift_extra_body(self) -> ChatCompletionRequest:

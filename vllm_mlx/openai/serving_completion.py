@@ -171,7 +171,8 @@ def model_list(ctx: ServingContext) -> ModelList:
     loaded = ctx.engine.model
     caps = loaded.capabilities
     card = ModelCard(
-        id=ctx.settings.served_name, root=str(loaded.path), aliases=list(caps.aliases),
+        id=ctx.settings.served_name, root=str(loaded.path),
+        aliases=list(dict.fromkeys([*caps.aliases, *ctx.extra_names])),
         capabilities=ModelCapabilities(
             vision=caps.vision, video=caps.video, native_video=caps.native_video,
             max_context=caps.context_length, input_modalities=list(caps.input_modalities),

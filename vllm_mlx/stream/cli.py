@@ -24,10 +24,13 @@ from dataclasses import dataclass
 from typing import Any, TextIO
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
+from .config import DEFAULT_PROMPT, StreamConfig
+
 PERMANENT_CLOSE = {1003: "unsupported input", 1008: "refused (check the API key and "
                    "settings)", 1009: "message too large"}
 BACKOFF_START_S, BACKOFF_MAX_S = 0.5, 8.0
 LAST_REPLY_WAIT_S = 5.0  # after a finite source ends, wait up to this for its last reply
+_SERVER = StreamConfig()  # the server's defaults, for --help
 _SETTINGS = ("prompt", "window", "new_frames", "max_tokens", "temperature", "interval", "mode")
 
 
@@ -36,31 +39,56 @@ class Refused(Exception):
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
+    from ..cli_help import HelpFormatter
+
     p = sub.add_parser("stream", help="stream a camera, video file or test pattern to a "
-                       "vllm-mlx server and print its live replies")
+                       "vllm-mlx server and print its live replies", formatter_class=HelpFormatter,
+                       description="Stream a camera, a video file or a test pattern to a "
+                       "vllm-mlx server and print its live replies. Options left out use the "
+                       "server's settings.")
     p.add_argument("--url", default="ws://127.0.0.1:8000/", help="the server's stream URL")
-    p.add_argument("--api-key", default=None)
+    p.add_argument("--api-key", default=None,
+                   help="the server's API key (default: none, for a server without one)")
     source = p.add_mutually_exclusive_group()
-    source.add_argument("--camera", type=int, default=0, metavar="N", help="camera index")
-    source.add_argument("--file", default=None, metavar="PATH", help="stream a video file")
+    source.add_argument("--camera", type=int, default=0, metavar="N",
+                        help="camera index, the source unless --file or --test-pattern")
+    source.add_argument("--file", default=None, metavar="PATH",
+                        help="stream a video file (default: none, the camera)")
     source.add_argument("--test-pattern", action="store_true", help="a synthetic pattern")
     p.add_argument("--no-loop", action="store_true", help="stop at the end of --file")
-    p.add_argument("--fps", type=_positive_float, default=30.0)
-    p.add_argument("--resolution", default="640x480", metavar="WxH")
-    p.add_argument("--jpeg-quality", type=_quality, default=70)
-    p.add_argument("--prompt", default=None)
-    p.add_argument("--window", type=int, default=None, help="frames per analysis")
-    p.add_argument("--new-frames", type=int, default=None)
-    p.add_argument("--max-tokens", type=int, default=None)
-    p.add_argument("--temperature", type=float, default=None)
-    p.add_argument("--interval", type=float, default=None, help="min seconds between replies")
-    p.add_argument("--mode", choices=("auto", "video", "images"), default=None)
+    p.add_argument("--fps", type=_positive_float, default=30.0,
+                   help="frames sent per second")
+    p.add_argument("--resolution", default="640x480", metavar="WxH",
+                   help="size of the frames sent, in pixels")
+    p.add_argument("--jpeg-quality", type=_quality, default=70, metavar="0-100",
+                   help="JPEG quality of each frame sent")
+    p.add_argument("--prompt", default=None,
+                   help=f"question asked about each window (default: the server's, "
+                        f"{DEFAULT_PROMPT!r})")
+    p.add_argument("--window", type=int, default=None, metavar="FRAMES",
+                   help=f"frames per analysis (default: the server's, {_SERVER.window})")
+    p.add_argument("--new-frames", type=int, default=None, metavar="FRAMES",
+                   help="new frames that start the next analysis (default: the server's, "
+                        "the window)")
+    p.add_argument("--max-tokens", type=int, default=None, metavar="TOKENS",
+                   help=f"most tokens per reply (default: the server's, {_SERVER.max_tokens})")
+    p.add_argument("--temperature", type=float, default=None,
+                   help=f"sampling temperature (default: the server's, {_SERVER.temperature})")
+    p.add_argument("--interval", type=float, default=None, metavar="SECONDS",
+                   help=f"min seconds between replies (default: the server's, "
+                        f"{_SERVER.interval})")
+    p.add_argument("--mode", choices=("auto", "video", "images"), default=None,
+                   help="send a window as one video or as images (default: the server's, "
+                        "auto: video for models with native video)")
     p.add_argument("--json", action="store_true", help="print every server message as JSON")
-    p.add_argument("--max-replies", type=int, default=None)
-    p.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
-    p.add_argument("--retries", type=int, default=None, help="reconnect attempts (default: "
-                   "unlimited)")
-    p.add_argument("--log-level", default="warning")
+    p.add_argument("--max-replies", type=int, default=None, metavar="N",
+                   help="stop after N replies (default: none, run until stopped)")
+    p.add_argument("--duration", type=float, default=None, metavar="SECONDS",
+                   help="stop after this many seconds (default: none, run until stopped)")
+    p.add_argument("--retries", type=int, default=None, metavar="N",
+                   help="reconnect attempts (default: unlimited)")
+    p.add_argument("--log-level", default="warning",
+                   help="least severe log messages shown: debug, info, warning or error")
 
 
 def stream_url(args: argparse.Namespace) -> str:
