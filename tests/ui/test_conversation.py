@@ -14,9 +14,12 @@ from vllm_mlx.ui.conversation import (
     UnsupportedAttachment,
     chatbot_messages,
     classify,
+    from_json,
     once_part,
     path_part,
+    to_json,
     to_openai_messages,
+    turn_of_message,
     user_turn,
 )
 
@@ -124,8 +127,43 @@ def test_output_is_what_the_server_parses():
 def test_chatbot_shows_files_then_text():
     conv = Conversation().add(Turn("user", "see", (image(), video()))).with_reply("seen")
     shown = chatbot_messages(conv)
-    assert [m["role"] for m in shown] == ["user", "user", "user", "assistant"]
+    assert [m["role"] for m in shown] == ["user", "user", "user", "user", "assistant"]
     assert shown[0]["content"] == {"path": "/m/a.png", "mime_type": "image/png",
                                    "orig_name": "a.png"}
-    assert shown[2:] == [{"role": "user", "content": "see"},
+    assert "v.mp4" in shown[2]["content"]  # a video is named under its player
+    assert shown[3:] == [{"role": "user", "content": "see"},
                          {"role": "assistant", "content": "seen"}]
+
+
+def test_a_turn_stopped_before_its_reply_is_not_sent_again():
+    conv = (Conversation().add(Turn("user", "slow")).with_reply("", "stopped")
+            .add(Turn("user", "next")))
+    assert to_openai_messages(conv) == [{"role": "user", "content": "next"}]
+    assert [m["role"] for m in chatbot_messages(conv)] == ["user", "assistant", "user"]
+
+
+def test_notes_notices_and_message_indexes():
+    conv = (Conversation().add(Turn("user", "see", (image(),))).with_reply("ok", "3 tokens")
+            .with_notice("refused"))
+    shown = chatbot_messages(conv)
+    assert shown[2]["content"] == "ok" and "3 tokens" in shown[3]["content"]
+    assert "refused" in shown[-1]["content"] and to_openai_messages(conv)[-1]["content"] == "ok"
+    assert [turn_of_message(conv, i) for i in range(5)] == [0, 0, 1, 1, -1]
+    edited = conv.edited(0, " look ")
+    assert [t.text for t in edited.turns] == ["look"] and edited.turns[0].attachments
+    assert conv.without_last_reply().turns == conv.turns[:1]
+    with pytest.raises(ValueError):
+        conv.edited(1, "x")
+
+
+def test_stored_history_round_trips_and_trusts_no_path(ui_media, tmp_path):
+    conv = (Conversation().add(user_turn("see", [ui_media / "photo.png"]))
+            .with_reply("ok", "2 tokens"))
+    assert from_json(to_json(conv), ui_media) == conv
+    outside = to_json(conv)
+    outside["turns"][0]["attachments"][0]["path"] = "/etc/passwd"
+    restored = from_json(outside, ui_media)
+    assert restored.turns[0].attachments == () and "photo.png" in restored.notice
+    assert from_json(to_json(conv), tmp_path).turns[0].attachments == ()  # not under root
+    assert from_json({"turns": [{"role": "system"}]}, ui_media) == Conversation()
+    assert from_json("garbage", ui_media) == Conversation()

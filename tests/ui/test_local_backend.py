@@ -7,7 +7,7 @@ import shutil
 
 import pytest
 
-from vllm_mlx.ui.backend import BackendError, GenerationOptions
+from vllm_mlx.ui.backend import BackendError, GenerationOptions, Usage
 from vllm_mlx.ui.conversation import Conversation, user_turn
 from vllm_mlx.ui.local import DecodedMediaCache, InProcessBackend
 
@@ -21,7 +21,10 @@ def backend(engine_for, ui_media):
 
 
 async def collect(backend, conversation, options=OPTIONS) -> list[str]:
-    return [piece async for piece in backend.stream(conversation, options)]
+    """The text pieces; the stream must end with the reply's token count."""
+    items = [item async for item in backend.stream(conversation, options)]
+    assert isinstance(items[-1], Usage) and items[-1].completion_tokens >= len(items) - 1
+    return [item for item in items if isinstance(item, str)]
 
 
 def test_info_describes_the_model(backend):

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.conftest import Server, start_server, stop_server
-from vllm_mlx.ui.backend import BackendError, GenerationOptions
+from vllm_mlx.ui.backend import BackendError, GenerationOptions, Usage
 from vllm_mlx.ui.conversation import Conversation, user_turn
 from vllm_mlx.ui.remote import STAGING_DIR, RemoteBackend, api_base, stage_file
 
@@ -30,7 +30,10 @@ def server(tmp_path_factory, server_root) -> Iterator[Server]:
 
 
 async def collect(backend: RemoteBackend, conversation: Conversation) -> list[str]:
-    return [piece async for piece in backend.stream(conversation, OPTIONS)]
+    """The text pieces; the stream must end with the reply's token count."""
+    items = [item async for item in backend.stream(conversation, OPTIONS)]
+    assert isinstance(items[-1], Usage) and items[-1].completion_tokens >= 1
+    return [item for item in items if isinstance(item, str)]
 
 
 def test_api_base():
@@ -103,3 +106,15 @@ def test_stage_file_keeps_files_already_under_the_root(server_root):
     inside = server_root / "already.png"
     inside.write_bytes(b"\x89PNG\r\n\x1a\n")
     assert stage_file(inside, server_root) == inside.resolve()
+
+
+async def test_a_server_that_is_down_is_named_by_its_url():
+    from openai import AsyncOpenAI
+
+    from vllm_mlx.ui.backend import BackendInfo
+
+    url = "http://127.0.0.1:9"
+    backend = RemoteBackend(AsyncOpenAI(base_url=f"{url}/v1", api_key="x", max_retries=0),
+                            "m", BackendInfo("m", False, False, url))
+    with pytest.raises(BackendError, match=f"cannot reach the server at {url}"):
+        await collect(backend, Conversation().add(user_turn("hi", [])))

@@ -5,8 +5,10 @@ Contract:
 - ``info`` describes the model once, at start (name, whether it sees images / video,
   random weights, where it runs); the UI shows it.
 - ``stream(conversation, options)`` is an async iterator of text pieces for a reply to
-  the conversation's last user turn. Closing it early (the Stop button, a closed tab)
-  cancels the generation. Failures the user should read raise :class:`BackendError`.
+  the conversation's last user turn, then, when the backend knows it, one :class:`Usage`
+  (the reply's token count) last. Closing it early, or cancelling the task that awaits it
+  (the Stop button, a closed tab), cancels the generation. Failures the user should read
+  raise :class:`BackendError`.
 - ``video_jobs`` is a :class:`~vllm_mlx.ui.videos.VideoJobs` client when the backend has a
   video generation model (the Videos tab is built only then), else ``None``.
 - ``close()`` releases the engine or HTTP client.
@@ -29,7 +31,14 @@ from .errors import BackendError
 if TYPE_CHECKING:
     from .videos import VideoJobs
 
-__all__ = ["BackendError", "BackendInfo", "ChatBackend", "GenerationOptions"]
+__all__ = ["BackendError", "BackendInfo", "ChatBackend", "GenerationOptions", "Usage"]
+
+
+@dataclass(frozen=True)
+class Usage:
+    """The last item of a reply stream: how many tokens the reply took."""
+
+    completion_tokens: int
 
 
 @dataclass(frozen=True)
@@ -77,6 +86,6 @@ class ChatBackend(Protocol):
     def video_jobs(self) -> VideoJobs | None: ...
 
     def stream(self, conversation: Conversation,
-               options: GenerationOptions) -> AsyncIterator[str]: ...
+               options: GenerationOptions) -> AsyncIterator[str | Usage]: ...
 
     def close(self) -> None: ...

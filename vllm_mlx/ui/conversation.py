@@ -11,7 +11,14 @@ Contract (pure functions, no Gradio, no I/O except :func:`attachment_for_file`):
   :func:`path_part` references a local path (every turn, nothing re-uploaded),
   :func:`once_part` inlines a ``data:`` URL only in the turn that attached the file and
   leaves a short text note in later turns.
-- :func:`chatbot_messages` is what the Gradio ``Chatbot`` shows (files as ``{"path": ...}``).
+- A user turn that got no reply (stopped before the first token) stays in the history but
+  is left out of the messages, so the next turn neither merges with it nor breaks a chat
+  template's user/assistant alternation. An assistant turn's ``note`` (stats, "stopped")
+  and the conversation's ``notice`` (an error or refusal to show once) are display-only.
+- :func:`chatbot_messages` is what the Gradio ``Chatbot`` shows (files as ``{"path": ...}``),
+  and :func:`turn_of_message` maps a Chatbot message index back to its turn.
+- :func:`to_json` / :func:`from_json` store a conversation in the browser; loading keeps
+  only attachments that still exist under the given upload folder.
 """
 
 from __future__ import annotations
@@ -52,25 +59,51 @@ class Turn:
     role: Role
     text: str
     attachments: tuple[Attachment, ...] = ()
+    note: str = ""  # shown under a reply (stats, "stopped"), never sent to the model
 
 
 @dataclass(frozen=True)
 class Conversation:
     turns: tuple[Turn, ...] = ()
+    notice: str = ""  # an error or refusal shown after the turns until the next change
 
     def add(self, turn: Turn) -> Conversation:
         return Conversation((*self.turns, turn))
 
-    def with_reply(self, text: str) -> Conversation:
-        """Set the text of the trailing assistant turn, adding one if needed."""
+    def with_reply(self, text: str, note: str = "") -> Conversation:
+        """Set the text (and note) of the trailing assistant turn, adding one if needed."""
         if self.turns and self.turns[-1].role == "assistant":
-            return Conversation((*self.turns[:-1], replace(self.turns[-1], text=text)))
-        return self.add(Turn("assistant", text))
+            last = replace(self.turns[-1], text=text, note=note)
+            return Conversation((*self.turns[:-1], last))
+        return self.add(Turn("assistant", text, note=note))
+
+    def with_notice(self, notice: str) -> Conversation:
+        return replace(self, notice=notice)
+
+    @property
+    def awaiting_reply(self) -> bool:
+        """The newest turn is a user turn that has no reply yet."""
+        return bool(self.turns) and self.turns[-1].role == "user"
+
+    def last_user_index(self) -> int:
+        return max((i for i, t in enumerate(self.turns) if t.role == "user"), default=-1)
 
     def without_last_exchange(self) -> Conversation:
         """Without the newest user turn and what follows it (an exchange that failed)."""
-        users = [i for i, turn in enumerate(self.turns) if turn.role == "user"]
-        return Conversation(self.turns[: users[-1]]) if users else self
+        newest = self.last_user_index()
+        return Conversation(self.turns[:newest]) if newest >= 0 else self
+
+    def without_last_reply(self) -> Conversation:
+        """Up to and including the newest user turn (to generate its reply again)."""
+        newest = self.last_user_index()
+        return Conversation(self.turns[: newest + 1]) if newest >= 0 else self
+
+    def edited(self, index: int, text: str) -> Conversation:
+        """The user turn at ``index`` with new text, and nothing after it."""
+        turn = self.turns[index]
+        if turn.role != "user":
+            raise ValueError("only your own messages can be edited")
+        return Conversation((*self.turns[:index], replace(turn, text=text.strip())))
 
     def with_file_names(self, text: str) -> str:
         """``text`` with the staged copies' paths replaced by the names the user gave."""
@@ -151,31 +184,98 @@ def _user_content(turn: Turn, media_part: MediaPartFn, newest: bool) -> str | li
     return parts
 
 
+def _answered(turns: Sequence[Turn], index: int) -> bool:
+    following = turns[index + 1] if index + 1 < len(turns) else None
+    return following is not None and (following.role == "user" or bool(following.text))
+
+
 def to_openai_messages(conversation: Conversation, media_part: MediaPartFn = path_part,
                        system_prompt: str = "") -> list[dict[str, Any]]:
     """OpenAI chat messages for ``conversation``; empty assistant turns are left out."""
     messages: list[dict[str, Any]] = []
     if system_prompt.strip():
         messages.append({"role": "system", "content": system_prompt.strip()})
-    newest = _newest_user_index(conversation.turns)
-    for index, turn in enumerate(conversation.turns):
+    turns = conversation.turns
+    newest = _newest_user_index(turns)
+    for index, turn in enumerate(turns):
         if turn.role == "assistant":
             if turn.text:
                 messages.append({"role": "assistant", "content": turn.text})
+            continue
+        if index != newest and not _answered(turns, index):
             continue
         messages.append({"role": "user",
                          "content": _user_content(turn, media_part, index == newest)})
     return messages
 
 
-def chatbot_messages(conversation: Conversation) -> list[dict[str, Any]]:
-    """The Gradio Chatbot value: one message per attachment, then the text (if any)."""
+def _turn_messages(turn: Turn) -> list[dict[str, Any]]:
     shown: list[dict[str, Any]] = []
-    for turn in conversation.turns:
-        for attachment in turn.attachments:
-            shown.append({"role": turn.role,
-                          "content": {"path": attachment.path, "mime_type": attachment.mime,
-                                      "orig_name": attachment.name}})
-        if turn.text:
-            shown.append({"role": turn.role, "content": turn.text})
+    for a in turn.attachments:
+        shown.append({"role": turn.role,
+                      "content": {"path": a.path, "mime_type": a.mime, "orig_name": a.name}})
+        if a.kind == "video":  # a player shows no file name
+            shown.append({"role": turn.role, "content": f"<sub>video: {a.name}</sub>"})
+    if turn.text:
+        shown.append({"role": turn.role, "content": turn.text})
+    if turn.note:  # a small line in the reply's bubble
+        shown.append({"role": turn.role, "content": f"<sub>{turn.note}</sub>"})
     return shown
+
+
+def chatbot_messages(conversation: Conversation) -> list[dict[str, Any]]:
+    """The Gradio Chatbot value: per turn one message per attachment, then the text (if
+    any), then the note; the conversation's notice last."""
+    shown = [m for turn in conversation.turns for m in _turn_messages(turn)]
+    if conversation.notice:
+        shown.append({"role": "assistant", "content": f"⚠️ {conversation.notice}"})
+    return shown
+
+
+def turn_of_message(conversation: Conversation, message_index: int) -> int:
+    """The index of the turn that the Chatbot message at ``message_index`` shows, or -1."""
+    owners = [i for i, turn in enumerate(conversation.turns) for _ in _turn_messages(turn)]
+    return owners[message_index] if 0 <= message_index < len(owners) else -1
+
+
+def to_json(conversation: Conversation) -> dict[str, Any]:
+    """A JSON value for browser storage (the notice is not kept)."""
+    return {"version": 1, "turns": [
+        {"role": t.role, "text": t.text, "note": t.note,
+         "attachments": [{"path": a.path, "name": a.name} for a in t.attachments]}
+        for t in conversation.turns]}
+
+
+def _stored_attachment(item: Any, root: Path) -> Attachment | None:
+    """The attachment if its file still exists under ``root`` (stored values come from the
+    browser, so a path outside the upload folder is never trusted)."""
+    if not isinstance(item, dict) or not isinstance(item.get("path"), str):
+        return None
+    path = Path(item["path"]).resolve()
+    if not path.is_relative_to(root) or not path.is_file():
+        return None
+    try:
+        return attachment_for_file(path, str(item.get("name") or path.name))
+    except (UnsupportedAttachment, OSError):
+        return None
+
+
+def from_json(data: Any, upload_root: Path) -> Conversation:
+    """The conversation stored by :func:`to_json`; anything malformed yields an empty one.
+    Attachments whose files are gone are dropped and named in the notice."""
+    if not isinstance(data, dict) or not isinstance(data.get("turns"), list):
+        return Conversation()
+    root, turns, lost = upload_root.resolve(), [], []
+    for item in data["turns"]:
+        if not isinstance(item, dict) or item.get("role") not in ("user", "assistant"):
+            return Conversation()
+        stored = item.get("attachments") or []
+        kept = [a for a in (_stored_attachment(s, root) for s in stored) if a is not None]
+        lost += [str(s.get("name")) for s in stored
+                 if isinstance(s, dict) and not any(a.path == str(Path(str(s.get("path")))
+                                                                  .resolve()) for a in kept)]
+        turns.append(Turn(item["role"], str(item.get("text") or ""), tuple(kept),
+                          str(item.get("note") or "")))
+    notice = (f"no longer on the server, left out of the restored chat: {', '.join(lost)}"
+              if lost else "")
+    return Conversation(tuple(turns), notice)

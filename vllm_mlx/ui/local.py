@@ -36,7 +36,7 @@ from ..engine.types import (
     VideoPart,
 )
 from ..media import MediaError, MediaPolicy
-from .backend import BackendError, BackendInfo, GenerationOptions
+from .backend import BackendError, BackendInfo, GenerationOptions, Usage
 from .conversation import Conversation, path_part, to_openai_messages
 
 CacheKey = tuple[Any, ...]
@@ -155,18 +155,22 @@ class InProcessBackend:
         return GenerationRequest(messages=resolved, sampling=sampling)
 
     async def stream(self, conversation: Conversation,
-                     options: GenerationOptions) -> AsyncIterator[str]:
+                     options: GenerationOptions) -> AsyncIterator[str | Usage]:
         from ..engine import EngineError
 
         request = await asyncio.to_thread(self.build_request, conversation, options)
+        tokens = 0
         try:
             async for chunk in self.engine.generate(request):
                 if chunk.finish_reason == "error":
                     raise BackendError(chunk.error or "generation failed")
+                tokens = max(tokens, chunk.completion_tokens)
                 if chunk.text:
                     yield chunk.text
         except EngineError as exc:
             raise BackendError(str(exc)) from exc
+        if tokens:
+            yield Usage(tokens)
 
     def close(self) -> None:
         self.engine.shutdown()

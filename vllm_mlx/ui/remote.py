@@ -6,14 +6,16 @@ Contract:
   vision / video capabilities, random weights) and ``GET /v1/videos?limit=1`` (a 200 means
   the server has a video generation model: the Videos tab is built).
 - Replies stream from ``chat.completions.create(stream=True)`` with ``video_fps`` /
-  ``video_max_frames`` in ``extra_body``; closing the stream closes the HTTP response,
+  ``video_max_frames`` in ``extra_body`` and the usage chunk requested (the reply's
+  :class:`~vllm_mlx.ui.backend.Usage` comes last); closing the stream closes the HTTP response,
   which cancels the generation on the server.
 - Media are never re-uploaded. With ``media_root`` (the same folder the server was started
   with as ``--media-root``, on the same machine) each file is staged there once,
   content-addressed, and sent as a local path in every turn. Without it a file travels as a
   ``data:`` URL once, in the turn that attached it; later turns carry a text note instead
   (the server is stateless, so the model then no longer sees that file's pixels).
-- Server, connection and file errors are raised as :class:`BackendError`.
+- Server, connection and file errors are raised as :class:`BackendError`; a server that
+  cannot be reached is named by its URL.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from typing import Any
 
 import httpx
 
-from .backend import BackendError, BackendInfo, GenerationOptions
+from .backend import BackendError, BackendInfo, GenerationOptions, Usage
 from .conversation import (
     Attachment,
     Conversation,
@@ -160,7 +162,7 @@ class RemoteBackend:
             raise BackendError(f"cannot read an attachment: {exc}") from exc
 
     async def stream(self, conversation: Conversation,
-                     options: GenerationOptions) -> AsyncIterator[str]:
+                     options: GenerationOptions) -> AsyncIterator[str | Usage]:
         import openai
 
         messages = await asyncio.to_thread(self.messages, conversation, options)
@@ -168,12 +170,18 @@ class RemoteBackend:
             stream = await self.client.chat.completions.create(
                 model=self.model, messages=messages, stream=True,
                 max_tokens=options.max_tokens, temperature=options.temperature,
+                stream_options={"include_usage": True},
                 extra_body={"video_fps": options.video_fps,
                             "video_max_frames": options.video_max_frames})
             async with stream:
                 async for chunk in stream:
                     if chunk.choices and chunk.choices[0].delta.content:
                         yield chunk.choices[0].delta.content
+                    if chunk.usage is not None:
+                        yield Usage(chunk.usage.completion_tokens)
+        except openai.APIConnectionError as exc:
+            raise BackendError(f"cannot reach the server at {self.server_info.location}: "
+                               f"{_error_text(exc)}") from exc
         except openai.OpenAIError as exc:
             raise BackendError(self._named(_error_text(exc), conversation)) from exc
 

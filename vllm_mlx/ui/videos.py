@@ -6,7 +6,8 @@ Contract (the server side is specified in shared/specs/video-jobs.md):
   the OpenAI SDK's ``client.videos.create`` does (``prompt``, ``size`` ``"WxH"``, plus
   ``num_frames``, ``num_inference_steps``, ``seed``, ``negative_prompt``), then polls
   ``GET /v1/videos/{id}`` and yields a :class:`JobUpdate` each time, with the job's own
-  ``progress`` (0-100). When the job completes it downloads ``/content`` to
+  ``progress`` (0-100), ``model`` and ``stage`` (when the record has one). When the job
+  completes it downloads ``/content`` to
   ``output_dir/<id>.mp4`` and yields a last update carrying that path. Plain httpx, not
   the SDK, whose ``videos`` resource is deprecated.
 - A failed job, or an HTTP error, raises :class:`~vllm_mlx.ui.errors.BackendError` with
@@ -63,6 +64,8 @@ class JobUpdate:
     status: str
     progress: float  # 0-100
     path: Path | None = None
+    model: str = ""
+    stage: str = ""  # what the job is doing now (e.g. "decoding"), when the server says
 
     @property
     def fraction(self) -> float:
@@ -70,7 +73,8 @@ class JobUpdate:
 
 
 def _update(job: dict[str, Any], path: Path | None = None) -> JobUpdate:
-    return JobUpdate(str(job["id"]), str(job["status"]), float(job.get("progress") or 0), path)
+    return JobUpdate(str(job["id"]), str(job["status"]), float(job.get("progress") or 0), path,
+                     str(job.get("model") or ""), str(job.get("stage") or ""))
 
 
 def _failure(job: dict[str, Any]) -> str:
@@ -103,7 +107,7 @@ class VideoJobs:
         try:
             response = await client.request(method, f"{self.base}{path}", **kwargs)
         except httpx.HTTPError as exc:
-            raise BackendError(f"video server: {exc}") from exc
+            raise BackendError(f"cannot reach the video server at {self.base}: {exc}") from exc
         if response.status_code >= 400:
             raise BackendError(f"video server: {_error_text(response)}")
         return response
