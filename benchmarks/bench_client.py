@@ -6,12 +6,17 @@ the status (0 for a transport error or timeout), a short error text, ``perf_coun
 timestamps (sent, first and last non-empty content chunk, done), the assistant text, and
 the token counts (``usage`` when the server sends it, else one per non-empty content chunk,
 flagged by ``from_usage``). :func:`new_client` is an ``httpx.AsyncClient`` that ignores proxy
-settings (the benchmarks only talk to 127.0.0.1).
+settings (the benchmarks only talk to 127.0.0.1). :func:`start_serving` starts ``vllm-mlx
+serve ARGS`` on a free loopback port and returns once ``/health`` answers.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import socket
+import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -103,3 +108,30 @@ def new_client(request_timeout_s: float, max_connections: int = 128) -> httpx.As
     timeout = httpx.Timeout(request_timeout_s, connect=10.0)
     limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=0)
     return httpx.AsyncClient(timeout=timeout, limits=limits, trust_env=False)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start_serving(args: list[str], *, timeout_s: float = 300) -> tuple[subprocess.Popen, str]:
+    """``vllm-mlx serve *args`` (offline) on a free port: (process, base URL) once healthy."""
+    port = free_port()
+    command = [sys.executable, "-m", "vllm_mlx.cli", "serve", *args, "--port", str(port)]
+    process = subprocess.Popen(command, env={**os.environ, "HF_HUB_OFFLINE": "1"},
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited early: {process.stderr.read()[-2000:]}")
+        try:
+            if httpx.get(f"{base}/health", timeout=1).status_code == 200:
+                return process, base
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    process.kill()
+    raise RuntimeError("server did not start")

@@ -112,42 +112,14 @@ def print_report(pipeline_rows: list[dict], vae_rows: list[dict], vae_size: str)
 
 
 # --- part 3: the same job through the HTTP API ---------------------------------------------
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _start_server(preset: str, cache_dir: Path | None, storage: Path):
-    import os
-    import subprocess
-    import sys
+    from bench_client import start_serving
 
-    import httpx
-
-    port = _free_port()
     model = "tiny:wan2_1" if preset == "tiny" else f"tiny:wan2_1:{preset}"
-    command = [sys.executable, "-m", "vllm_mlx.cli", "serve", model, "--port", str(port),
-               "--storage-path", str(storage), "--log-level", "warning"]
+    args = [model, "--storage-path", str(storage), "--log-level", "warning"]
     if cache_dir is not None:
-        command += ["--tiny-cache-dir", str(cache_dir)]
-    process = subprocess.Popen(command, env={**os.environ, "HF_HUB_OFFLINE": "1"},
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"server exited early with {process.returncode}")
-        try:
-            if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                return process, base
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    process.kill()
-    raise RuntimeError("server did not start")
+        args += ["--tiny-cache-dir", str(cache_dir)]
+    return start_serving(args)
 
 
 def _http_job(base: str, form: dict, poll_s: float) -> tuple[float, float]:

@@ -21,50 +21,26 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import signal
 import socket
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import httpx
+from bench_client import start_serving
 
 SEED_002 = {"prompt": "A cinematic tracking shot of a mountain lake at sunrise", "width": "1280",
             "height": "720", "num_frames": "80", "fps": "16", "num_inference_steps": "40"}
 QUICK = {"prompt": "p", "num_frames": "1", "num_inference_steps": "1"}
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def start_server(chat: str, cache_dir: Path, storage: Path) -> tuple[subprocess.Popen, str]:
-    port = _free_port()
-    command = [sys.executable, "-m", "vllm_mlx.cli", "serve", chat, "--video-model",
-               "tiny:wan2_1", "--port", str(port), "--storage-path", str(storage),
-               "--tiny-cache-dir", str(cache_dir), "--log-level", "warning",
-               "--shutdown-grace", "5"]
-    process = subprocess.Popen(command, env={**os.environ, "HF_HUB_OFFLINE": "1"},
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"server exited early: {process.stderr.read()[-2000:]}")
-        try:
-            if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                return process, base
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    process.kill()
-    raise RuntimeError("server did not start")
+    return start_serving([chat, "--video-model", "tiny:wan2_1", "--storage-path", str(storage),
+                          "--tiny-cache-dir", str(cache_dir), "--log-level", "warning",
+                          "--shutdown-grace", "5"])
 
 
 def chat_ttft(http: httpx.Client) -> float:
