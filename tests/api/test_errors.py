@@ -215,3 +215,24 @@ def test_eos_suppression_with_json_output_is_400(vl_client, patch):
     body = {**ok_body(), **patch, "response_format": {"type": "json_object"}}
     error = assert_error(post_chat(vl_client, body), 400)
     assert error["param"] == next(iter(patch))
+
+
+@pytest.mark.parametrize("kwargs, says", [
+    ({}, "the request body is missing"),
+    ({"content": b'{"model": "x"}', "headers": {"content-type": "text/plain"}},
+     "must be a JSON object"),
+])
+def test_a_missing_or_untyped_body_is_named(vl_client, kwargs, says):
+    r = vl_client.post("/v1/chat/completions", **kwargs)
+    assert r.status_code == 400
+    error = r.json()["error"]
+    assert says in error["message"] and error["code"] == "invalid_request"
+
+
+def test_max_tokens_over_the_limit_has_a_code(vl_client):
+    r = vl_client.post("/v1/chat/completions", json={
+        "model": "default", "messages": [{"role": "user", "content": "hi"}],
+        "max_tokens": 10**6})
+    assert r.status_code == 400
+    assert r.json()["error"]["code"] == "invalid_request"
+    assert r.json()["error"]["param"] == "max_tokens"

@@ -257,6 +257,21 @@ def test_ensure_respects_xdg_cache_home(tmp_path, monkeypatch):
     assert path.parent == tmp_path / "vllm-mlx" / "tiny-models"
 
 
+def test_cli_refuses_a_folder_that_holds_files(tmp_path, capsys):
+    """Another model's files left beside the new one would be loaded with it."""
+    from vllm_mlx import cli
+
+    out = tmp_path / "used"
+    out.mkdir()
+    (out / "chat_template.json").write_text("{}")
+    with pytest.raises(SystemExit) as exit_info:
+        tiny.main([str(out), "--arch", "llama"])
+    assert exit_info.value.code == 2 and "is not empty" in capsys.readouterr().err
+    assert cli.main(["tiny-model", "--arch", "llama", str(out)]) == 2
+    assert "is not empty" in capsys.readouterr().err
+    assert sorted(p.name for p in out.iterdir()) == ["chat_template.json"]
+
+
 def test_cli_main(tmp_path, capsys):
     assert tiny.main([str(tmp_path / "cli"), "--arch", "llama", "--seed", "3"]) == 0
     assert capsys.readouterr().out.strip() == str(tmp_path / "cli")

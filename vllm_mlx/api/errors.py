@@ -85,6 +85,8 @@ def validation_message(errors: list[dict[str, Any]]) -> tuple[str, str | None]:
     alternative of a union is one error naming the alternatives."""
     if not errors:
         return "invalid request", None
+    if tuple(errors[0].get("loc", ())) == ("body",):  # the body itself, not one field
+        return _body_message(errors[0]), None
     locs = [[p for p in e.get("loc", ()) if p != "body"] for e in errors]
     fields = [[str(p) for p in loc if not _is_type_tag(p)] for loc in locs]
     tags = list(dict.fromkeys(next((str(p).replace("constrained-", "") for p in loc
@@ -98,6 +100,13 @@ def validation_message(errors: list[dict[str, Any]]) -> tuple[str, str | None]:
     elif len(errors) > 1:
         message += f" (and {len(errors) - 1} more)"
     return (f"{param}: {message}" if param else message), param
+
+
+def _body_message(error: dict[str, Any]) -> str:
+    if error.get("type") == "missing":
+        return "the request body is missing: send a JSON object"
+    return ("the request body must be a JSON object (sent with Content-Type: "
+            "application/json)")
 
 
 def _common_prefix(paths: list[list[str]]) -> list[str]:

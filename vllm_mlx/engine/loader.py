@@ -116,7 +116,7 @@ def cached_snapshot(repo_id: str) -> Path | None:
 
 
 def _not_cached(repo_id: str, why: str) -> str:
-    fetch = f"`hf download {repo_id}` (or `huggingface-cli download {repo_id}`)"
+    fetch = f"`hf download {repo_id}`"
     if why == OFFLINE:
         return (f"model '{repo_id}' is not in the local Hugging Face cache and HF_HUB_OFFLINE=1 "
                 f"is set: download it first with {fetch}, or unset HF_HUB_OFFLINE")

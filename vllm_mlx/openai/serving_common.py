@@ -58,7 +58,7 @@ class ServingContext:
                       if c is not None), limit)
         if value > limit:
             raise APIError(400, f"max_tokens is {value}, more than this server's limit of "
-                           f"{limit}", param="max_tokens")
+                           f"{limit}", param="max_tokens", code="invalid_request")
         return value
 
 

@@ -62,6 +62,10 @@ def build(args: argparse.Namespace) -> Path:
                                  quantize=args.quantize)
     if not args.out:
         raise ValueError("OUT is required unless --cache is given")
+    out = Path(args.out)
+    if out.exists() and any(out.iterdir()):
+        # files of another model left beside the new one would be loaded with it
+        raise ValueError(f"{out} is not empty: give a new or empty folder")
     return build_tiny_model(args.out, args.arch, args.preset, seed=args.seed, dtype=args.dtype,
                             quantize=args.quantize)
 
@@ -72,7 +76,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     if not args.cache and not args.out:
         parser.error("OUT is required unless --cache is given")
-    print(build(args))
+    try:
+        print(build(args))
+    except ValueError as exc:
+        parser.error(str(exc))
     return 0
 
 
