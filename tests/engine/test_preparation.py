@@ -161,8 +161,8 @@ def test_a_long_vision_prompt_is_rendered_once(vision_engine, monkeypatch):
     rendered: list[int] = []
     renderer = inputs_module.chat_renderer
 
-    def counting(loaded: Any) -> Any:
-        render = renderer(loaded)
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        render = renderer(*args, **kwargs)
 
         def counted(*args: Any, **kwargs: Any) -> Any:
             rendered.append(1)
