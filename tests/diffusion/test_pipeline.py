@@ -92,6 +92,15 @@ def test_progress_moves_after_every_block_and_vae_stage(pipe):
     assert len({round(c, 6) for c in calls if 0 < c < 1}) > 5 * blocks  # it really moves
 
 
+def test_stages_are_reported_in_order_with_progress_between(pipe):
+    events: list[object] = []
+    pipe.generate(request(num_inference_steps=2), progress=events.append, stage=events.append)
+    stages = [e for e in events if isinstance(e, str)]
+    assert stages == ["encoding_prompt", "denoising", "decoding"]
+    decoding = events.index("decoding")
+    assert 0 < events.index("denoising") < decoding < len(events) - 1  # progress follows each
+
+
 def test_cancellation_stops_inside_a_step(pipe):
     """A cancel seen after the first block ends the job before the step's second block."""
     polls: list[float] = []

@@ -9,6 +9,7 @@ Screenshots of the main states go to artifacts/ui/ and docs/ (the README shows t
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -97,6 +98,16 @@ def monkeypatch_module():
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("GRADIO_ANALYTICS_ENABLED", "False")
         yield patch
+
+
+# Buttons of the Chatbot outside its messages (its toolbar) whose box meets the first one's.
+ICONS_OVER_FIRST_MESSAGE = """() => {
+  const first = document.querySelector('#chatbot .message-row').getBoundingClientRect();
+  return [...document.querySelectorAll('#chatbot button')]
+    .filter(b => !b.closest('.message-row') && b.offsetParent !== null)
+    .map(b => b.getBoundingClientRect())
+    .filter(r => r.left < first.right && first.left < r.right
+                 && r.top < first.bottom && first.top < r.bottom).length; }"""
 
 
 def no_error_overlay(page) -> None:
@@ -207,11 +218,17 @@ def test_regenerate_edit_undo_and_reload(browser, url, backend):
     page.locator(USER).last.hover()
     message_button(page, "Edit")
     page.locator("#chatbot textarea").fill("second question, edited")
+    calls = len(backend.seen)
     page.locator('#chatbot button[aria-label="Submit"]').click()
     wait_for_text(page, USER, "edited")
+    deadline = time.monotonic() + 15  # the new reply has reached the backend, not just the page
+    while len(backend.seen) == calls and time.monotonic() < deadline:
+        time.sleep(0.05)
     finish(page)
     assert backend.seen[-1][-1] == {"role": "user", "content": "second question, edited"}
     assert page.locator(BOT).count() == 2
+    assert not page.locator('#chatbot button[aria-label="Clear"]').is_visible()  # New chat
+    assert not page.evaluate(ICONS_OVER_FIRST_MESSAGE)
     shoot(page, "chat.png", docs=True)
 
     page.reload()

@@ -1,8 +1,9 @@
 """The Videos tab in Chromium against the ``/v1/videos`` stand-in (tests/ui/video_contract.py).
 
-A job is followed from queued through running (stage, progress) to a playing video that
-joins the session's gallery; a cancelled job, a failed job and an invalid size each say
-so in the status line, naming the model, and leave the last video in place.
+A job is followed from queued through running (stage: denoising, then decoding; progress)
+to a playing video that joins the session's gallery; a cancelled job, a failed job and an
+invalid size each say so in the status line, naming the model, and leave the last video
+in place.
 """
 
 from __future__ import annotations
@@ -66,7 +67,8 @@ def test_a_job_runs_to_a_video_in_the_gallery_then_cancel_and_failure(browser, u
     page.wait_for_function("document.querySelector('#video-result video').readyState >= 1")
     wait_for_text(page, STATUS, "Completed")
     seen = " ".join(page.evaluate("window.statuses"))
-    assert "Running" in seen and "generating" in seen and "%" in seen, seen
+    assert "Running" in seen and "%" in seen, seen
+    assert seen.index("denoising") < seen.index("decoding"), seen  # the job's stage shown
     assert "tiny-wan" in page.inner_text(STATUS)
     assert page.locator("#video-gallery video, #video-gallery img").count() >= 1
     assert state.forms[-1]["prompt"] == "a red ball rolling"

@@ -14,7 +14,7 @@ import pytest
 from tests.ui.video_contract import ContractState, running_contract_server
 from vllm_mlx.ui.backend import BackendError
 from vllm_mlx.ui.remote import RemoteBackend
-from vllm_mlx.ui.videos import VideoJobs, VideoParams
+from vllm_mlx.ui.videos import JobUpdate, VideoJobs, VideoParams
 
 
 @pytest.fixture(scope="module")
@@ -44,6 +44,8 @@ async def test_a_job_reports_progress_and_ends_with_a_video(contract, tmp_path):
                          negative_prompt="blurry")
     updates = [u async for u in jobs_for(url, tmp_path).run(params)]
     assert [u.progress for u in updates] == [0, 25, 50, 75, 100]
+    assert [u.stage for u in updates] == ["queued", "denoising", "denoising", "decoding",
+                                          "completed"]
     assert updates[-1].status == "completed" and updates[-1].fraction == 1.0
     assert updates[-1].path is not None
     assert updates[-1].path.read_bytes() == state.video
@@ -77,3 +79,18 @@ def test_the_backend_finds_the_jobs_api(contract):
     backend = RemoteBackend.connect(contract[1])
     assert backend.video_jobs is not None
     assert backend.info.model == "tiny-wan" and not backend.info.vision
+
+
+def test_the_status_line_shows_the_running_jobs_stage():
+    from vllm_mlx.ui.video_tab import JobRow, status_html
+
+    row = JobRow("a cat").seen(JobUpdate("video_1", "in_progress", 85.0, model="tiny-wan",
+                                         stage="decoding"))
+    text = status_html(row)
+    assert "<b>Running</b> · decoding · 85%" in text and "tiny-wan" in text
+    prompt = row.seen(JobUpdate("video_1", "in_progress", 3.0, stage="encoding_prompt"))
+    assert "encoding the prompt" in status_html(prompt)
+    stageless = JobRow("a cat").seen(JobUpdate("video_2", "in_progress", 40.0))
+    assert "<b>Running</b> · 40%" in status_html(stageless)  # a server without stages
+    done = row.seen(JobUpdate("video_1", "completed", 100.0, stage="completed"))
+    assert "decoding" not in status_html(done) and "<b>Completed</b>" in status_html(done)

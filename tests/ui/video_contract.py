@@ -1,7 +1,8 @@
 """A stand-in for the ``/v1/videos`` jobs API (shared/specs/video-jobs.md), for client tests.
 
 It implements only what a client sees of the contract: multipart create -> a ``queued``
-record, progress that advances one ``step`` per poll, ``completed`` at 100 (or ``failed``
+record, progress that advances one ``step`` per poll (with the ``stage``: denoising, then
+decoding from 75), ``completed`` at 100 (or ``failed``
 when the prompt contains "fail"), ``/content`` (404 until completed), ``DELETE`` recording
 cancellations, and a ``/v1/models`` card so the chat backend can connect. It generates
 nothing: the content is a small test mp4.
@@ -30,15 +31,24 @@ class ContractState:
     deleted: list[str] = field(default_factory=list)
 
 
+def _stage(progress: int) -> str:
+    """The real server's phases, by share of the work (decoding in the last quarter)."""
+    if progress < 20:
+        return "encoding_prompt"
+    return "denoising" if progress < 75 else "decoding"
+
+
 def _advance(job: dict[str, Any], step: int) -> None:
     if job["status"] in ("completed", "failed"):
         return
     job["progress"] = min(100, job["progress"] + step)
     job["status"] = "in_progress"
+    job["stage"] = _stage(job["progress"])
     if "fail" in job["prompt"] and job["progress"] >= 50:
-        job.update(status="failed", error={"code": "boom", "message": "the model exploded"})
+        job.update(status="failed", stage="failed",
+                   error={"code": "boom", "message": "the model exploded"})
     elif job["progress"] == 100:
-        job.update(status="completed", completed_at=int(time.time()))
+        job.update(status="completed", stage="completed", completed_at=int(time.time()))
 
 
 def contract_app(state: ContractState) -> FastAPI:
@@ -62,7 +72,8 @@ def contract_app(state: ContractState) -> FastAPI:
         state.forms.append(form)
         job_id = f"video_{len(state.jobs) + 1}"
         state.jobs[job_id] = {
-            "id": job_id, "object": "video", "status": "queued", "progress": 0,
+            "id": job_id, "object": "video", "status": "queued", "stage": "queued",
+            "progress": 0,
             "created_at": int(time.time()), "completed_at": None, "model": "tiny-wan",
             "prompt": form["prompt"], "size": form.get("size", "832x480"), "seconds": "4",
             "quality": "standard", "error": None}

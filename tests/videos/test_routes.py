@@ -49,6 +49,29 @@ def test_progress_rises_with_each_step(client, jobs) -> None:
     assert len(distinct) >= 3 and distinct[-1] <= 99, distinct
 
 
+def test_stage_moves_from_denoising_to_decoding(client, jobs) -> None:
+    """A job long enough in each phase to be seen there by polling (as the stopping tests)."""
+    record = create(client, size="128x128", num_frames="33", num_inference_steps="4")
+    assert record["stage"] == "queued"
+    order = ["queued", "encoding_prompt", "denoising", "decoding", "writing", "completed"]
+    seen: list[str] = []
+
+    def finished() -> bool:
+        current = client.get(f"/v1/videos/{record['id']}").json()
+        listed = client.get("/v1/videos", params={"limit": 1}).json()["data"][0]
+        assert listed["id"] == record["id"] and listed["stage"] in order
+        if not seen or seen[-1] != current["stage"]:
+            seen.append(current["stage"])
+        return current["status"] == "completed"
+
+    wait_for(finished, timeout=120, every=0.01)
+    assert "denoising" in seen and "decoding" in seen, seen
+    assert seen.index("denoising") < seen.index("decoding") and seen[-1] == "completed", seen
+    assert seen == [stage for stage in order if stage in seen], seen
+    stored = jobs.store.get(record["id"])
+    assert stored is not None and stored["stage"] == "completed"
+
+
 def test_list_pages_with_after_limit_order(client) -> None:
     ids = [create(client, **FAST)["id"] for _ in range(3)]
     for video_id in ids:
@@ -112,6 +135,7 @@ def test_failed_job_is_200_failed_and_content_422(client, jobs, monkeypatch) -> 
     record = create(client, **FAST)
     done = poll_done(client, record["id"])
     assert done["status"] == "failed" and done["error"]["code"] == "generation_failed"
+    assert done["stage"] == "failed"
     assert "out of memory (simulated)" in done["error"]["message"]
     content = client.get(f"/v1/videos/{record['id']}/content")
     assert content.status_code == 422 and "failed" in content.json()["error"]["message"]

@@ -5,7 +5,8 @@ Contract:
   ``WanImageToVideoPipeline``) folder: ``text_encoder/``, ``tokenizer/``, ``transformer/``,
   ``vae/``, ``scheduler/`` (+ ``image_encoder/``, ``image_processor/`` for Wan2.1 I2V) and
   the optional ``video_defaults.json``. Weights are read from safetensors as float32.
-- ``generate(request, progress=None, should_cancel=None) -> VideoGenResult``: validates
+- ``generate(request, progress=None, should_cancel=None, stage=None) -> VideoGenResult``:
+  validates
   (``ValueError``), encodes the prompt (and the negative prompt when ``guidance_scale > 1``:
   classifier-free guidance ``uncond + g * (cond - uncond)``, both in one batch), draws the
   initial noise from ``seed`` (same seed and settings -> identical frames), denoises with the
@@ -17,6 +18,8 @@ Contract:
   with the share of the job's estimated work done (0..1, weights from :attr:`cost`: encode,
   denoise and decode in proportion to their estimated seconds; 1.0 once decoded). Small units
   keep cancellation prompt and let other MLX users of the process (chat) take turns.
+  ``stage(name)`` is called as each phase begins: ``"encoding_prompt"`` (text and image
+  conditioning), ``"denoising"``, ``"decoding"`` (the VAE), in that order.
 - ``calibrate()`` measures this model on this machine (``cost.calibrate``) and keeps the
   :class:`~.cost.CostModel` as :attr:`cost`; ``estimate(r)`` is the
   :class:`~.cost.Estimate` of a resolved request. Calls are serialised per pipeline (a lock).
@@ -57,6 +60,7 @@ from .vae import AutoencoderKLWan
 from .weights import load_component
 
 Progress = Callable[[float], None]
+StageReport = Callable[[str], None]
 CancelCheck = Callable[[], bool]
 T2V_NOTE = (
     "image-to-video on a text-to-video checkpoint: the image was VAE-encoded as latent "
@@ -92,6 +96,10 @@ class _Units:
         if self.progress is not None:
             self.progress(min(1.0, self.done / self.total))
         _check(self.should_cancel)
+
+
+def _no_stage(_: str) -> None:
+    pass
 
 
 def _to_uint8(chunk: mx.array) -> np.ndarray:
@@ -184,15 +192,17 @@ class WanPipeline:
         request: VideoGenRequest | ResolvedRequest,
         progress: Progress | None = None,
         should_cancel: CancelCheck | None = None,
+        stage: StageReport | None = None,
     ) -> VideoGenResult:
         """Generate ``request``; a :class:`VideoGenRequest` is resolved first, a
         ``ResolvedRequest`` (from :meth:`resolve`, or a stored job's plan) runs as it is."""
         r = request if isinstance(request, ResolvedRequest) else self.resolve(request)
         with self._lock:
-            return self._generate(r, progress, should_cancel)
+            return self._generate(r, progress, should_cancel, stage or _no_stage)
 
     def _generate(
-        self, r: ResolvedRequest, progress: Progress | None, should_cancel: CancelCheck | None
+        self, r: ResolvedRequest, progress: Progress | None, should_cancel: CancelCheck | None,
+        stage: StageReport,
     ) -> VideoGenResult:
         timings: dict[str, float] = {}
         notes = list(r.notes)
@@ -200,15 +210,18 @@ class WanPipeline:
         estimate = self.estimate(r)
         units = _Units(estimate, progress, should_cancel)
         units(0.0)
+        stage("encoding_prompt")
         context = self._encode_text(r)
         cond = self._condition(r, notes)
         units(estimate.encode_s)
         timings["encode_s"] = time.perf_counter() - start
         t0 = time.perf_counter()
+        stage("denoising")
         latents = self._denoise(r, context, cond, units, estimate.step_s)
         timings["denoise_s"] = time.perf_counter() - t0
         timings["per_step_s"] = timings["denoise_s"] / r.num_inference_steps
         t0 = time.perf_counter()
+        stage("decoding")
         frames = self._decode(latents, units, estimate.chunk_s)
         timings["decode_s"] = time.perf_counter() - t0
         timings["total_s"] = time.perf_counter() - start

@@ -11,9 +11,10 @@ Contract:
   and a "stopped" note, or, before the first token, a reply that only says it was stopped,
   so the next message stays a turn of its own.
 - Every reply carries a note: tokens, tokens/s and time to the first token.
-- Regenerate, Edit and Undo are the Chatbot's retry / edit / undo events; New chat (or the
-  Chatbot's clear) starts over. The conversation is kept per browser session in
-  ``gr.State`` and copied to ``gr.BrowserState`` after each change, so a reload restores it.
+- Regenerate, Edit and Undo are the Chatbot's retry / edit / undo events; New chat starts
+  over (the only way: the Chatbot's own trash icon, which covers messages, is hidden).
+  The conversation is kept per browser session in ``gr.State`` and copied to
+  ``gr.BrowserState`` after each change, so a reload restores it.
 """
 
 from __future__ import annotations
@@ -254,6 +255,10 @@ def upload_folder() -> Path:
     return Path(get_upload_folder())
 
 
+# The Chatbot's trash icon floats over the first message; New chat clears instead.
+NO_TRASH = "<style>#chatbot button[aria-label='Clear'] { display: none !important; }</style>"
+
+
 def build_chat(backend: ChatBackend, settings: list[Any], new_chat_button: Any,
                demo: gr.Blocks) -> None:
     """The Chat tab's components and events, inside the current Blocks context."""
@@ -263,6 +268,7 @@ def build_chat(backend: ChatBackend, settings: list[Any], new_chat_button: Any,
     stored = gr.BrowserState(None, storage_key=STORAGE_KEY)
     chatbot = gr.Chatbot(show_label=False, elem_id="chatbot", height="64vh", min_height=320,
                          editable="user", buttons=["copy"], sanitize_html=True)
+    gr.HTML(NO_TRASH, container=False, padding=False, elem_id="chat-style")
     box = gr.MultimodalTextbox(
         file_types=["image", "video"], file_count="multiple", sources=["upload"],
         placeholder="Type a message; drop or upload images and videos" if info.vision
@@ -291,8 +297,8 @@ def build_chat(backend: ChatBackend, settings: list[Any], new_chat_button: Any,
     chatbot.undo(undo, session, [session, chatbot, box], queue=False).then(
         save, session, stored, queue=False)
     box.stop(stop, None, None, queue=False)
-    for trigger in (new_chat_button.click, chatbot.clear):
-        trigger(discard, None, None, queue=False).then(
-            new_chat, None, [session, chatbot, box], queue=False).then(
-            save, session, stored, queue=False)
+    # no chatbot.clear listener; Gradio 6 shows its trash icon anyway, hidden by NO_TRASH
+    new_chat_button.click(discard, None, None, queue=False).then(
+        new_chat, None, [session, chatbot, box], queue=False).then(
+        save, session, stored, queue=False)
     demo.load(loader(upload_folder()), stored, [session, chatbot], queue=False)

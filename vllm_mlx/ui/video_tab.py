@@ -3,8 +3,10 @@
 Contract:
 
 - Generate submits one job (:class:`~vllm_mlx.ui.videos.VideoJobs`) and follows it in a
-  status line: queued, running with its stage and progress, completed, failed (with the
-  server's message) or cancelled, always naming the job's model. Generate turns into
+  status line: queued, running with its stage (the record's ``stage``: encoding the prompt,
+  denoising, decoding, writing the video; only "Running" from a server without stages)
+  and progress, completed, failed (with the server's message) or cancelled, always naming the
+  job's model. Generate turns into
   Cancel while a job runs; Cancel is cooperative (the job is deleted on the server).
 - Nothing raises into Gradio: invalid settings are reported in the status line and the
   last video stays where it is.
@@ -28,6 +30,8 @@ from .videos import JobUpdate, VideoJobs, VideoParams
 VIDEO_SIZES = ["832x480", "480x832", "1280x720", "720x1280", "512x512", "256x256"]
 LABELS = {"queued": "Queued", "running": "Running", "completed": "Completed",
           "failed": "Failed", "cancelled": "Cancelled", "submitting": "Submitting"}
+STAGES = {"encoding_prompt": "encoding the prompt", "denoising": "denoising",
+          "decoding": "decoding", "writing": "writing the video"}
 
 
 @dataclass(frozen=True)
@@ -45,7 +49,7 @@ class JobRow:
 
     def seen(self, update: JobUpdate) -> JobRow:
         status = "running" if update.status == "in_progress" else update.status
-        stage = update.stage or ("generating" if status == "running" else "")
+        stage = STAGES.get(update.stage, update.stage) if status == "running" else ""
         return replace(self, id=update.id, status=status, stage=stage,
                        progress=update.progress, model=update.model or self.model,
                        path=str(update.path) if update.path else self.path)
@@ -54,7 +58,8 @@ class JobRow:
 def status_html(row: JobRow) -> str:
     parts = [f"<b>{LABELS.get(row.status, row.status)}</b>"]
     if row.status == "running":
-        parts.append(html.escape(row.stage))
+        if row.stage:
+            parts.append(html.escape(row.stage))
         parts.append(f"{row.progress:.0f}% <progress value='{row.progress:.0f}' max='100'>"
                      "</progress>")
     if row.error:

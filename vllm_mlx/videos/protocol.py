@@ -8,6 +8,7 @@ store work with, and what the OpenAPI document shows; routes return them as they
 (multipart form, urlencoded form or JSON: the same fields). Ranges are
 those :func:`~vllm_mlx.videos.request.parse_request` enforces; rules that join several fields
 (``size`` even, 16-4096; ``num_frames`` rounded to ``1 + 4k``) are said in the descriptions.
+A record's ``stage`` (:data:`VideoStage`) is an extra beyond OpenAI's video object.
 """
 
 from __future__ import annotations
@@ -18,6 +19,12 @@ from pydantic import BaseModel, ConfigDict, Field, with_config
 from typing_extensions import TypedDict  # pydantic reads typing's only from Python 3.12
 
 VideoStatus = Literal["queued", "in_progress", "completed", "failed"]
+VideoStage = Literal["queued", "encoding_prompt", "denoising", "decoding", "writing",
+                     "completed", "failed", "cancelled"]
+"""What a job is doing now: ``status`` in finer steps (an extra field; OpenAI has none).
+``encoding_prompt``, ``denoising``, ``decoding`` and ``writing`` (the mp4) are the phases of
+an ``in_progress`` job; the others mirror ``status``. ``cancelled`` is for clients: the
+server deletes a cancelled job's record."""
 
 
 class VideoCreateForm(BaseModel):
@@ -93,6 +100,7 @@ class VideoObject(TypedDict):
     id: str
     object: Literal["video"]
     status: VideoStatus
+    stage: VideoStage
     progress: Annotated[int, Field(ge=0, le=100)]
     created_at: int
     completed_at: int | None

@@ -16,7 +16,9 @@ ones run again with the same plan (and seed), completed jobs whose file is gone 
   (``APIError`` 429 when ``max_queued`` jobs wait); :meth:`get` / :meth:`list_videos` return
   records with the running job's live ``progress`` (the share of the estimated work done,
   moving after every transformer block and VAE stage; at most 99 until the video is
-  written; 100 once ``completed``).
+  written; 100 once ``completed``) and its ``stage``: ``queued``, then ``encoding_prompt``,
+  ``denoising``, ``decoding`` (as the pipeline reports them), ``writing`` (the mp4), and
+  ``completed`` or ``failed``; each change is also written to the stored record.
 - :meth:`delete` removes the record and its files at once and cancels the job: dequeued when
   waiting, stopped at the end of its current block or VAE stage when running.
 - :meth:`content_path` is the mp4 of a ``completed`` job (404 unknown or unfinished, 422
@@ -35,14 +37,14 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
 from ..errors import APIError
 from .model import resolve_video_model
 from .plan import JobPlan, finish_frames, make_plan
-from .protocol import VideoDeleted, VideoList
+from .protocol import VideoDeleted, VideoList, VideoStage
 from .reference import ReferenceImage
 from .request import VideoRequest
 from .store import JobStore, VideoRecord, write_atomic
@@ -193,7 +195,8 @@ class VideoJobs:
 
     def _new_record(self, video_id: str, plan: JobPlan, user: str | None) -> VideoRecord:
         return {
-            "id": video_id, "object": "video", "status": "queued", "progress": 0,
+            "id": video_id, "object": "video", "status": "queued", "stage": "queued",
+            "progress": 0,
             "created_at": _now(), "completed_at": None, "expires_at": None,
             "model": self.model.name, "prompt": plan.prompt, "size": plan.size,
             "seconds": plan.seconds, "quality": "standard", "remixed_from_video_id": None,
@@ -206,7 +209,10 @@ class VideoJobs:
         running = self.worker.running
         if record["status"] == "in_progress" and running is not None \
                 and running.id == record["id"]:
-            return {**record, "progress": running.progress}
+            return {**record, "progress": running.progress,
+                    "stage": cast(VideoStage, running.stage)}
+        if "stage" not in record:  # stored by a version without stages
+            return {**record, "stage": _STAGE_OF_STATUS[record["status"]]}
         return record
 
     def get(self, video_id: str) -> VideoRecord:
@@ -261,17 +267,21 @@ class VideoJobs:
     def _run(self, pipeline: WanPipeline, job: Job) -> None:
         from ..diffusion import Cancelled
 
-        if job.persist and self.store.update(job.id, status="in_progress") is None:
+        job.stage = "encoding_prompt"
+        if job.persist and self.store.update(job.id, status="in_progress",
+                                             stage=job.stage) is None:
             job.done.set_exception(Cancelled("deleted before it started"))
             return
         started = time.perf_counter()
         try:
             result = pipeline.generate(job.plan.generation(job.image),
                                        progress=lambda done: _progress(job, done),
-                                       should_cancel=job.cancel.is_set)
+                                       should_cancel=job.cancel.is_set,
+                                       stage=lambda name: self._stage(job, name))
             frames, fps = finish_frames(result.frames, result.fps, job.plan)
             if job.cancel.is_set():
                 raise Cancelled(job.cancel_reason or "cancelled")
+            self._stage(job, "writing")
             output = self._write(job, frames, fps)
         except Cancelled as exc:
             self._cancelled(job, exc)
@@ -284,6 +294,13 @@ class VideoJobs:
                 self._completed(job, seconds, result.notes)
             job.done.set_result((output, seconds))
 
+    def _stage(self, job: Job, name: str) -> None:
+        if name == job.stage:
+            return
+        job.stage = name
+        if job.persist:
+            self.store.update(job.id, stage=name)
+
     def _write(self, job: Job, frames: np.ndarray, fps: float) -> bytes | None:
         from ..diffusion import encode_mp4, write_mp4
 
@@ -295,15 +312,15 @@ class VideoJobs:
     def _completed(self, job: Job, seconds: float, notes: list[str]) -> None:
         self.store.input_path(job.id).unlink(missing_ok=True)
         notes = [*job.plan.notes, *(n for n in notes if n not in job.plan.notes)]
-        record = self.store.update(job.id, status="completed", progress=100,
-                                   completed_at=_now(), inference_time_s=seconds,
+        record = self.store.update(job.id, status="completed", stage="completed",
+                                   progress=100, completed_at=_now(), inference_time_s=seconds,
                                    file_name=self.store.video_path(job.id).name, notes=notes)
         if record is None:  # deleted while the file was being written
             self.store.remove_files(job.id)
 
     def _cancelled(self, job: Job, exc: Exception) -> None:
         if job.persist and job.cancel_reason == "shutdown":
-            self.store.update(job.id, status="queued", progress=0)
+            self.store.update(job.id, status="queued", stage="queued", progress=0)
         elif job.persist:
             self.store.remove_files(job.id)
         job.done.set_exception(exc)
@@ -317,7 +334,7 @@ class VideoJobs:
     def _mark_failed(self, ids: Iterable[str], code: str, message: str) -> None:
         for video_id in ids:
             self.store.input_path(video_id).unlink(missing_ok=True)
-            self.store.update(video_id, status="failed", completed_at=_now(),
+            self.store.update(video_id, status="failed", stage="failed", completed_at=_now(),
                               error={"code": code, "message": message})
 
     # --- restart -------------------------------------------------------------------------
@@ -348,6 +365,10 @@ class VideoJobs:
             data = self.store.input_path(video_id).read_bytes()
             image = decode_image(data)
         return Job(video_id, plan, image)
+
+
+_STAGE_OF_STATUS: dict[str, VideoStage] = {
+    "queued": "queued", "in_progress": "denoising", "completed": "completed", "failed": "failed"}
 
 
 def _progress(job: Job, fraction: float) -> None:

@@ -69,6 +69,7 @@ class Job:
     cancel: threading.Event = field(default_factory=threading.Event)
     cancel_reason: str | None = None  # "deleted" | "shutdown" | "disconnected"
     progress: int = 0
+    stage: str = "queued"  # the record's ``stage`` while the job runs
     done: Future[tuple[bytes | None, float]] = field(default_factory=Future)
 
     def request_cancel(self, reason: str) -> None:
