@@ -83,10 +83,14 @@ def attach(page, upload: Sequence[Path] = (), drop: Sequence[tuple[Path, str]] =
 def send(page, text: str, upload: Sequence[Path] = (),
          drop: Sequence[tuple[Path, str]] = (), wait_busy: bool = True) -> None:
     attach(page, upload, drop)
+    replies = page.locator(BOT).count()
     page.fill("#chat-input textarea", text)
     page.press("#chat-input textarea", "Enter")
-    if wait_busy:
-        page.wait_for_selector(BUSY, timeout=10_000)
+    if wait_busy:  # generating, or (a fast reply on a loaded machine) already answered
+        page.wait_for_function(
+            "([busy, bot, before]) => document.querySelector(busy) !== null"
+            " || document.querySelectorAll(bot).length > before",
+            arg=[BUSY, BOT, replies], timeout=10_000)
 
 
 def set_slider(page, elem_id: str, value: float) -> None:
