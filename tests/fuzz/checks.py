@@ -1,5 +1,6 @@
 """What every fuzzed response must satisfy beyond schemathesis' own checks, and how a case
-is sent: the one error shape, well-formed event streams, cheap video jobs, figures kept."""
+is sent: the one error shape (Anthropic's on the ``/v1/messages`` routes), well-formed event
+streams, cheap video jobs, figures kept."""
 
 from __future__ import annotations
 
@@ -46,6 +47,33 @@ def assert_error_shape(status: int, body: Any) -> None:
     assert isinstance(error["type"], str) and error["type"], (status, body)
     assert error["param"] is None or isinstance(error["param"], str), (status, body)
     assert error["code"] is None or isinstance(error["code"], str), (status, body)
+
+
+def assert_anthropic_error_shape(status: int, body: Any) -> None:
+    """Exactly ``{"type": "error", "error": {type, message}}`` (the ``/v1/messages`` routes)."""
+    assert isinstance(body, dict) and set(body) == {"type", "error"}, (status, body)
+    error = body["error"]
+    assert body["type"] == "error" and isinstance(error, dict), (status, body)
+    assert set(error) == {"type", "message"}, (status, body)
+    assert isinstance(error["message"], str) and error["message"], (status, body)
+    assert isinstance(error["type"], str) and error["type"], (status, body)
+
+
+def assert_anthropic_events(text: str, cut_short: bool) -> None:
+    """``event: NAME`` / ``data: JSON`` pairs whose ``type`` is the name, from
+    ``message_start`` to ``message_stop`` (or an error that is not the server's fault)."""
+    events = []
+    for block in text.strip().split("\n\n"):
+        lines = dict(line.split(": ", 1) for line in block.split("\n") if ": " in line)
+        body = json.loads(lines["data"], parse_constant=_no_constants)
+        assert body["type"] == lines["event"], block
+        if body["type"] == "error":
+            assert_anthropic_error_shape(200, body)
+            assert body["error"]["type"] != "api_error", body  # a 5xx sent in-band
+        events.append(body["type"])
+    assert events and events[0] in ("message_start", "error"), events[:3]
+    if not cut_short and events[-1] != "error":
+        assert events[-1] == "message_stop", events[-3:]
 
 
 def _no_constants(name: str) -> None:
@@ -114,10 +142,13 @@ def cheapen_video_case(case: Any) -> None:
 
 def check_response(case: Any, response: Any) -> None:
     """Our checks on top of schemathesis' (which ``validate_response`` runs)."""
+    anthropic = case.operation.path.startswith("/v1/messages")
     if response.status_code >= 400:
-        assert_error_shape(response.status_code, response.json())
+        (assert_anthropic_error_shape if anthropic else assert_error_shape)(
+            response.status_code, response.json())
     elif any(v.startswith("text/event-stream") for v in response.headers.get("content-type", [])):
-        assert_stream_events(response.text, response.stream_cut_short)
+        (assert_anthropic_events if anthropic else assert_stream_events)(
+            response.text, response.stream_cut_short)
 
 
 def send(case: Any, stats: FuzzStats, **kwargs: Any) -> Any:

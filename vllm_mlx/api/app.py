@@ -2,13 +2,15 @@
 
 The web layer's assembly. It builds each feature with what it needs, in dependency order
 and with no feature patching another: the domains feature (storage, files, sessions) first,
-then the OpenAI chat feature built with the domains' ``ChatExtension``, then the domains'
+then the OpenAI chat feature built with the domains' ``ChatExtension``, the Anthropic
+Messages feature on its chat service, then the domains'
 prediction service on the chat feature's context, the live stream and the video jobs
 (given the files API's resolver). State lives on ``app.state``
 (settings, engine, each feature's services); nothing is module-global, so several apps can
 live in one process (tests do this). The lifespan holds the shared HTTP client for media
 fetches and closes the features on shutdown. Every error leaves through
-:func:`~.errors.install_error_handlers` in the one OpenAI shape.
+:func:`~.errors.install_error_handlers` in the one OpenAI shape, except on the Anthropic
+routes, which answer in Anthropic's.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from .. import __version__
+from ..anthropic.routes import install_anthropic
 from ..config import Settings
 from ..domains.feature import Domains
 from ..domains.routes import install_domains
@@ -44,6 +47,7 @@ def _install_features(app: FastAPI, settings: Settings, engine: Engine | None,
         return
     domains = Domains.open(settings, engine)
     ctx = install_openai(app, settings, engine, extension=domains.chat_extension())
+    install_anthropic(app, app.state.chat)
     install_domains(app, domains, ctx)
     install_stream(app, settings, engine)
     install_videos(app, settings, videos, files=domains.files.resolve)

@@ -3,9 +3,9 @@
 :func:`install_error_handlers` makes every failure of a request leave in the one OpenAI
 shape ``{"error": {message, type, param, code}}``: request validation (pydantic's errors,
 summarised by :func:`validation_message`), Starlette's HTTP errors (404, a 405 with every
-allowed method in ``Allow``), :class:`~vllm_mlx.errors.APIError` raised by a feature, and
-anything else through :func:`~vllm_mlx.errors.to_api_error` (a logged 500). A 429 carries
-``Retry-After: 1``.
+allowed method in ``Allow``; in Anthropic's shape under ``/v1/messages``),
+:class:`~vllm_mlx.errors.APIError` raised by a feature, and anything else through
+:func:`~vllm_mlx.errors.to_api_error` (a logged 500). A 429 carries ``Retry-After: 1``.
 """
 
 from __future__ import annotations
@@ -19,6 +19,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
+from ..anthropic.protocol import error_body as anthropic_error_body
+from ..anthropic.protocol import is_anthropic_path
 from ..content import ContentError
 from ..engine import EngineError
 from ..errors import APIError, to_api_error
@@ -54,8 +56,11 @@ async def _on_http(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HTTPException)
     message = exc.detail if isinstance(exc.detail, str) else "request failed"
     headers = _allow_header(request, exc) if exc.status_code == 405 else exc.headers
-    return _respond(APIError(exc.status_code, message, code=_HTTP_CODES.get(exc.status_code)),
-                    headers)
+    error = APIError(exc.status_code, message, code=_HTTP_CODES.get(exc.status_code))
+    if is_anthropic_path(request.url.path):  # e.g. a 405 there, before any route ran
+        return JSONResponse(anthropic_error_body(error), status_code=error.status,
+                            headers=headers)
+    return _respond(error, headers)
 
 
 async def _on_known(_: Request, exc: Exception) -> JSONResponse:

@@ -1,9 +1,9 @@
 """Pure ASGI middleware: API-key check and request-body size limit.
 
-Both answer in the one error shape. The key is compared in constant time and accepted
-as ``Authorization: Bearer``, ``x-api-key``, or (WebSocket only, as browsers and the
-seed's client cannot set headers) an ``api_key`` query parameter; a WebSocket with a
-wrong key is closed with 1008.
+Both answer in the one error shape (Anthropic's on the ``/v1/messages`` routes). The key
+is compared in constant time and accepted as ``Authorization: Bearer``, ``x-api-key``, or
+(WebSocket only, as browsers and the seed's client cannot set headers) an ``api_key`` query
+parameter; a WebSocket with a wrong key is closed with 1008.
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ from urllib.parse import parse_qs
 
 from starlette.exceptions import HTTPException
 
+from ..anthropic.protocol import error_body as anthropic_error_body
+from ..anthropic.protocol import is_anthropic_path
 from ..errors import APIError
 
 Scope = MutableMapping[str, Any]
@@ -27,8 +29,9 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 OPEN_PATHS = frozenset({"/health", "/v1/health"})
 
 
-async def send_error(send: Send, error: APIError) -> None:
-    body = json.dumps(error.body()).encode()
+async def send_error(send: Send, error: APIError, path: str = "") -> None:
+    shaped = anthropic_error_body(error) if is_anthropic_path(path) else error.body()
+    body = json.dumps(shaped).encode()
     await send({"type": "http.response.start", "status": error.status,
                 "headers": [(b"content-type", b"application/json"),
                             (b"content-length", str(len(body)).encode())]})
@@ -69,7 +72,8 @@ class APIKeyMiddleware:
             await send({"type": "websocket.close", "code": 1008, "reason": "invalid API key"})
             return None
         await send_error(send, APIError(401, "Invalid or missing API key. Send it as "
-                                        "'Authorization: Bearer KEY'.", code="invalid_api_key"))
+                                        "'Authorization: Bearer KEY'.", code="invalid_api_key"),
+                         scope["path"])
         return None
 
 
@@ -89,7 +93,7 @@ class BodyLimitMiddleware:
             return await self.app(scope, receive, send)
         for key, value in scope["headers"]:
             if key == b"content-length" and value.isdigit() and int(value) > self.limit:
-                return await send_error(send, self._too_large())
+                return await send_error(send, self._too_large(), scope["path"])
         received = 0
 
         async def limited_receive() -> Message:
