@@ -40,6 +40,15 @@ def _serve_parser(sub: argparse._SubParsersAction) -> None:
                         "given; 'default' is always accepted too)")
     p.add_argument("--api-key", default=None,
                    help="require this key on every route (default: none, no key needed)")
+    _engine_args(p)
+    _http_args(p)
+    _model_args(p)
+    _feature_args(p)
+    _distributed_args(p)
+
+
+def _engine_args(p: argparse.ArgumentParser) -> None:
+    """Generation limits, batching, prefill and the caches."""
     p.add_argument("--max-tokens", type=int, default=None, metavar="TOKENS",
                    help="max_tokens of a request that gives none (default: up to "
                         "--max-tokens-limit, or where the context ends)")
@@ -59,6 +68,10 @@ def _serve_parser(sub: argparse._SubParsersAction) -> None:
                    help="memory for reusable prompt KV, in MiB (0 disables the prefix cache)")
     p.add_argument("--vision-cache-mb", type=float, default=256.0, metavar="MIB",
                    help="memory for reusable vision-encoder outputs, in MiB (0 disables it)")
+
+
+def _http_args(p: argparse.ArgumentParser) -> None:
+    """What a client may send, from where, and how connections are kept."""
     p.add_argument("--media-root", action="append", default=[], metavar="DIR",
                    help="allow local media paths under DIR (repeatable; default: none, local "
                         "paths are refused)")
@@ -79,6 +92,10 @@ def _serve_parser(sub: argparse._SubParsersAction) -> None:
                    help="HTTP and WebSocket connections open at once; past it the one waiting "
                         "longest for its headers is dropped, else the newcomer gets 503 "
                         "(default: 1000, fewer if the file descriptor limit is lower)")
+
+
+def _model_args(p: argparse.ArgumentParser) -> None:
+    """How the model is loaded, where things are stored, and logging."""
     kind = p.add_mutually_exclusive_group()
     kind.add_argument("--mllm", action="store_true",
                       help="force vision-language mode (default: detected from config.json)")
@@ -95,6 +112,10 @@ def _serve_parser(sub: argparse._SubParsersAction) -> None:
                    help="where tiny:ARCH models are built (default: the user cache)")
     p.add_argument("--log-level", default="info",
                    help="least severe log messages shown: debug, info, warning or error")
+
+
+def _feature_args(p: argparse.ArgumentParser) -> None:
+    """Live video, predictions, PDFs, video jobs and shutdown."""
     p.add_argument("--stream-max-message-mb", type=float, default=8.0, metavar="MIB",
                    help="live video: largest WebSocket message, in MiB (larger ones close "
                         "with 1009)")
@@ -128,7 +149,6 @@ def _serve_parser(sub: argparse._SubParsersAction) -> None:
                    help="on SIGTERM/Ctrl-C, stop accepting connections and let in-flight "
                         "requests finish for up to this many seconds (a second Ctrl-C cuts it "
                         "short)")
-    _distributed_args(p)
 
 
 def _distributed_args(p: argparse.ArgumentParser) -> None:
