@@ -5,11 +5,16 @@ Two steps, kept apart so the first can be property-tested without I/O:
 1. :func:`parse_messages` (pure) validates message dicts and turns every content part
    form the spec accepts into :class:`TextRef` / :class:`MediaRef` (text, ``image_url``
    as object or bare string, ``video_url``, ``{"type": "video", "video": ...}``,
-   ``input_image``, ``input_file``), raising :class:`ContentError` with the JSON path of
-   the offending field.
+   ``input_image``, ``input_file``, ``file`` with ``file_data`` or ``file_id``), raising
+   :class:`ContentError` with the JSON path of the offending field.
 2. :func:`resolve_messages` / :func:`resolve_messages_sync` fetch and decode each media
    reference with :mod:`vllm_mlx.media` under a :class:`MediaPolicy`, sampling videos by
-   the request's fps / max_frames. CPU-heavy decoding runs off the event loop.
+   the request's fps / max_frames. CPU-heavy decoding runs off the event loop. A document
+   (a ``file`` part's data, or an uploaded file that is not an image or video) becomes a
+   PDF's pages as images, rendered by the :data:`DocumentPages` the server gives (a
+   text-only model, or no renderer: a 400 saying so), or a UTF-8 text file's text (after
+   its filename); any other file is a 400 naming its type. Only the async path reads
+   documents.
 """
 
 from __future__ import annotations
@@ -17,11 +22,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 import httpx
+from PIL import Image
 
 from .bounds import excerpt
 from .engine.types import ChatMessage, ContentPart, ImagePart, TextPart, VideoClip, VideoPart
@@ -34,10 +40,12 @@ from .media import (
     load_source_sync,
     sample_video,
 )
+from .media.dataurl import parse_data_url
 from .media.sniff import is_pdf, media_kind_of, sniff_mime
 
 ROLES = ("system", "developer", "user", "assistant", "tool")
-FileResolver = Callable[[str], str]  # file id -> local path or URL
+FileResolver = Callable[[str], str]  # file id -> local path
+DocumentPages = Callable[[bytes, str], Awaitable[list[Image.Image]]]  # PDF, name -> pages
 
 
 class ContentError(ValueError):
@@ -55,8 +63,9 @@ class TextRef:
 
 @dataclass(frozen=True)
 class MediaRef:
-    kind: Literal["image", "video", "file"]
-    source: str
+    kind: Literal["image", "video", "file", "document"]
+    source: str  # a URL, an uploaded file's id ("file"), a data URL ("document")
+    name: str | None = None  # a file part's filename
 
 
 PartRef = TextRef | MediaRef
@@ -116,7 +125,25 @@ def _parse_part(part: Any, path: str) -> PartRef:
         if not isinstance(file_id, str) or not file_id:
             raise ContentError("an input_file part needs a 'file_id'", f"{path}.file_id")
         return MediaRef("file", file_id)
+    if kind == "file":
+        return _file_part(part.get("file"), f"{path}.file")
     raise ContentError(f"unsupported content part type {excerpt(kind)}", f"{path}.type")
+
+
+def _file_part(spec: Any, path: str) -> MediaRef:
+    """OpenAI's ``{"type": "file", "file": {"file_data" | "file_id", "filename"}}``."""
+    if not isinstance(spec, Mapping):
+        raise ContentError("a file part needs a 'file' object", path)
+    name = spec.get("filename") if isinstance(spec.get("filename"), str) else None
+    file_id, data = spec.get("file_id"), spec.get("file_data")
+    if isinstance(file_id, str) and file_id:
+        return MediaRef("file", file_id, name)
+    if not isinstance(data, str) or not data.strip():
+        raise ContentError("a file part needs 'file_data' (a data: URL, or base64) or "
+                           "'file_id'", f"{path}.file_data")
+    data = data.strip()
+    url = data if data.startswith("data:") else f"data:application/octet-stream;base64,{data}"
+    return MediaRef("document", url, name)
 
 
 def parse_message(message: Any, index: int) -> MessageRef:
@@ -200,17 +227,28 @@ def clip_from_sampled(video: SampledVideo) -> VideoClip:
     )
 
 
-def _uploaded_kind(path: str, file_id: str) -> str:
-    """Image or video, from an uploaded file's first bytes (its name may say nothing)."""
+def _uploaded_kind(path: str) -> str:
+    """Image, video or document (a PDF, a text file), from an uploaded file's first bytes
+    (its name may say nothing)."""
     try:
         with open(path, "rb") as fh:
             head = fh.read(1024)
     except OSError:
         return "image"  # the loader reports it
-    if is_pdf(head):
-        raise ContentError(f"input_file {file_id} is a PDF: chat takes images and videos; "
-                           "send documents to /v1/document/generate", "messages")
+    if is_pdf(head) or (sniff_mime(head) is None and _as_text(head, partial=True) is not None):
+        return "document"
     return "video" if media_kind_of(sniff_mime(head)) == "video" else "image"
+
+
+def _as_text(data: bytes, partial: bool = False) -> str | None:
+    """``data`` as UTF-8 text, None if it is not (``partial``: a file's first bytes, which
+    may end inside a character)."""
+    if b"\x00" in data:
+        return None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return data[:exc.start].decode() if partial and exc.start >= len(data) - 3 else None
 
 
 def _named(ref: MediaRef, media: MediaBytes) -> MediaBytes:
@@ -225,14 +263,51 @@ class Resolver:
     policy: MediaPolicy
     video: VideoSampling = VideoSampling()
     files: FileResolver | None = None
+    documents: DocumentPages | None = None  # None: PDFs are refused
+    vision: bool = True  # the model reads images (a PDF's pages)
 
     def _source(self, ref: MediaRef) -> tuple[str, str]:
         if ref.kind != "file":
             return ref.kind, ref.source
         if self.files is None:
-            raise ContentError("input_file parts need the files API", "messages")
+            raise ContentError("file_id parts need the files API", "messages")
         source = self.files(ref.source)
-        return _uploaded_kind(source, ref.source), source
+        return _uploaded_kind(source), source
+
+    def _document_bytes(self, ref: MediaRef, source: str) -> bytes:
+        if ref.kind == "document":
+            return parse_data_url(source, max_bytes=self.policy.max_bytes("video"))[0]
+        with open(source, "rb") as fh:
+            return fh.read()
+
+    async def _document(self, data: bytes, ref: MediaRef) -> list[ContentPart]:
+        """A PDF's pages as images, or a text file's text."""
+        name = excerpt(ref.name or (ref.source if ref.kind == "file" else "the file"))
+        if is_pdf(data[:1024]):
+            if not self.vision:
+                raise ContentError(f"{name} is a PDF: its pages are read as images, and this "
+                                   "model is text-only", "messages")
+            if self.documents is None:
+                raise ContentError(f"{name} is a PDF, and this server has no PDF renderer",
+                                   "messages")
+            return [ImagePart(page) for page in await self.documents(data, name)]
+        text = _as_text(data)
+        if text is None:
+            kind = sniff_mime(data) or "binary"
+            raise ContentError(f"{name} cannot be read: a file part may be a PDF or UTF-8 "
+                               f"text, not {kind} (send images as image_url parts)",
+                               "messages")
+        return [TextPart(f"{ref.name}:\n{text}" if ref.name else text)]
+
+    async def parts(self, ref: PartRef, client: httpx.AsyncClient | None
+                    ) -> list[ContentPart]:
+        """What one reference becomes: one part, or a PDF's pages."""
+        if isinstance(ref, MediaRef) and ref.kind in ("file", "document"):
+            kind, source = self._source(ref)
+            if kind == "document":
+                data = await asyncio.to_thread(self._document_bytes, ref, source)
+                return await self._document(data, ref)
+        return [await self.part(ref, client)]
 
     def _decode(self, kind: str, media: Any) -> ContentPart:
         if kind == "image":
@@ -253,6 +328,9 @@ class Resolver:
         if isinstance(ref, TextRef):
             return TextPart(ref.text)
         kind, source = self._source(ref)
+        if kind == "document":
+            raise ContentError("file parts (PDFs, text files) are read by the server's chat "
+                               "API only", "messages")
         media = load_source_sync(source, kind=kind, policy=self.policy)  # type: ignore[arg-type]
         return self._decode(kind, _named(ref, media))
 
@@ -261,7 +339,7 @@ async def resolve_messages(messages: Sequence[MessageRef], resolver: Resolver,
                            client: httpx.AsyncClient | None = None) -> tuple[ChatMessage, ...]:
     resolved = []
     for message in messages:
-        parts = [await resolver.part(p, client) for p in message.parts]
+        parts = [part for p in message.parts for part in await resolver.parts(p, client)]
         resolved.append(message.resolved(parts))
     return tuple(resolved)
 

@@ -18,8 +18,11 @@ ASK = [{"role": "user", "content": "Say hello."}]
 
 
 def chat_text(base_url: str, messages: list[dict], max_tokens: int) -> dict:
+    """The chat request a Messages request without ``thinking`` runs: qwen3's template
+    with its thinking switch off."""
     body = {"model": "default", "temperature": 0, "max_tokens": max_tokens,
-            "messages": [{"role": "system", "content": SYSTEM}, *messages]}
+            "messages": [{"role": "system", "content": SYSTEM}, *messages],
+            "chat_template_kwargs": {"enable_thinking": False}}
     reply = httpx.post(f"{base_url}/v1/chat/completions", json=body, timeout=120)
     assert reply.status_code == 200, reply.text
     return reply.json()

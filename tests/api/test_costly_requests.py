@@ -103,7 +103,7 @@ def test_a_big_response_format_schema_is_bounded_too(base_url):
 def test_a_long_conversation_is_parsed_off_the_event_loop(vl_client, monkeypatch):
     """100k messages took the event loop 2 s to parse, holding every client meanwhile."""
     from vllm_mlx import content
-    from vllm_mlx.openai import serving_chat
+    from vllm_mlx.openai import chat_prepare
 
     threads: list[str] = []
 
@@ -111,8 +111,8 @@ def test_a_long_conversation_is_parsed_off_the_event_loop(vl_client, monkeypatch
         threads.append(threading.current_thread().name)
         return content.parse_messages(messages)
 
-    monkeypatch.setattr(serving_chat, "parse_messages", recording)
-    for count in (2, serving_chat.PARSE_ON_LOOP):
+    monkeypatch.setattr(chat_prepare, "parse_messages", recording)
+    for count in (2, chat_prepare.PARSE_ON_LOOP):
         messages = [{"role": "user", "content": "hi"}] * count
         vl_client.post("/v1/chat/completions",
                        json={"model": "default", "messages": messages, "max_tokens": 1})

@@ -58,16 +58,12 @@ def test_a_request_without_max_tokens_runs_to_the_server_s_limit(engine_for, med
         assert choice["choices"][0]["finish_reason"] == "length"
 
 
-_TOOL = {"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}
 
 
 @pytest.mark.parametrize("path, body, code, param", [
     ("/v1/chat/completions", {"messages": [{"role": "user", "content": "hello " * 40000}]},
      "context_length_exceeded", "messages"),
     ("/v1/completions", {"prompt": "hello " * 40000}, "context_length_exceeded", "prompt"),
-    # this model's chat template ignores tools
-    ("/v1/chat/completions", {"messages": [{"role": "user", "content": "Hi"}],
-                              "tools": [_TOOL]}, "unsupported_input", "tools"),
 ])
 def test_a_refused_streamed_request_is_a_status_not_an_event(vl_client, path, body, code,
                                                              param):

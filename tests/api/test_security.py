@@ -27,7 +27,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "vllm_mlx"
 PUBLIC = {"/health", "/v1/health"}
 # routes each app must have: proof that the enumeration below is not vacuous
 EXPECTED_HTTP = {"/v1/chat/completions", "/v1/completions", "/v1/models", "/metrics",
-                 "/v1/messages", "/v1/messages/count_tokens",
+                 "/v1/messages", "/v1/messages/count_tokens", "/v1/responses",
                  "/v1/domains", "/v1/files", "/v1/videos", "/v1/videos/{video_id}/content",
                  "/v1/predictions", "/openapi.json", "/docs", "/redoc"}
 EXPECTED_WS = {"/", "/v1/stream"}

@@ -94,7 +94,9 @@ def test_a_call_cut_short_comes_back_as_a_call_not_as_text():
                               '{"city": "Os', cut_short=True)
     assert text == "Sure." and [(c.name, c.arguments) for c in calls] == [
         ("get_weather", '{"city": "Os')]
-    assert tools.split('<tool_call>\n{"name": "get_', cut_short=True) == ("", [])
+    # cut before the name was complete: no call to return, so the text is (never lost)
+    cut = '<tool_call>\n{"name": "get_'
+    assert tools.split(cut, cut_short=True) == (cut, [])
 
 
 @pytest.mark.parametrize("messages", [
@@ -165,11 +167,27 @@ def test_tools_and_earlier_calls_reach_the_template(client):
         "prompt_tokens"] + 10
 
 
-def test_a_template_without_tools_is_a_400(engine_for, media_dir):
+def test_a_template_without_tools_gets_them_in_the_prompt(engine_for, media_dir):
+    """gemma3's template ignores tools: they are described in a system message, the
+    forced call comes back as tool_calls, and /v1/models says the tools are prompted."""
     with make_client(engine_for("gemma3"), media_dir) as client:
-        r = _ask(client)
-    assert r.status_code == 400, r.text
-    assert r.json()["error"]["param"] == "tools" and "function calling" in r.text
+        plain = client.post("/v1/chat/completions", json={
+            "messages": [{"role": "user", "content": "Weather in Oslo?"}], "max_tokens": 1})
+        r = _ask(client, tool_choice=NAMED)
+        history = _ask(client, messages=[
+            {"role": "user", "content": "Weather in Oslo?"},
+            {"role": "assistant", "content": None, "tool_calls": [
+                {"id": "c1", "type": "function",
+                 "function": {"name": "ping", "arguments": "{}"}}]},
+            {"role": "tool", "tool_call_id": "c1", "content": "pong"},
+            {"role": "user", "content": "And now?"}], max_tokens=1)
+        card = client.get("/v1/models").json()["data"][0]["capabilities"]
+    assert r.status_code == 200, r.text
+    (call,) = r.json()["choices"][0]["message"]["tool_calls"]
+    jsonschema.validate(json.loads(call["function"]["arguments"]), WEATHER)
+    assert r.json()["usage"]["prompt_tokens"] > plain.json()["usage"]["prompt_tokens"] + 20
+    assert history.status_code == 200, history.text
+    assert card["tools"] == "prompted" and card["tool_call_format"] == "hermes"
 
 
 def test_max_tokens_inside_a_forced_call_returns_the_call_so_far(client):
@@ -205,3 +223,102 @@ def test_a_schema_the_grammar_cannot_take_is_a_400_without_our_grammar_in_it(cli
     assert r.status_code == 400, r.text
     message = r.json()["error"]["message"]
     assert "look-around" in message and "call_0" not in message and "x-guidance" not in message
+
+
+SCHEMA = {"type": "object", "properties": {"answer": {"type": "string", "maxLength": 8}},
+          "required": ["answer"], "additionalProperties": False}
+JSON_FORMAT = {"type": "json_schema", "json_schema": {"name": "a", "schema": SCHEMA}}
+
+
+def _reply_of(client, stream: bool, **fields):
+    """(content, tool_calls, finish_reason) of one choice, whole or streamed."""
+    body = {"messages": [{"role": "user", "content": "Weather in Oslo?"}], "max_tokens": 60,
+            "temperature": 0, **fields}
+    if not stream:
+        r = client.post("/v1/chat/completions", json=body)
+        assert r.status_code == 200, r.text
+        choice = r.json()["choices"][0]
+        return (choice["message"]["content"], choice["message"].get("tool_calls") or [],
+                choice["finish_reason"])
+    with client.stream("POST", "/v1/chat/completions", json={**body, "stream": True}) as r:
+        assert r.status_code == 200, r.read()
+        events = sse_events(r)
+    deltas = [c for e in events[:-1] for c in e["choices"]]
+    text = "".join(c["delta"].get("content") or "" for c in deltas)
+    calls = [t for c in deltas for t in c["delta"].get("tool_calls") or []]
+    return text or None, calls, [c["finish_reason"] for c in deltas if c["finish_reason"]][-1]
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_json_response_format_with_tools_allows_a_call_or_the_json(engine_for, media_dir,
+                                                                    stream):
+    """Under auto the reply may call a tool or answer in the schema: a bias on the call's
+    first token picks one way, the grammar keeps either well formed."""
+    engine = engine_for("qwen3")
+    opening = engine.model.tokenizer.encode("<tool_call>", add_special_tokens=False)[0]
+    with make_client(engine, media_dir) as client:
+        _, calls, finish = _reply_of(client, stream, tools=TOOLS, response_format=JSON_FORMAT,
+                                     logit_bias={str(opening): 100})
+        content, no_calls, answered = _reply_of(
+            client, stream, tools=TOOLS, response_format=JSON_FORMAT,
+            logit_bias={str(opening): -100}, max_tokens=200)
+    assert finish == "tool_calls" and calls[0]["function"]["name"] in ("get_weather", "ping")
+    assert answered == "stop" and not no_calls
+    jsonschema.validate(json.loads(content), SCHEMA)
+
+
+@pytest.mark.parametrize("stream", [False, True])
+@pytest.mark.parametrize("choice", ["required", NAMED])
+def test_forced_call_with_json_response_format_is_accepted(client, stream, choice):
+    content, calls, finish = _reply_of(client, stream, tools=TOOLS, tool_choice=choice,
+                                       response_format=JSON_FORMAT)
+    assert finish == "tool_calls" and len(calls) == 1 and not content
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_call_cut_before_its_name_returns_the_text(client, stream):
+    content, calls, finish = _reply_of(client, stream, tools=TOOLS, tool_choice=NAMED,
+                                       max_tokens=2)
+    assert finish == "length" and not calls and content and content.startswith("<tool")
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_legacy_functions_are_tools(client, stream):
+    functions = [t["function"] for t in TOOLS]
+    content, calls, finish = _reply_of(client, stream, functions=functions,
+                                       function_call={"name": "get_weather"})
+    assert finish == "tool_calls" and [c["function"]["name"] for c in calls] == [
+        "get_weather"]
+    history = [{"role": "user", "content": "Weather in Oslo?"},
+               {"role": "assistant", "content": None,
+                "function_call": {"name": "ping", "arguments": "{}"}},
+               {"role": "function", "name": "ping", "content": "pong"}]
+    r = client.post("/v1/chat/completions", json={
+        "messages": history, "functions": functions, "max_tokens": 1})
+    assert r.status_code == 200, r.text
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_responses_style_tool_choice_names_a_function(client, stream):
+    content, calls, finish = _reply_of(client, stream, tools=TOOLS,
+                                       tool_choice={"type": "function", "name": "ping"})
+    assert finish == "tool_calls" and [c["function"]["name"] for c in calls] == ["ping"]
+
+
+@pytest.mark.parametrize("parser", ["qwen3_coder", "mistral", "llama3_json"])
+def test_tool_call_parser_setting_changes_the_format(engine_for, media_dir, parser):
+    """A non-default format end to end: the forced call is written in that format (raw
+    text shows its markup) and comes back as tool_calls."""
+    with make_client(engine_for("qwen3"), media_dir, tool_call_parser=parser) as client:
+        r = _ask(client, tool_choice=NAMED, max_tokens=200)
+        raw = _ask(client, tool_choice=NAMED, max_tokens=6)
+        card = client.get("/v1/models").json()["data"][0]["capabilities"]
+    assert r.status_code == 200, r.text
+    (call,) = r.json()["choices"][0]["message"]["tool_calls"]
+    jsonschema.validate(json.loads(call["function"]["arguments"]), WEATHER)
+    marker = {"qwen3_coder": "<tool_call>\n<function=get_weather>",
+              "mistral": "[TOOL_CALLS]", "llama3_json": '{"name": "get_weather"'}[parser]
+    cut = raw.json()["choices"][0]
+    written = cut["message"]["content"] or ""
+    assert marker.startswith(written[:8]) or cut["message"].get("tool_calls"), written
+    assert card["tool_call_format"] == parser and card["tools"] == "template"

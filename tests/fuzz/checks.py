@@ -1,6 +1,7 @@
 """What every fuzzed response must satisfy beyond schemathesis' own checks, and how a case
 is sent: the one error shape (Anthropic's on the ``/v1/messages`` routes), well-formed event
-streams, cheap video jobs, figures kept."""
+streams (chat chunks, Anthropic's events, the Responses API's typed events), cheap video
+jobs, figures kept."""
 
 from __future__ import annotations
 
@@ -76,6 +77,27 @@ def assert_anthropic_events(text: str, cut_short: bool) -> None:
         assert events[-1] == "message_stop", events[-3:]
 
 
+RESPONSE_ENDS = ("response.completed", "response.incomplete", "response.failed")
+
+
+def assert_responses_events(text: str, cut_short: bool) -> None:
+    """The Responses API's typed events (``/v1/responses``): ``event: TYPE`` / ``data: JSON``
+    pairs whose ``type`` is the name, numbered from 0, from ``response.created`` to a
+    completed, incomplete or failed response; an ``error`` event is not the server's fault."""
+    events = []
+    for block in text.strip().split("\n\n"):
+        lines = dict(line.split(": ", 1) for line in block.split("\n") if ": " in line)
+        body = json.loads(lines["data"], parse_constant=_no_constants)
+        assert body["type"] == lines["event"], block
+        assert body["sequence_number"] == len(events), block
+        if body["type"] == "error":
+            assert body.get("code") != "server_error", body  # a 5xx sent in-band
+        events.append(body["type"])
+    assert events and events[0] == "response.created", events[:3]
+    if not cut_short:
+        assert events[-1] in RESPONSE_ENDS, events[-3:]
+
+
 def _no_constants(name: str) -> None:
     raise AssertionError(f"{name} is not JSON")
 
@@ -147,8 +169,10 @@ def check_response(case: Any, response: Any) -> None:
         (assert_anthropic_error_shape if anthropic else assert_error_shape)(
             response.status_code, response.json())
     elif any(v.startswith("text/event-stream") for v in response.headers.get("content-type", [])):
-        (assert_anthropic_events if anthropic else assert_stream_events)(
-            response.text, response.stream_cut_short)
+        check = (assert_anthropic_events if anthropic
+                 else assert_responses_events if case.operation.path == "/v1/responses"
+                 else assert_stream_events)
+        check(response.text, response.stream_cut_short)
 
 
 def send(case: Any, stats: FuzzStats, **kwargs: Any) -> Any:

@@ -3,14 +3,17 @@
 Requests ignore unknown fields (clients such as Claude Code send fields this server has no
 use for); content blocks are a union discriminated by ``type`` (``text``, ``image`` with a
 ``base64`` or ``url`` source, ``tool_use``, ``tool_result``, and ``thinking`` /
-``redacted_thinking`` blocks a client sends back, which are dropped). A string anywhere in a
-request holding a lone surrogate is a 400 naming its path. Responses follow Anthropic's
-shapes: a ``message`` with content blocks, ``stop_reason``, ``stop_sequence`` and ``usage``;
-errors are ``{"type": "error", "error": {"type", "message"}}`` (:func:`error_body`).
+``redacted_thinking`` blocks a client sends back, which are dropped). ``thinking``
+(:class:`ThinkingConfig`) asks for the model's reasoning as ``thinking`` blocks. A string
+anywhere in a request holding a lone surrogate is a 400 naming its path. Responses follow
+Anthropic's shapes: a ``message`` with content blocks, ``stop_reason``, ``stop_sequence``
+and ``usage``; errors are ``{"type": "error", "error": {"type", "message"}}`` (:func:`error_body`).
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import uuid
 from typing import Annotated, Any, Literal
 
@@ -129,6 +132,16 @@ class ToolChoice(_Lenient):
 _HELLO: list[JsonValue] = [{"role": "user", "content": "Hello"}]  # the schema's examples
 
 
+class ThinkingConfig(_Lenient):
+    """``thinking``: ``enabled`` returns the model's reasoning as ``thinking`` blocks;
+    ``disabled`` (as no ``thinking`` at all) turns the template's thinking switch off where it
+    has one. ``budget_tokens`` is accepted and not enforced on its own: ``max_tokens`` bounds
+    reasoning and answer together."""
+
+    type: Literal["enabled", "disabled"]
+    budget_tokens: int | None = Field(default=None, ge=1)
+
+
 class CountTokensRequest(_Lenient):
     """``/v1/messages/count_tokens``: a conversation (and its tools), not generated."""
 
@@ -140,6 +153,11 @@ class CountTokensRequest(_Lenient):
     system: str | list[TextBlock] | None = None
     tools: list[ToolParam] | None = None
     tool_choice: ToolChoice | None = None
+    thinking: ThinkingConfig | None = None
+
+    @property
+    def thinks(self) -> bool:
+        return self.thinking is not None and self.thinking.type == "enabled"
 
     @model_validator(mode="before")
     @classmethod
@@ -174,6 +192,19 @@ class ResponseText(BaseModel):
     text: str
 
 
+class ResponseThinking(BaseModel):
+    """The model's reasoning; ``signature`` is an opaque string (a digest of the text:
+    this server does not check blocks sent back)."""
+
+    type: Literal["thinking"] = "thinking"
+    thinking: str
+    signature: str
+
+
+def thinking_signature(thinking: str) -> str:
+    return base64.b64encode(hashlib.sha256(thinking.encode()).digest()).decode()
+
+
 class ResponseToolUse(BaseModel):
     type: Literal["tool_use"] = "tool_use"
     id: str
@@ -186,7 +217,7 @@ class MessagesResponse(BaseModel):
     type: Literal["message"] = "message"
     role: Literal["assistant"] = "assistant"
     model: str
-    content: list[ResponseText | ResponseToolUse]
+    content: list[ResponseThinking | ResponseText | ResponseToolUse]
     stop_reason: StopReason | None = None
     stop_sequence: str | None = None
     usage: Usage

@@ -112,5 +112,6 @@ def install_anthropic(app: FastAPI, chat: ChatService) -> MessagesService:
     """Add the Messages routes, served through ``chat`` (the OpenAI feature's service)."""
     service = MessagesService(chat)
     app.state.messages = service
+    chat.ctx.endpoints += ["/v1/messages", "/v1/messages/count_tokens"]
     app.include_router(router)
     return service

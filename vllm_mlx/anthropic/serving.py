@@ -4,7 +4,9 @@
 :class:`~vllm_mlx.openai.serving_chat.ChatService` (same engine, media policy, tool
 checking and forced-call grammars): :meth:`~MessagesService.prepare` translates it
 (:mod:`.translate`) and lets the chat service validate it and resolve its media;
-:meth:`~MessagesService.complete` gathers one reply as a ``message``;
+:meth:`~MessagesService.complete` gathers one reply as a ``message`` (its reasoning, read
+as chat reads it, a ``thinking`` block first when the request enabled ``thinking``, and
+left out otherwise);
 :meth:`~MessagesService.stream` yields Anthropic's SSE events (:mod:`.streaming`) once the
 engine has accepted the request, so a refusal is a status, not an event;
 :meth:`~MessagesService.count_tokens` counts the prompt the template renders (text models:
@@ -19,11 +21,13 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..engine import GenerationRequest, GenerationResult
+from ..engine import Engine, GenerationRequest, GenerationResult
 from ..engine.preparation import Preparation
 from ..engine.types import ImagePart, VideoPart
+from ..openai.protocol import ChatCompletionRequest
+from ..openai.reasoning import template_source
 from ..openai.serving_chat import ChatService, PreparedChat
-from ..openai.serving_common import accepted_submission, screened_submission
+from ..openai.serving_common import leased_submission, releasing, screened_submission
 from ..openai.tool_calls import ToolCall
 from .protocol import (
     CountTokensRequest,
@@ -31,12 +35,14 @@ from .protocol import (
     MessagesRequest,
     MessagesResponse,
     ResponseText,
+    ResponseThinking,
     ResponseToolUse,
     Usage,
     new_message_id,
+    thinking_signature,
 )
 from .streaming import MessageEvents, stop_reason, tool_input
-from .translate import to_chat_request
+from .translate import model_name, to_chat_request
 
 
 @dataclass
@@ -44,6 +50,7 @@ class PreparedMessages:
     chat: PreparedChat
     stops: tuple[str, ...]
     id: str
+    show_thinking: bool = False  # ``thinking`` enabled: reasoning becomes thinking blocks
 
 
 def matched_stop(tokenizer: Any, token_ids: Sequence[int], stops: Sequence[str]
@@ -63,29 +70,45 @@ class MessagesService:
         self.chat = chat
         self.ctx = chat.ctx
 
-    async def prepare(self, req: MessagesRequest) -> PreparedMessages:
+    async def _chat_request(self, req: CountTokensRequest) -> ChatCompletionRequest:
+        """The chat request; whether the named model's template has a no-think switch
+        decides how ``thinking`` disabled is said (the model is loaded first if needed)."""
         settings = self.ctx.settings
-        chat = await self.chat.prepare(
-            to_chat_request(req, settings.served_name, settings.max_tokens_limit))
-        return PreparedMessages(chat, tuple(req.stop_sequences or ()), new_message_id())
+        with await self.ctx.lease(model_name(req.model, settings.served_name)) as lease:
+            switch = "enable_thinking" in template_source(lease.engine.model)
+        return to_chat_request(req, settings.served_name, settings.max_tokens_limit, switch)
+
+    async def prepare(self, req: MessagesRequest) -> PreparedMessages:
+        chat = await self.chat.prepare(await self._chat_request(req))
+        return PreparedMessages(chat, tuple(req.stop_sequences or ()), new_message_id(),
+                                req.thinks)
 
     def _split(self, prepared: PreparedMessages, result: GenerationResult
-               ) -> tuple[str, list[ToolCall]]:
+               ) -> tuple[str | None, str, list[ToolCall]]:
+        """A finished reply's reasoning (None: not asked for, or none), text and calls."""
+        reasoning, text = prepared.chat.split_reasoning(result.text)
+        reasoning = reasoning if prepared.show_thinking else None
         tools = prepared.chat.tools
         if tools is None:
-            return result.text, []
-        return tools.split(result.text, result.finish_reason == "length")
+            return reasoning, text, []
+        return reasoning, *tools.split(text, result.finish_reason == "length")
 
     async def complete(self, prepared: PreparedMessages) -> MessagesResponse:
-        submission = await screened_submission(self.ctx.engine, prepared.chat.requests)
+        with prepared.chat.lease:
+            return await self._complete(prepared)
+
+    async def _complete(self, prepared: PreparedMessages) -> MessagesResponse:
+        engine = prepared.chat.engine
+        submission = await screened_submission(engine, prepared.chat.requests)
         result = GenerationResult.from_chunks([c async for _, c in submission.chunks()])
         if prepared.chat.on_reply is not None:
             prepared.chat.on_reply(result.text)
-        text, calls = self._split(prepared, result)
-        stop = (matched_stop(self.ctx.engine.model.tokenizer, result.token_ids, prepared.stops)
+        reasoning, text, calls = self._split(prepared, result)
+        stop = (matched_stop(engine.model.tokenizer, result.token_ids, prepared.stops)
                 if result.finish_reason == "stop" and not calls else None)
-        content: list[ResponseText | ResponseToolUse] = [ResponseText(text=text)] \
-            if text or not calls else []
+        content: list[ResponseThinking | ResponseText | ResponseToolUse] = [ResponseThinking(
+            thinking=reasoning, signature=thinking_signature(reasoning))] if reasoning else []
+        content += [ResponseText(text=text)] if text or not calls else []
         content += [ResponseToolUse(id=c.id, name=c.name, input=tool_input(c.arguments))
                     for c in calls]
         return MessagesResponse(
@@ -97,25 +120,31 @@ class MessagesService:
 
     async def stream(self, prepared: PreparedMessages) -> AsyncIterator[str]:
         """Anthropic's SSE events, once the engine has accepted the request."""
-        submission = await accepted_submission(self.ctx.engine, prepared.chat.requests)
-        tokenizer = self.ctx.engine.model.tokenizer
+        lease = prepared.chat.lease
+        submission = await leased_submission(lease, prepared.chat.requests)
+        tokenizer = lease.engine.model.tokenizer
         events = MessageEvents(prepared.id, prepared.chat.model, prepared.chat.tools,
-                               lambda ids: matched_stop(tokenizer, ids, prepared.stops))
-        return events.run(submission, prepared.chat.on_reply)
+                               lambda ids: matched_stop(tokenizer, ids, prepared.stops),
+                               prepared.chat.reasoning, prepared.show_thinking)
+        return releasing(lease, events.run(submission, prepared.chat.on_reply))
 
     async def count_tokens(self, req: CountTokensRequest) -> CountTokensResponse:
-        settings = self.ctx.settings
-        chat = await self.chat.prepare(
-            to_chat_request(req, settings.served_name, settings.max_tokens_limit))
-        request = chat.requests[0]
-        loaded = self.ctx.engine.model
-        if not (loaded.is_vision and _has_media(request)):
-            counted = await asyncio.to_thread(Preparation().measure, loaded, request)
-            if counted is not None:
-                return CountTokensResponse(input_tokens=counted)
-        submission = await screened_submission(self.ctx.engine, [request])
-        chunks = [c async for _, c in submission.chunks()]
-        return CountTokensResponse(input_tokens=chunks[-1].prompt_tokens)
+        chat = await self.chat.prepare(await self._chat_request(req))
+        with chat.lease:
+            return await _count(chat.engine, chat.requests[0])
+
+
+async def _count(engine: Engine, request: GenerationRequest) -> CountTokensResponse:
+    """The prompt's tokens: counted by the tokenizer, or (images on a vision model) by
+    the engine, which prefills it for one token."""
+    loaded = engine.model
+    if not (loaded.is_vision and _has_media(request)):
+        counted = await asyncio.to_thread(Preparation().measure, loaded, request)
+        if counted is not None:
+            return CountTokensResponse(input_tokens=counted)
+    submission = await screened_submission(engine, [request])
+    chunks = [c async for _, c in submission.chunks()]
+    return CountTokensResponse(input_tokens=chunks[-1].prompt_tokens)
 
 
 def _has_media(request: GenerationRequest) -> bool:

@@ -2,7 +2,9 @@
 
 Each event is ``event: NAME\\ndata: JSON\\n\\n``. :class:`MessageEvents` turns the engine's
 chunks of one reply into ``message_start`` (sent with the first chunk, which knows the
-prompt's token count), then content blocks: a ``text`` block opened at the first text
+prompt's token count), then content blocks: with ``thinking`` enabled, a ``thinking`` block
+opened at the first reasoning (``thinking_delta``\\ s, then one ``signature_delta`` as it
+closes, before any text); a ``text`` block opened at the first text
 (``content_block_start``, a ``ping`` after the first block's start, ``text_delta``
 ``content_block_delta``\\ s, ``content_block_stop``) and, when the reply ends in tool calls
 (read as the chat feature reads them, :class:`~vllm_mlx.openai.tool_calls.ToolCallStream`),
@@ -21,9 +23,10 @@ from typing import Any
 from ..engine import GenerationChunk
 from ..engine.submission import Submission
 from ..errors import to_api_error
+from ..openai.reasoning import ReasoningParser
 from ..openai.serving_chat import OnReply
 from ..openai.tool_calls import ToolCall, ToolCallStream, ToolSet
-from .protocol import StopReason, error_body
+from .protocol import StopReason, error_body, thinking_signature
 
 StopFinder = Callable[[Sequence[int]], str | None]
 
@@ -58,11 +61,15 @@ class MessageEvents:
     """The events of one streamed reply (see the module)."""
 
     def __init__(self, message_id: str, model: str, tools: ToolSet | None,
-                 find_stop: StopFinder) -> None:
+                 find_stop: StopFinder, reasoning: ReasoningParser | None = None,
+                 show_thinking: bool = False) -> None:
         self.id, self.model, self.find_stop = message_id, model, find_stop
         self.reader = ToolCallStream(tools) if tools is not None else None
+        self.thinker = reasoning.stream() if reasoning is not None else None
+        self.show_thinking = show_thinking
         self.blocks = 0  # content blocks opened so far
         self.text_open = False
+        self.thinking: list[str] | None = None  # the open thinking block's text so far
         self.token_ids: list[int] = []
         self.reply: list[str] = []
 
@@ -95,6 +102,39 @@ class MessageEvents:
             "type": "content_block_delta", "index": self.blocks - 1,
             "delta": {"type": "text_delta", "text": text}})]
 
+    def _delta(self, delta: dict[str, Any]) -> str:
+        return event("content_block_delta", {"type": "content_block_delta",
+                                             "index": self.blocks - 1, "delta": delta})
+
+    def _think(self, reasoning: str) -> list[str]:
+        if not reasoning or not self.show_thinking:
+            return []
+        out = []
+        if self.thinking is None:
+            out, self.thinking = self._open({"type": "thinking", "thinking": "",
+                                             "signature": ""}), []
+        self.thinking.append(reasoning)
+        return out + [self._delta({"type": "thinking_delta", "thinking": reasoning})]
+
+    def _end_thinking(self) -> list[str]:
+        """Close the thinking block, if one is open, with its signature."""
+        if self.thinking is None:
+            return []
+        signature = thinking_signature("".join(self.thinking))
+        self.thinking = None
+        return [self._delta({"type": "signature_delta", "signature": signature}),
+                self._close()]
+
+    def _reasoned(self, chunk: GenerationChunk) -> tuple[str, str]:
+        """A chunk's (reasoning, rest): the end of the reasoning format's with the last."""
+        if self.thinker is None:
+            return "", chunk.text
+        reasoning, text = self.thinker.feed(chunk.text)
+        if chunk.finish_reason is not None:
+            last = self.thinker.finish()
+            reasoning, text = reasoning + last[0], text + last[1]
+        return reasoning, text
+
     def _call(self, call: ToolCall) -> list[str]:
         out = self._open({"type": "tool_use", "id": call.id, "name": call.name, "input": {}})
         out.append(event("content_block_delta", {
@@ -103,16 +143,21 @@ class MessageEvents:
         return out + [self._close()]
 
     def piece(self, chunk: GenerationChunk) -> list[str]:
-        """The events one engine chunk sends (its text, and at the end any calls)."""
+        """The events one engine chunk sends (its reasoning, its text, and at the end any
+        calls)."""
         self.token_ids.extend(chunk.token_ids)
         self.reply.append(chunk.text)
-        text, calls = chunk.text, list[ToolCall]()
+        reasoning, text = self._reasoned(chunk)
+        calls = list[ToolCall]()
         if self.reader is not None:
-            text = self.reader.feed(chunk.text)
+            text = self.reader.feed(text)
             if chunk.finish_reason is not None:
                 rest, calls = self.reader.finish(chunk.finish_reason == "length")
                 text += rest
-        out = self._text(text)
+        out = self._think(reasoning)
+        if text or chunk.finish_reason is not None:
+            out += self._end_thinking()
+        out += self._text(text)
         if chunk.finish_reason is None:
             return out
         if not self.text_open and not calls:

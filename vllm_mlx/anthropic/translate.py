@@ -5,8 +5,11 @@ newlines) to a system message; ``text`` blocks to text parts; ``image`` blocks t
 ``image_url`` parts (a ``base64`` source as a ``data:`` URL, a ``url`` source as given), so
 images go through the same media fetching and :class:`~vllm_mlx.media.MediaPolicy` as chat;
 an assistant's ``tool_use`` blocks to its ``tool_calls``; a user's ``tool_result`` blocks to
-``tool`` messages placed before the rest of that user turn; ``thinking`` blocks are dropped.
-``tools`` become function tools, ``tool_choice`` ``auto`` / ``any`` / ``tool`` / ``none``
+``tool`` messages placed before the rest of that user turn; ``thinking`` blocks are dropped
+(the engine's chat messages carry no reasoning, so a template that shows earlier
+reasoning, as Qwen3's does within a tool loop, does not see it). ``thinking`` enabled or
+not becomes the template's ``enable_thinking`` switch, where it has one. ``tools`` become
+function tools, ``tool_choice`` ``auto`` / ``any`` / ``tool`` / ``none``
 becomes ``auto`` / ``required`` / the named function / ``none``. Any ``claude-*`` model
 name stands for the served model. A request the chat side refuses is a 400 ``APIError``.
 """
@@ -16,9 +19,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from pydantic import ValidationError
-
-from ..errors import APIError
 from ..openai.protocol import ChatCompletionRequest
 from .protocol import (
     CountTokensRequest,
@@ -114,18 +114,15 @@ def _sampling(req: MessagesRequest, max_tokens_limit: int) -> dict[str, Any]:
             "stop": req.stop_sequences or None, "stream": req.stream}
 
 
-def to_chat_request(req: CountTokensRequest, served: str, max_tokens_limit: int
-                    ) -> ChatCompletionRequest:
-    """The chat request that runs ``req`` (a count-only request: one token at most)."""
+def to_chat_request(req: CountTokensRequest, served: str, max_tokens_limit: int,
+                    thinking_switch: bool = False) -> ChatCompletionRequest:
+    """The chat request that runs ``req`` (a count-only request: one token at most);
+    ``thinking_switch``: the model's template reads ``enable_thinking``."""
     messages = _system(req.system) + [m for msg in req.messages for m in _messages(msg)]
     body: dict[str, Any] = {"model": model_name(req.model, served), "messages": messages,
                             **_tools(req)}
+    if thinking_switch:
+        body["chat_template_kwargs"] = {"enable_thinking": req.thinks}
     body |= (_sampling(req, max_tokens_limit) if isinstance(req, MessagesRequest)
              else {"max_tokens": 1})
-    try:
-        return ChatCompletionRequest.model_validate(body)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first.get("loc", ()))
-        raise APIError(400, f"{where}: {first.get('msg', 'invalid value')}",
-                       param=where or None) from None
+    return ChatCompletionRequest.checked(body)

@@ -9,6 +9,9 @@ Contract: ``chat_renderer(processor, config, typed=...)`` returns
   ``apply_chat_template``, which writes the family's media markers into the text, as its
   own generate CLI does.
 ``takes_typed_parts(processor)`` probes the template with a typed text message;
+``shows_tools(loaded)`` probes it with a tool (a template that ignores tools gets them
+described in a system message instead: :mod:`vllm_mlx.openai.prompted_tools`);
+``template_text(loaded)`` is its source, read for the tool-call format;
 :class:`~.loaded.LoadedModel` keeps the answer (``chat_takes_typed_parts``) for ``typed``.
 """
 
@@ -52,3 +55,41 @@ def _text_as_strings(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
             message = {**message, "content": "".join(part["text"] for part in parts)}
         out.append(message)
     return out
+
+
+_TOOL_PROBE = {"type": "function", "function": {
+    "name": "probe_tool", "description": "probe",
+    "parameters": {"type": "object", "properties": {}}}}
+
+
+def template_text(loaded: Any) -> str:
+    """The model's chat template source ("" when it has none), for telling its tool-call
+    format apart."""
+    for owner in (loaded.tokenizer, getattr(loaded.processor, "tokenizer", None),
+                  loaded.processor):
+        template = getattr(owner, "chat_template", None)
+        if isinstance(template, dict):  # named templates: the tool one, else the default
+            template = template.get("tool_use") or template.get("default")
+        if isinstance(template, str) and template:
+            return template
+    return ""
+
+
+def shows_tools(loaded: Any) -> bool:
+    """Whether the model's chat template writes a request's tools into the prompt (a probe
+    render with and without one); False when it cannot render the probe at all."""
+    try:
+        if loaded.is_vision:
+            typed = loaded.chat_takes_typed_parts
+            render = chat_renderer(loaded.processor, loaded.config, typed=typed)
+            messages = [{"role": "user", "content": _PROBE[0]["content"] if typed
+                         else "probe"}]
+        else:
+            messages = [{"role": "user", "content": "probe"}]
+
+            def render(msgs: Any, **kw: Any) -> Any:
+                return loaded.tokenizer.apply_chat_template(
+                    msgs, add_generation_prompt=True, tokenize=False, **kw)
+        return str(render(messages, tools=[_TOOL_PROBE])) != str(render(messages))
+    except Exception:  # a template that fails on the probe is no better at real tools
+        return False

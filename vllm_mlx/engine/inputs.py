@@ -109,7 +109,8 @@ def render_vision_prompt(loaded: LoadedModel, request: GenerationRequest) -> Ren
     rendered = _template_messages(messages, loaded.media_markers)
     render = chat_renderer(loaded.processor, loaded.config,
                            typed=loaded.chat_takes_typed_parts)
-    text = _templated(lambda **kw: render(rendered, **kw), request.tools)
+    text = _templated(lambda **kw: render(rendered, **request.template_kwargs, **kw),
+                      request.tools)
     images = [p.image for m in messages for p in m.content if isinstance(p, ImagePart)]
     videos = [p.video for m in messages for p in m.content if isinstance(p, VideoPart)]
     _check_image_count(loaded, len(images))
@@ -210,7 +211,8 @@ def render_text_prompt(loaded: LoadedModel, request: GenerationRequest) -> str:
         text = "".join(p.text for p in message.content if isinstance(p, TextPart))
         messages.append(_with_tool_fields({"role": message.role, "content": text}, message))
     return _templated(lambda **kw: loaded.tokenizer.apply_chat_template(
-        messages, add_generation_prompt=True, tokenize=False, **kw), request.tools)
+        messages, add_generation_prompt=True, tokenize=False, **request.template_kwargs,
+        **kw), request.tools)
 
 
 def text_token_ids(loaded: LoadedModel, text: str) -> list[int]:

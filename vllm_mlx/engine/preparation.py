@@ -129,4 +129,5 @@ def shared(requests: Iterable[GenerationRequest]) -> list[Preparation]:
 def _prompt_key(request: GenerationRequest) -> tuple[int, ...]:
     """What the prompt is made of, by identity (the requests keep the objects alive)."""
     return tuple(id(part) for part in (request.messages, request.prompt, request.prompt_ids,
-                                       request.images, request.videos, request.tools))
+                                       request.images, request.videos, request.tools,
+                                       request.template_kwargs))

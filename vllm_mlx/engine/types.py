@@ -113,6 +113,8 @@ class GenerationRequest:
     request_id: str = ""
     cache_prefix: bool = True  # False: leave this request's KV out of the prefix cache
     tools: tuple[dict[str, Any], ...] = ()  # function specs shown by the chat template
+    # more variables for the chat template (e.g. enable_thinking); part of the prompt
+    template_kwargs: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         given = (bool(self.messages), self.prompt is not None, self.prompt_ids is not None)

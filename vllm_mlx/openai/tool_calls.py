@@ -1,19 +1,25 @@
-"""Function calling in the Hermes / Qwen form: ``<tool_call>{"name", "arguments"}</tool_call>``.
+"""A request's tools, and its replies read for calls in the model's format.
 
-Framework-free. The chat template shows the model the request's ``tools``; this module
-reads its calls back and can force one:
+Framework-free. The chat template shows the model the request's ``tools`` (or, where it
+cannot, :mod:`.prompted_tools` does); this module reads the calls back in the model's
+:class:`~.tool_formats.ToolFormat` (Hermes / Qwen unless the template or
+``--tool-call-parser`` says otherwise) and can force them:
 
 - :class:`ToolSet` checks ``tools`` / ``tool_choice`` (a bad one is an :class:`APIError` 400)
   and knows which functions a reply may call. Its JSON Schema checks cost about 1 ms a
   property: build it off the event loop (:class:`.validation.OffLoop`), on tools already
   bounded by :func:`.validation.check_schema_size`; each distinct schema is checked once.
+  ``tool_choice`` may name a function as Chat Completions does (``{"type": "function",
+  "function": {"name"}}``) or as the Responses API does (``{"type": "function", "name"}``).
 - :meth:`ToolSet.split` separates a finished reply into its text and its calls. A block
-  that does not parse, or names a function the request did not offer, stays text.
+  that does not parse, or names a function the request did not offer, stays text; so does
+  a call cut off by ``max_tokens`` before its name was complete (output is never lost).
 - :class:`ToolCallStream` does the same while a reply streams: it releases at once the
   text that cannot be the start of a call and holds the rest until the reply ends.
 - :meth:`ToolSet.grammar` is the llguidance (Lark) grammar of exactly one call, for
   ``tool_choice`` ``"required"`` or a named function; the arguments follow the
-  function's JSON schema.
+  function's JSON schema. :meth:`ToolSet.call_or_json_grammar` lets an ``auto`` reply
+  either call (one or more calls) or answer with the JSON of a ``response_format``.
 """
 
 from __future__ import annotations
@@ -21,34 +27,22 @@ from __future__ import annotations
 import functools
 import json
 import re
-import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from jsonschema.exceptions import SchemaError
 from jsonschema.validators import validator_for
 
 from ..errors import APIError, excerpt
+from .tool_formats import FORMATS, ToolCall, ToolFormat, lark_literal
+from .tool_formats.base import json_rule
 
-OPEN, CLOSE = "<tool_call>", "</tool_call>"
+__all__ = ["MAX_TOOLS", "ToolCall", "ToolCallStream", "ToolSet", "lark_literal"]
+
 MAX_TOOLS = 128  # OpenAI's limit
 SCHEMAS_KEPT = 512  # checked tool schemas remembered (agents send the same tools each turn)
 _NAME = re.compile(r"[a-zA-Z0-9_-]{1,64}")
-_PARTIAL_NAME = re.compile(r'^\s*\{\s*"name"\s*:\s*"((?:[^"\\]|\\.)*)"')
-_PARTIAL_ARGUMENTS = re.compile(r'"(?:arguments|parameters)"\s*:\s*')
-
-
-@dataclass(frozen=True)
-class ToolCall:
-    id: str
-    name: str
-    arguments: str  # a JSON object, as text
-
-    def to_openai(self, index: int | None = None) -> dict[str, Any]:
-        call: dict[str, Any] = {"id": self.id, "type": "function",
-                                "function": {"name": self.name, "arguments": self.arguments}}
-        return call if index is None else {"index": index, **call}
 
 
 def _bad(message: str, param: str) -> APIError:
@@ -116,7 +110,7 @@ def _chosen_name(choice: Any, names: Sequence[str]) -> str | None:
     if choice.get("type", "function") != "function":
         raise _bad("a tool_choice object must be {'type': 'function', 'function': "
                    "{'name': ...}}", "tool_choice")
-    function = choice.get("function")
+    function = choice.get("function", choice)  # Responses API: the name is at the top
     name = function.get("name") if isinstance(function, Mapping) else None
     if not isinstance(name, str) or name not in names:
         raise _bad(f"tool_choice names a function the request does not offer ({excerpt(name)}); "
@@ -133,22 +127,26 @@ class ToolSet:
     mode: str  # "none" | "auto" | "required" | "named"
     named: str | None = None
     parallel: bool = True  # False: a reply makes at most one call (parallel_tool_calls)
+    format: ToolFormat = field(default_factory=lambda: FORMATS["hermes"])
 
     @classmethod
-    def of(cls, tools: list[Any] | None, choice: Any, parallel: bool = True
-           ) -> ToolSet | None:
+    def of(cls, tools: list[Any] | None, choice: Any, parallel: bool = True,
+           fmt: ToolFormat | None = None) -> ToolSet | None:
         if not tools:
             if choice is not None:
                 raise _bad("tool_choice is only allowed when tools are given", "tool_choice")
             return None
         functions = _functions_of(tools)
         names = [f["name"] for f in functions]
+        fmt = fmt or FORMATS["hermes"]
         if choice is None or choice in ("none", "auto", "required"):
-            return cls(tuple(tools), functions, choice or "auto", parallel=parallel)
+            return cls(tuple(tools), functions, choice or "auto", parallel=parallel,
+                       format=fmt)
         if isinstance(choice, str):
             raise _bad("tool_choice must be 'none', 'auto', 'required' or "
                        "{'type': 'function', 'function': {'name': ...}}", "tool_choice")
-        return cls(tuple(tools), functions, "named", _chosen_name(choice, names), parallel)
+        return cls(tuple(tools), functions, "named", _chosen_name(choice, names), parallel,
+                   fmt)
 
     @property
     def parses_calls(self) -> bool:
@@ -158,91 +156,42 @@ class ToolSet:
     def forced(self) -> bool:
         return self.mode in ("required", "named")
 
-    def _callable(self) -> list[dict[str, Any]]:
-        return [f for f in self.functions if self.named in (None, f["name"])]
+    def _callable(self) -> dict[str, Any]:
+        """name -> parameters of the functions a reply may call."""
+        return {f["name"]: f["parameters"] for f in self.functions
+                if self.named in (None, f["name"])}
 
     def split(self, text: str, cut_short: bool = False) -> tuple[str, list[ToolCall]]:
         """The reply's text outside its calls (stripped when there are calls), and the calls.
 
         ``cut_short`` (the reply hit ``max_tokens``): a last call left open is returned as
         far as it got, arguments unfinished, as OpenAI returns a truncated call; its markup
-        never reaches the text."""
-        names = {f["name"] for f in self._callable()}
-        kept, calls, pos = [], [], 0
-        while (start := text.find(OPEN, pos)) != -1:
-            end = text.find(CLOSE, start)
-            stop = len(text) if end == -1 else end + len(CLOSE)
-            body = text[start + len(OPEN): end if end != -1 else len(text)]
-            call = _parse_call(body, names)
-            if call is None and end == -1 and cut_short:
-                call = _partial_call(body, names)
-                kept.append(text[pos:start])
-                calls.extend([call] if call else [])
-                return "".join(kept).strip(), calls if self.parallel else calls[:1]
-            kept.append(text[pos:start] if call else text[pos:stop])
-            if call:
-                calls.append(call)
-            pos = stop
-        kept.append(text[pos:])
-        if not calls:
-            return text, []
-        return "".join(kept).strip(), calls if self.parallel else calls[:1]
+        never reaches the text. Cut before its name was complete, it is returned as text."""
+        text, calls = self.format.split(text, self._callable(), cut_short)
+        return text, calls if self.parallel else calls[:1]
 
     def grammar(self, tokenizer: Any) -> str:
         """Exactly one call of an offered function (of the named one, if named)."""
-        opening, closing = lark_literal(OPEN, tokenizer), lark_literal(CLOSE, tokenizer)
-        rules, alternatives = [], []
-        for i, function in enumerate(self._callable()):
-            head = json.dumps(f'\n{{"name": {json.dumps(function["name"])}, "arguments": ')
-            # compact JSON: with free whitespace a weak model can pad until max_tokens
-            schema = {**(function.get("parameters") or {"type": "object"}),
-                      "x-guidance": {"whitespace_flexible": False}}
-            rules.append(f'call_{i}: {opening} {head} args_{i} "}}\\n" {closing}')
-            rules.append(f"args_{i}: %json {json.dumps(schema)}")
-            alternatives.append(f"call_{i}")
-        return "\n".join([f"start: {' | '.join(alternatives)}", *rules])
+        expression, rules = self.format.calls_grammar(self._callable(), False, tokenizer)
+        return "\n".join([f"start: {expression}", *rules])
+
+    def call_or_json_grammar(self, tokenizer: Any, schema: Mapping[str, Any]) -> str:
+        """``tool_choice`` auto with a JSON ``response_format``: calls (one, or more when
+        parallel calls are allowed), or a JSON value of ``schema`` as the answer."""
+        merged = self.format.call_or_json(self._callable(), schema)
+        if merged is not None:
+            return "\n".join([f"start: {merged[0]}", *merged[1]])
+        expression, rules = self.format.calls_grammar(self._callable(), self.parallel,
+                                                      tokenizer)
+        return "\n".join([f"start: {expression} | answer", f"answer: {json_rule(schema)}",
+                          *rules])
 
 
-def lark_literal(text: str, tokenizer: Any) -> str:
-    """``text`` in a Lark grammar: as its token where the vocabulary has it as one (a
-    special token cannot be spelled out in characters), else as a string."""
-    ids = tokenizer.encode(text, add_special_tokens=False)
-    return f"<[{ids[0]}]>" if len(ids) == 1 else json.dumps(text)
-
-
-def _parse_call(body: str, names: set[str]) -> ToolCall | None:
-    try:
-        value = json.loads(body.strip())
-    except ValueError:
-        return None
-    if not isinstance(value, dict) or value.get("name") not in names:
-        return None
-    arguments = value.get("arguments", value.get("parameters", {}))
-    if isinstance(arguments, str):
-        try:
-            arguments = json.loads(arguments)
-        except ValueError:
-            return None
-    if not isinstance(arguments, dict):
-        return None
-    return ToolCall(f"call_{uuid.uuid4().hex[:24]}", value["name"],
-                    json.dumps(arguments, ensure_ascii=False))
-
-
-def _partial_call(body: str, names: set[str]) -> ToolCall | None:
-    """A call cut off by ``max_tokens``: its name, if complete, and its arguments so far."""
-    name = _PARTIAL_NAME.match(body)
-    if name is None or name.group(1) not in names:
-        return None
-    arguments = _PARTIAL_ARGUMENTS.search(body, name.end())
-    return ToolCall(f"call_{uuid.uuid4().hex[:24]}", name.group(1),
-                    body[arguments.end():] if arguments else "")
-
-
-def _held_back(text: str) -> int:
-    """How many trailing characters of ``text`` could begin ``<tool_call>``."""
-    for size in range(min(len(OPEN) - 1, len(text)), 0, -1):
-        if OPEN.startswith(text[-size:]):
+def _held_back(text: str, markers: Sequence[str]) -> int:
+    """How many trailing characters of ``text`` could begin one of ``markers``."""
+    longest = max((len(m) for m in markers), default=1)
+    for size in range(min(longest - 1, len(text)), 0, -1):
+        if any(m.startswith(text[-size:]) for m in markers):
             return size
     return 0
 
@@ -252,21 +201,39 @@ class ToolCallStream:
 
     def __init__(self, tools: ToolSet) -> None:
         self.tools = tools
+        self._markers = tools.format.markers
         self._held = ""
         self._in_call = False
+        self._passing = False  # a format whose calls open the reply saw other text first
 
     def feed(self, text: str) -> str:
         """The part of the text so far that can be sent now."""
         self._held += text
         if self._in_call:
             return ""
-        start = self._held.find(OPEN)
-        if start != -1:
-            self._in_call = True
-            out, self._held = self._held[:start], self._held[start:]
+        if self._passing:
+            out, self._held = self._held, ""
             return out
-        cut = len(self._held) - _held_back(self._held)
+        if self.tools.format.at_start_only:
+            return self._feed_at_start()
+        starts = [i for i in (self._held.find(m) for m in self._markers) if i != -1]
+        if starts:
+            self._in_call = True
+            out, self._held = self._held[:min(starts)], self._held[min(starts):]
+            return out
+        cut = len(self._held) - _held_back(self._held, self._markers)
         out, self._held = self._held[:cut], self._held[cut:]
+        return out
+
+    def _feed_at_start(self) -> str:
+        head = self._held.lstrip()
+        if not head or any(m.startswith(head) for m in self._markers):
+            return ""
+        if any(head.startswith(m) for m in self._markers):
+            self._in_call = True
+            return ""
+        self._passing = True
+        out, self._held = self._held, ""
         return out
 
     def finish(self, cut_short: bool = False) -> tuple[str, list[ToolCall]]:
