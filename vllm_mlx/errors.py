@@ -39,6 +39,9 @@ from .engine.errors import (
     EngineError,
     EngineOverloaded,
     InvalidRequest,
+    ModelBusy,
+    ModelUnavailable,
+    UnknownModel,
     UnsupportedInput,
 )
 from .media import MediaError
@@ -95,8 +98,10 @@ def refuse_surrogates(value: Any, root: str = "") -> None:
 def _engine_error(exc: EngineError) -> APIError:
     if isinstance(exc, EngineOverloaded):
         return APIError(429, exc.message, code=exc.code)
-    if isinstance(exc, EngineClosed):
-        return APIError(503, exc.message, code=exc.code)
+    if isinstance(exc, (EngineClosed, ModelUnavailable, ModelBusy)):
+        return APIError(503, exc.message, param=exc.param, code=exc.code)
+    if isinstance(exc, UnknownModel):
+        return APIError(404, exc.message, param=exc.param, code=exc.code)
     if isinstance(exc, (UnsupportedInput, InvalidRequest)):
         return APIError(400, exc.message, param=exc.param, code=exc.code)
     return APIError(500, exc.message, code=exc.code, type="server_error")

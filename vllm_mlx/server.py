@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from .engine import Engine
     from .engine.engine import StepCoordinator
     from .engine.loaded import ShardLoader
+    from .engine.registry import ModelRegistry
     from .videos.service import VideoJobs
 
 logger = logging.getLogger("vllm_mlx")
@@ -52,15 +53,17 @@ class GroupMember:
     shard: ShardLoader
 
 
-def start_engine(settings: Settings, member: GroupMember | None = None) -> Engine:
-    """The engine for ``settings.model`` (``member``: on a rank of a distributed group)."""
+def start_engine(settings: Settings, member: GroupMember | None = None, *,
+                 quiet: bool = False) -> Engine:
+    """The engine for ``settings.model`` (``member``: on a rank of a distributed group;
+    ``quiet``: loaded at the lowest CPU priority, while other models serve)."""
     from .engine import Engine, LoadOptions
 
     options = LoadOptions(force_kind=settings.force_kind, served_name=settings.served_name,
                           trust_remote_code=settings.trust_remote_code,
                           tiny_cache_dir=settings.tiny_cache_dir,
                           group=member.group if member else None, parallel=settings.parallel,
-                          shard=member.shard if member else None)
+                          shard=member.shard if member else None, quiet=quiet)
     return Engine.start(settings.model, options, settings.max_waiting_requests,
                         max_batch=settings.max_batch_size,
                         prefill_chunk=settings.prefill_chunk_tokens,
@@ -79,7 +82,7 @@ def serve(settings: Settings, member: GroupMember | None = None) -> int:
     from .blas import activate_fast_blas
 
     activate_fast_blas(settings.fast_blas)  # logs which BLAS is in use
-    from .engine import ModelLoadError
+    from .engine import EngineError, ModelLoadError
     from .videos.cli import VideoModelError, start_videos
 
     try:
@@ -98,7 +101,13 @@ def serve(settings: Settings, member: GroupMember | None = None) -> int:
             videos.shutdown()
         return 2
     _announce(engine, settings)
-    return serve_app(settings, engine, videos)
+    try:
+        models = build_registry(settings, engine)
+    except (ValueError, EngineError) as exc:  # an unknown --preload name, say
+        print(f"error: {exc}", file=sys.stderr)
+        engine.shutdown()
+        return 2
+    return serve_app(settings, engine, videos, models)
 
 
 def address_problem(host: str, port: int) -> str | None:
@@ -125,12 +134,15 @@ def address_problem(host: str, port: int) -> str | None:
 def check_references(settings: Settings) -> Settings:
     """The settings to serve with, once the model references passed the checks that need
     no loading; raises ``ModelLoadError`` or ``VideoModelError`` with a one-line reason."""
+    from .engine.catalog import split_alias
     from .engine.loader import check_hub_reference
 
     for reference in (settings.model, settings.video_model):
         if reference is not None:
             _check_tiny(reference)
             check_hub_reference(reference)
+    for argument in settings.more_models:  # loaded on demand: only what fails at once here
+        _check_tiny(split_alias(argument)[1])
     if settings.video_model is None:
         return settings
     from .videos.model import VideoModelError, is_video_reference
@@ -160,8 +172,55 @@ def _check_tiny(reference: str) -> None:
             f"video models: {', '.join(TINY_ARCHS)}")
 
 
-def serve_app(settings: Settings, engine: Engine | None, videos: VideoJobs | None) -> int:
-    """Run uvicorn on the app until it is stopped, then shut ``engine`` and ``videos`` down."""
+def build_registry(settings: Settings, engine: Engine) -> ModelRegistry:
+    """Every chat model this server may serve: ``engine``'s (the default, loaded), then
+    ``--model``s after the first, then those found under ``--models-dir`` and in the
+    Hugging Face cache (``--hf-cache``); each later one loaded when first asked for."""
+    from .engine.catalog import folder_specs, hub_cache_specs, named_specs
+    from .engine.registry import ModelRegistry, ModelSpec
+
+    found = named_specs([settings.model], settings.tiny_cache_dir)[0]
+    default = ModelSpec(settings.served_name, settings.model, found.size_bytes, found.kind)
+    specs = [default, *named_specs(settings.more_models, settings.tiny_cache_dir)]
+    if settings.models_dir is not None:
+        specs += folder_specs(settings.models_dir)
+    if settings.hf_cache:
+        specs += hub_cache_specs()
+    names, unique = set(), []
+    for spec in specs:  # the first of a name wins
+        if spec.name not in names:
+            names.add(spec.name)
+            unique.append(spec)
+    budget = settings.memory_budget_bytes or default_memory_budget()
+    registry = ModelRegistry(
+        unique, lambda spec: start_engine(replace(
+            settings, model=spec.reference, served_model_name=spec.name), quiet=True),
+        max_loaded=settings.max_loaded_models, budget=budget, idle_ttl_s=settings.idle_ttl_s)
+    registry.adopt_default(engine)
+    for name in settings.preload:
+        registry.canonical(name)  # UnknownModel before anything starts
+    return registry
+
+
+MEMORY_SHARE = 0.75  # of the machine's memory, for model weights when no budget is given
+
+
+def default_memory_budget() -> int:
+    """A share of the machine's memory (MLX's recommended working set where it says)."""
+    import psutil
+
+    from .engine._mlx import mx
+
+    info = mx.device_info() if hasattr(mx, "device_info") else {}
+    recommended = info.get("max_recommended_working_set_size")
+    total = int(recommended) if recommended else psutil.virtual_memory().total
+    return int(total * MEMORY_SHARE)
+
+
+def serve_app(settings: Settings, engine: Engine | None, videos: VideoJobs | None,
+              models: ModelRegistry | None = None) -> int:
+    """Run uvicorn on the app until it is stopped, then shut the engines (``models``, or
+    ``engine``) and ``videos`` down."""
     import uvicorn
 
     from .api.app import create_app
@@ -179,13 +238,15 @@ def serve_app(settings: Settings, engine: Engine | None, videos: VideoJobs | Non
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: None)
     try:
-        uvicorn.run(create_app(settings, engine, videos), host=settings.host,
+        uvicorn.run(create_app(settings, engine, videos, models), host=settings.host,
                     port=settings.port, log_level=settings.log_level,
                     timeout_graceful_shutdown=math.ceil(settings.shutdown_grace_s),
                     log_config=uvicorn_log_config(secrets),
                     ws_max_size=settings.stream_max_message_bytes, **uvicorn_options(limits))
     finally:
-        if engine is not None:
+        if models is not None:
+            models.shutdown()
+        elif engine is not None:
             engine.shutdown()
         if videos is not None:
             videos.shutdown()

@@ -9,6 +9,7 @@ from ..engine._mlx import mx
 from ..engine.stats import TTFT_BUCKETS
 
 if TYPE_CHECKING:
+    from ..engine.registry import ModelStatus
     from ..stream.session import StreamService
     from ..videos.service import VideoJobs
 
@@ -122,3 +123,33 @@ def render_stream_metrics(service: StreamService) -> str:
              service.messages_refused)):
         lines += _metric(f"stream_{name}_total", "counter", text, value)
     return "\n".join(lines) + "\n"
+
+
+_PER_MODEL = {
+    "requests_finished": ("counter", "Requests that finished generating, per model"),
+    "generated_tokens": ("counter", "Tokens generated, per model"),
+    "prompt_tokens": ("counter", "Prompt tokens processed, per model"),
+    "batch_size": ("gauge", "Requests in the model's running batch"),
+    "waiting": ("gauge", "Requests queued for the model"),
+}
+
+
+def render_model_metrics(statuses: list[ModelStatus]) -> str:
+    """Each served model's state and, while loaded, its engine's main counters, labelled
+    ``model="NAME"`` (for a server of several models; the unlabelled series above are the
+    default model's)."""
+    state = "vllm_mlx_model_loaded"
+    lines = [f"# HELP {state} 1 while the model is loaded", f"# TYPE {state} gauge"]
+    lines += [f'{state}{{model="{_label(s.spec.name)}"}} {int(s.engine is not None)}'
+              for s in statuses]
+    loaded = [(s.spec.name, s.engine.stats) for s in statuses if s.engine is not None]
+    for key, (kind, text) in _PER_MODEL.items():
+        name = f"vllm_mlx_model_{key}" + ("_total" if kind == "counter" else "")
+        lines += [f"# HELP {name} {text}", f"# TYPE {name} {kind}"]
+        lines += [f'{name}{{model="{_label(model)}"}} {stats[key]}'
+                  for model, stats in loaded if stats]
+    return "\n".join(lines) + "\n"
+
+
+def _label(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")

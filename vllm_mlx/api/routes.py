@@ -1,11 +1,13 @@
 """The server's own routes, whatever it serves: ``/health``, ``/metrics``, ``/v1/models``.
 
 ``/health`` (also ``/v1/health``) answers ``{"status": "ok", "model", ...}``: with a chat
-model, whether it takes images and how many requests wait; without one (a video-only
-server), ``chat: false`` and the video worker's running job and queue. ``/metrics`` is the
-Prometheus text of the engine, the video jobs and the live-video connections (MLX's memory
-once). ``/v1/models`` (also ``/v1/openai/models`` with a chat model) lists the chat model's
-card, or the video model's on a video-only server. State comes from ``app.state``.
+model, whether the default model takes images, how many requests wait and which models are
+loaded; without one (a video-only server), ``chat: false`` and the video worker's running
+job and queue. ``/metrics`` is the Prometheus text of the engine, the video jobs and the
+live-video connections (MLX's memory once), with per-model series when several models are
+served. ``/v1/models`` (also ``/v1/openai/models`` with a chat model) lists every chat
+model with its state, or the video model's card on a video-only server. State comes from
+``app.state``.
 """
 
 from __future__ import annotations
@@ -15,9 +17,14 @@ from typing import Any
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import PlainTextResponse
 
+from ..openai.models import model_list
 from ..openai.protocol import ModelList
-from ..openai.serving_completion import model_list
-from .metrics import render_metrics, render_stream_metrics, render_video_metrics
+from .metrics import (
+    render_metrics,
+    render_model_metrics,
+    render_stream_metrics,
+    render_video_metrics,
+)
 
 router = APIRouter()
 _MODELS_DOC: dict[int | str, dict[str, Any]] = {200: {"model": ModelList}}
@@ -29,7 +36,9 @@ async def health(request: Request) -> dict[str, Any]:
     state = request.app.state
     found = {"status": "ok", "model": state.settings.served_name}
     if state.engine is not None:
-        return found | {"vision": state.engine.model.is_vision, "waiting": state.engine.waiting}
+        loaded = [name for name, _ in state.models.engines()]
+        return found | {"vision": state.engine.model.is_vision, "waiting": state.engine.waiting,
+                        "loaded_models": loaded}
     jobs = state.videos
     running = jobs.worker.running if jobs else None
     return found | {"chat": False, "video": jobs is not None,
@@ -45,6 +54,9 @@ async def metrics(request: Request) -> PlainTextResponse:
     else:
         settings = state.settings
         text = render_metrics(state.engine.stats, settings.group_size, settings.parallel_mode)
+        statuses = state.models.statuses()
+        if len(statuses) > 1:
+            text += render_model_metrics(statuses)
         if state.videos is not None:
             text += render_video_metrics(state.videos, memory=False)
         if state.stream is not None:

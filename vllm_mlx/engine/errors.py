@@ -40,3 +40,19 @@ class EngineOverloaded(EngineError):
 
 class EngineClosed(EngineError):
     code = "engine_closed"
+
+
+class UnknownModel(EngineError):
+    code = "model_not_found"
+
+
+class ModelUnavailable(ModelLoadError):
+    """The model failed to load (the message names it and the cause)."""
+
+    code = "model_unavailable"
+
+
+class ModelBusy(EngineError):
+    """No room for the model: every model that could be unloaded has work."""
+
+    code = "models_busy"

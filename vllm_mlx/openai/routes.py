@@ -4,8 +4,9 @@
 engine, and another feature's :class:`~.serving_chat.ChatExtension`), puts them on
 ``app.state`` (``serving``, ``chat``, ``completions``) and adds ``POST /v1/chat/completions``
 (also at ``/v1/openai/chat/completions``, the VLM Run SDK's base URL), ``POST
-/v1/completions`` and ``GET /v1/models/{id}``. Without an engine (a video-only server) the
-chat routes answer 404 ``model_not_found``. Routes only parse, call a service and return.
+/v1/completions``, ``GET /v1/models/{id}`` and ``POST /v1/models/{id}/load`` /
+``unload``. Without an engine (a video-only server) the chat routes answer 404
+``model_not_found``. Routes only parse, call a service and return.
 """
 
 from __future__ import annotations
@@ -19,7 +20,9 @@ from fastapi.responses import StreamingResponse
 from ..config import Settings
 from ..disconnect import unless_disconnected
 from ..engine import Engine
+from ..engine.registry import ModelRegistry
 from ..errors import APIError
+from .models import load_model, model_card, unload_model
 from .protocol import (
     ChatCompletionRequest,
     ChatCompletionResponse,
@@ -29,7 +32,7 @@ from .protocol import (
 )
 from .serving_chat import ChatExtension, ChatService
 from .serving_common import ServingContext
-from .serving_completion import CompletionService, model_list
+from .serving_completion import CompletionService
 
 router = APIRouter()
 no_chat = APIRouter()
@@ -41,12 +44,22 @@ STREAM_RESPONSES: dict[int | str, dict[str, Any]] = {200: {"content": {"text/eve
                "properties": {"data": {"type": "string"}, "event": {"type": "string"}}}}}}}
 
 
+@router.post("/v1/models/{model_id:path}/load", response_model=ModelCard)
+async def load(model_id: str, request: Request) -> ModelCard:
+    """Load a model now (or retry one that failed to load); its card after."""
+    return await load_model(request.app.state.serving, model_id)
+
+
+@router.post("/v1/models/{model_id:path}/unload", response_model=ModelCard)
+async def unload(model_id: str, request: Request) -> ModelCard:
+    """Unload a model now (not the default, nor one with requests in flight)."""
+    return await unload_model(request.app.state.serving, model_id)
+
+
 @router.get("/v1/models/{model_id:path}", response_model=ModelCard)
 async def retrieve_model(model_id: str, request: Request) -> ModelCard:
-    """The served model's card under any name it answers to; 404 for any other."""
-    serving = request.app.state.serving
-    serving.check_model(model_id)
-    return model_list(serving).data[0]
+    """A served model's card under any name it answers to; 404 for any other."""
+    return model_card(request.app.state.serving, model_id)
 
 
 def _sse(events: AsyncIterator[str]) -> StreamingResponse:
@@ -71,7 +84,7 @@ async def chat_completions(body: ChatCompletionRequest, request: Request) -> Any
 @router.post("/v1/completions", response_model=CompletionResponse, responses=STREAM_RESPONSES)
 async def completions(body: CompletionRequest, request: Request) -> Any:
     service: CompletionService = request.app.state.completions
-    prepared = service.prepare(body)
+    prepared = await service.prepare(body)
     if body.stream:
         return _sse(await unless_disconnected(request.is_disconnected,
                                               service.stream(prepared)))
@@ -88,28 +101,32 @@ async def no_chat_model() -> None:
 
 @overload
 def install_openai(app: FastAPI, settings: Settings, engine: Engine, *,
-                   extension: ChatExtension | None = None) -> ServingContext: ...
+                   extension: ChatExtension | None = None,
+                   models: ModelRegistry | None = None) -> ServingContext: ...
 
 
 @overload
 def install_openai(app: FastAPI, settings: Settings, engine: None, *,
-                   extension: ChatExtension | None = None) -> None: ...
+                   extension: ChatExtension | None = None,
+                   models: ModelRegistry | None = None) -> None: ...
 
 
 def install_openai(app: FastAPI, settings: Settings, engine: Engine | None, *,
-                   extension: ChatExtension | None = None) -> ServingContext | None:
+                   extension: ChatExtension | None = None,
+                   models: ModelRegistry | None = None) -> ServingContext | None:
     """Build the chat services and add the routes; returns the context other features
-    serve through (None without an engine)."""
+    serve through (None without an engine). ``models``: every model the server may
+    serve, ``engine`` being the default's (None: that model alone)."""
     if engine is None:
         app.include_router(no_chat)
         return None
     extension = extension or ChatExtension()
     ctx = ServingContext(engine=engine, settings=settings, files=extension.files,
-                         extra_names=extension.model_names)
+                         extra_names=extension.model_names, models=models)
     app.state.serving = ctx
     app.state.closers.append(ctx.checks.close)
     app.state.chat = ChatService(ctx, settings.media_policy(*extension.media_roots),
-                                 hook=extension.hook)
+                                 hook=extension.hook, documents=extension.documents)
     app.state.completions = CompletionService(ctx)
     app.include_router(router)
     return ctx

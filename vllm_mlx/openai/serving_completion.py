@@ -1,4 +1,4 @@
-"""``/v1/completions`` (raw prompts, no chat template) and ``/v1/models``."""
+"""``/v1/completions``: raw prompts, no chat template."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, cast
 
-from ..engine import GenerationRequest, GenerationResult
+from ..engine import Engine, GenerationRequest, GenerationResult
+from ..engine.registry import Lease
 from ..engine.submission import Submission
 from ..engine.types import TokenLogprob
 from ..errors import APIError
@@ -16,16 +17,13 @@ from .protocol import (
     CompletionLogprobs,
     CompletionRequest,
     CompletionResponse,
-    ModelCapabilities,
-    ModelCard,
-    ModelList,
     new_id,
 )
 from .serving_common import (
     SSE_DONE,
     ServingContext,
-    accepted_submission,
     fan_out,
+    leased_submission,
     reported_logprob,
     sampling_params,
     screened_submission,
@@ -51,12 +49,17 @@ def _completion_logprobs(items: tuple[TokenLogprob, ...], offset: int = 0
 @dataclass
 class PreparedCompletion:
     model: str
+    lease: Lease  # the model's engine, kept loaded until the reply ends
     requests: list[GenerationRequest]  # n per prompt, prompts in order
     echo_texts: list[str]  # each prompt's text, with ``echo`` (else empty)
     n: int
     echo: bool
     logprobs: bool
     include_usage: bool
+
+    @property
+    def engine(self) -> Engine:
+        return self.lease.engine
 
     def echoed(self, index: int) -> str:
         """The prompt a choice repeats before its completion (``echo``), else nothing."""
@@ -82,8 +85,15 @@ class CompletionService:
     def __init__(self, ctx: ServingContext) -> None:
         self.ctx = ctx
 
-    def prepare(self, req: CompletionRequest) -> PreparedCompletion:
-        model = self.ctx.check_model(req.model)
+    async def prepare(self, req: CompletionRequest) -> PreparedCompletion:
+        lease = await self.ctx.lease(req.model, req.ttl)
+        try:
+            return self._prepared(req, lease)
+        except BaseException:
+            lease.release()
+            raise
+
+    def _prepared(self, req: CompletionRequest, lease: Lease) -> PreparedCompletion:
         if req.echo and req.logprobs is not None:
             raise APIError(400, "echo with logprobs would need the prompt's log-probs, which "
                            "this server does not compute: drop one of them", param="echo")
@@ -94,18 +104,19 @@ class CompletionService:
             **({"prompt": p} if isinstance(p, str) else {"prompt_ids": p}),
             sampling=sampling, request_id=new_id("cmpl")), req.n)]
         include_usage = bool(req.stream_options and req.stream_options.include_usage)
-        echo_texts = ([p if isinstance(p, str) else self._decoded(p) for p in prompts]
-                      if req.echo else [])
-        return PreparedCompletion(model, requests, echo_texts, req.n, req.echo,
+        tokenizer = lease.engine.model.tokenizer
+        echo_texts = ([p if isinstance(p, str) else str(tokenizer.decode(list(p)))
+                       for p in prompts] if req.echo else [])
+        return PreparedCompletion(lease.name, lease, requests, echo_texts, req.n, req.echo,
                                   req.logprobs is not None, include_usage)
 
-    def _decoded(self, ids: tuple[int, ...]) -> str:
-        """The text of a prompt given as ids, for ``echo``."""
-        return str(self.ctx.engine.model.tokenizer.decode(list(ids)))
-
     async def complete(self, prepared: PreparedCompletion) -> CompletionResponse:
+        with prepared.lease:
+            return await self._complete(prepared)
+
+    async def _complete(self, prepared: PreparedCompletion) -> CompletionResponse:
         chunks: dict[int, list[Any]] = {i: [] for i in range(len(prepared.requests))}
-        submission = await screened_submission(self.ctx.engine, prepared.requests)
+        submission = await screened_submission(prepared.engine, prepared.requests)
         async for index, chunk in submission.chunks():
             chunks[index].append(chunk)
         results = [GenerationResult.from_chunks(chunks[i]) for i in sorted(chunks)]
@@ -122,8 +133,8 @@ class CompletionService:
     async def stream(self, prepared: PreparedCompletion) -> AsyncIterator[str]:
         """SSE lines, once the engine has accepted the requests (overload: a 429, a refused
         request: its 4xx, each before the response starts, not as an event)."""
-        return self._events(prepared, await accepted_submission(self.ctx.engine,
-                                                                prepared.requests))
+        return self._events(prepared, await leased_submission(prepared.lease,
+                                                              prepared.requests))
 
     async def _events(self, prepared: PreparedCompletion, submission: Submission
                       ) -> AsyncIterator[str]:
@@ -155,6 +166,8 @@ class CompletionService:
                                             completion))
         except Exception as exc:  # reported in-band: the HTTP status is already sent
             yield sse_error(exc)
+        finally:
+            prepared.lease.release()
         yield SSE_DONE
 
     @staticmethod
@@ -165,21 +178,3 @@ class CompletionService:
         usage = usage_info(prompt, total, prepared.prompt_tokens(cached))
         return CompletionResponse(id=rid, created=created, model=prepared.model, choices=[],
                                   usage=usage).model_dump()
-
-
-def model_list(ctx: ServingContext) -> ModelList:
-    loaded = ctx.engine.model
-    caps = loaded.capabilities
-    card = ModelCard(
-        id=ctx.settings.served_name, root=str(loaded.path),
-        aliases=list(dict.fromkeys([*caps.aliases, *ctx.extra_names])),
-        capabilities=ModelCapabilities(
-            vision=caps.vision, video=caps.video, native_video=caps.native_video,
-            max_context=caps.context_length, input_modalities=list(caps.input_modalities),
-            max_images_per_request=caps.max_images, model_type=caps.model_type or None,
-            quantization_bits=caps.quantization_bits),
-        max_model_len=caps.context_length, random_weights=loaded.random_weights,
-        group_size=ctx.settings.group_size,
-        parallel=ctx.settings.parallel_mode,  # type: ignore[arg-type]
-    )
-    return ModelList(data=[card])

@@ -5,6 +5,9 @@ Contract:
 - A header names the model, where it runs and whether it sees images / video, next to a
   New chat button. Settings live in a sidebar, visible without scrolling: max tokens,
   temperature, video fps and max frames (shown for video-capable models), a system prompt.
+- On a server that serves several models a dropdown beside the header picks the model
+  (:mod:`.model_picker`); the header line, the upload button and the video sliders follow
+  the chosen model. One model, or an in-process engine: no dropdown.
 - The chat (:mod:`.chat`) fills the page; with ``backend.video_jobs`` a Videos tab
   (:mod:`.video_tab`) sits beside it, otherwise there are no tabs at all.
 - Light or dark follows the system setting (Gradio's default; ``?__theme=`` overrides).
@@ -18,6 +21,7 @@ import gradio as gr
 
 from .backend import ChatBackend
 from .chat import add_user_turn, build_chat, make_responder
+from .model_picker import ModelPicker, header_line, wire
 from .video_tab import build_videos
 
 __all__ = ["add_user_turn", "build_chat_app", "make_responder"]
@@ -37,20 +41,25 @@ def _settings(video: bool) -> list[Any]:
 
 def build_chat_app(backend: ChatBackend, title: str = "vllm-mlx chat") -> gr.Blocks:
     """The whole page; launch it with ``.queue().launch(...)``."""
+    picker = ModelPicker.of(backend)
     with gr.Blocks(title=title, delete_cache=(3600, 24 * 3600), fill_height=True) as demo:
         with gr.Sidebar(label="Settings", elem_id="settings", width=300):
-            settings = _settings(backend.info.video)
+            settings = _settings(backend.info.takes_video)
         with gr.Row(elem_id="header", equal_height=True):
-            gr.Markdown(f"**{title}** · {backend.info.describe()}", elem_id="model-info")
+            header = gr.Markdown(header_line(title, backend.info), elem_id="model-info")
+            model = picker.dropdown() if picker is not None else None
             new_chat = gr.Button("New chat", size="sm", scale=0, min_width=110,
                                  elem_id="new-chat")
         jobs = backend.video_jobs
         if jobs is None:
-            build_chat(backend, settings, new_chat, demo)
+            box, replies = build_chat(backend, settings, new_chat, demo, picker, model)
         else:
             with gr.Tabs():
                 with gr.Tab("Chat", id="chat"):
-                    build_chat(backend, settings, new_chat, demo)
+                    box, replies = build_chat(backend, settings, new_chat, demo, picker,
+                                              model)
                 with gr.Tab("Videos", id="videos"):
                     build_videos(jobs, backend.info.location)
+        if picker is not None:
+            wire(picker, model, header, box, settings[2:4], title, demo, replies)
     return demo

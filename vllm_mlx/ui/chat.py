@@ -15,6 +15,8 @@ Contract:
   over (the only way: the Chatbot's own trash icon, which covers messages, is hidden).
   The conversation is kept per browser session in ``gr.State`` and copied to
   ``gr.BrowserState`` after each change, so a reload restores it.
+- With a model dropdown (:mod:`.model_picker`), a message is checked against the chosen
+  model's capabilities and its reply comes from that model.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from .conversation import (
     turn_of_message,
     user_turn,
 )
+from .model_picker import ModelPicker, placeholder, upload_sources
 
 ChatOutputs = tuple[list[dict[str, Any]], Conversation, Any]
 STORAGE_KEY = "vllm-mlx-chat-history"
@@ -169,13 +172,15 @@ def make_responder(backend: ChatBackend, signals: StopSignals
                    ) -> Callable[..., AsyncIterator[ChatOutputs]]:
     async def respond(conversation: Conversation, max_tokens: float, temperature: float,
                       video_fps: float, video_max_frames: float, system_prompt: str,
-                      request: gr.Request) -> AsyncIterator[ChatOutputs]:
+                      request: gr.Request, model: str | None = None
+                      ) -> AsyncIterator[ChatOutputs]:
         if not conversation.awaiting_reply:  # refused: its notice is already shown
             yield gr.skip(), gr.skip(), gr.skip()  # a generator must yield, or outputs clear
             return
         try:
             options = GenerationOptions(int(max_tokens), float(temperature), float(video_fps),
-                                        int(video_max_frames), system_prompt or "")
+                                        int(video_max_frames), system_prompt or "",
+                                        model or "")
         except ValueError as exc:
             kept = conversation.without_last_exchange().with_notice(str(exc))
             yield chatbot_messages(kept), kept, restored_box(conversation)
@@ -260,8 +265,11 @@ NO_TRASH = "<style>#chatbot button[aria-label='Clear'] { display: none !importan
 
 
 def build_chat(backend: ChatBackend, settings: list[Any], new_chat_button: Any,
-               demo: gr.Blocks) -> None:
-    """The Chat tab's components and events, inside the current Blocks context."""
+               demo: gr.Blocks, picker: ModelPicker | None = None,
+               model: Any | None = None) -> tuple[Any, list[Any]]:
+    """The Chat tab's components and events, inside the current Blocks context; returns
+    the textbox and the events that end a reply. ``model`` is the picker's dropdown (both
+    or neither)."""
     info = backend.info
     signals = StopSignals()
     session = gr.State(Conversation())
@@ -270,14 +278,16 @@ def build_chat(backend: ChatBackend, settings: list[Any], new_chat_button: Any,
                          editable="user", buttons=["copy"], sanitize_html=True)
     gr.HTML(NO_TRASH, container=False, padding=False, elem_id="chat-style")
     box = gr.MultimodalTextbox(
-        file_types=["image", "video"], file_count="multiple", sources=["upload"],
-        placeholder="Type a message; drop or upload images and videos" if info.vision
-        else "Type a message", show_label=False, elem_id="chat-input", autofocus=True,
-        submit_btn="Send", stop_btn=False)
+        file_types=["image", "video"], file_count="multiple",
+        placeholder=placeholder(info), sources=upload_sources(info), show_label=False,
+        elem_id="chat-input", autofocus=True, submit_btn="Send", stop_btn=False)
     respond = make_responder(backend, signals)
+    chosen = [model] if model is not None else []
 
-    def add(message: dict[str, Any] | None, conversation: Conversation) -> Any:
-        return add_user_turn(message, conversation, info.vision, info.video)
+    def add(message: dict[str, Any] | None, conversation: Conversation,
+            model_id: str | None = None) -> Any:
+        seen = picker.info(model_id) if picker is not None else info
+        return add_user_turn(message, conversation, seen.vision, seen.takes_video)
 
     async def stop(request: gr.Request) -> None:
         signals.stop(request.session_hash or "")
@@ -286,12 +296,15 @@ def build_chat(backend: ChatBackend, settings: list[Any], new_chat_button: Any,
         signals.stop(request.session_hash or "", discard=True)
 
     def reply_after(event: Any) -> Any:
-        replying = event.then(respond, [session, *settings], [chatbot, session, box],
+        replying = event.then(respond, [session, *settings, *chosen], [chatbot, session, box],
                               show_progress="hidden")
-        replying.then(idle_box, None, box, queue=False).then(save, session, stored, queue=False)
+        ended.append(replying.then(idle_box, None, box, queue=False).then(
+            save, session, stored, queue=False))
         return replying
 
-    reply_after(box.submit(add, [box, session], [box, session, chatbot], queue=False))
+    ended: list[Any] = []
+    reply_after(box.submit(add, [box, session, *chosen], [box, session, chatbot],
+                           queue=False))
     reply_after(chatbot.retry(retry, session, [session, chatbot, box], queue=False))
     reply_after(chatbot.edit(edit, session, [session, chatbot, box], queue=False))
     chatbot.undo(undo, session, [session, chatbot, box], queue=False).then(
@@ -302,3 +315,4 @@ def build_chat(backend: ChatBackend, settings: list[Any], new_chat_button: Any,
         new_chat, None, [session, chatbot, box], queue=False).then(
         save, session, stored, queue=False)
     demo.load(loader(upload_folder()), stored, [session, chatbot], queue=False)
+    return box, ended

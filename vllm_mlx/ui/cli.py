@@ -39,7 +39,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--title", default="vllm-mlx chat")
     remote = parser.add_argument_group("with --server-url")
     remote.add_argument("--api-key", default=os.environ.get("VLLM_MLX_API_KEY"))
-    remote.add_argument("--served-model", default=None, help="model id (default: the first)")
+    remote.add_argument("--served-model", default=None,
+                        help="the model the chat starts on; a server serving several gets a "
+                             "dropdown to switch (default: the server's first)")
     remote.add_argument("--media-root", type=Path, default=None, metavar="DIR",
                         help="a --media-root of the server on this machine: uploads are "
                              "staged there once and sent as paths instead of data URLs")

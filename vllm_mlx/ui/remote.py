@@ -14,6 +14,10 @@ Contract:
   content-addressed, and sent as a local path in every turn. Without it a file travels as a
   ``data:`` URL once, in the turn that attached it; later turns carry a text note instead
   (the server is stateless, so the model then no longer sees that file's pixels).
+- Several models: :meth:`RemoteBackend.model_options` reads ``GET /v1/models`` again (each
+  card's state and capabilities now); a reply goes to ``GenerationOptions.model`` when set,
+  else to the model chosen at connect. A vision model that is not loaded yet has no video
+  flag on its card: videos are sent and the server decides.
 - Server, connection and file errors are raised as :class:`BackendError`; a server that
   cannot be reached is named by its URL.
 """
@@ -31,7 +35,7 @@ from typing import Any
 
 import httpx
 
-from .backend import BackendError, BackendInfo, GenerationOptions, Usage
+from .backend import BackendError, BackendInfo, GenerationOptions, ModelOption, Usage
 from .conversation import (
     Attachment,
     Conversation,
@@ -87,19 +91,41 @@ def _pick_model(cards: list[dict[str, Any]], wanted: str | None) -> dict[str, An
     raise BackendError(f"the server does not serve '{wanted}'")
 
 
+def model_cards(base: str, api_key: str | None, timeout: float = 10.0) -> list[dict[str, Any]]:
+    """The server's ``/v1/models`` cards (may raise ``httpx.HTTPError``)."""
+    response = httpx.get(f"{base}/models", headers=_auth(api_key), timeout=timeout)
+    response.raise_for_status()
+    return list(response.json().get("data") or [])
+
+
 def probe_server(base: str, api_key: str | None, wanted: str | None,
-                 timeout: float = 10.0) -> tuple[dict[str, Any], bool]:
-    """The served model's card, and whether the server has the video jobs API."""
-    headers = _auth(api_key)
+                 timeout: float = 10.0) -> tuple[dict[str, Any], list[dict[str, Any]], bool]:
+    """The chosen model's card, every card, and whether the server has the video jobs API."""
     try:
-        response = httpx.get(f"{base}/models", headers=headers, timeout=timeout)
-        response.raise_for_status()
-        card = _pick_model(response.json().get("data") or [], wanted)
-        videos = httpx.get(f"{base}/videos", params={"limit": 1}, headers=headers,
+        cards = model_cards(base, api_key, timeout)
+        card = _pick_model(cards, wanted)
+        videos = httpx.get(f"{base}/videos", params={"limit": 1}, headers=_auth(api_key),
                            timeout=timeout)
     except httpx.HTTPError as exc:
         raise BackendError(f"cannot use the server at {base}: {exc}") from exc
-    return card, videos.status_code == 200
+    return card, cards, videos.status_code == 200
+
+
+def card_info(card: dict[str, Any], location: str) -> BackendInfo:
+    """What the UI shows of a model card; a card without ``state`` is a loaded model. A
+    model whose kind is unknown until it loads is let take images (the server decides)."""
+    caps = card.get("capabilities") or {}
+    loaded = card.get("state", "loaded") == "loaded"
+    vision_known = loaded or card.get("kind") is not None
+    return BackendInfo(model=str(card["id"]), vision=bool(caps.get("vision")) or not vision_known,
+                       video=bool(caps.get("video")), location=location,
+                       random_weights=bool(card.get("random_weights")),
+                       video_known=loaded, vision_known=vision_known)
+
+
+def model_option(card: dict[str, Any], location: str) -> ModelOption:
+    return ModelOption(card_info(card, location), str(card.get("state", "loaded")),
+                       bool(card.get("default", False)))
 
 
 def _error_text(exc: Exception) -> str:
@@ -116,6 +142,7 @@ class RemoteBackend:
     server_info: BackendInfo
     media_root: Path | None = None
     jobs: VideoJobs | None = None
+    api_key: str | None = None
     # (upload path, size, mtime) -> staged path; one small entry per distinct upload
     _staged: dict[tuple[str, int, int], str] = field(default_factory=dict)
 
@@ -125,14 +152,11 @@ class RemoteBackend:
         from openai import AsyncOpenAI
 
         base = api_base(server_url)
-        card, has_videos = probe_server(base, api_key, model)
-        caps = card.get("capabilities") or {}
-        info = BackendInfo(model=str(card["id"]), vision=bool(caps.get("vision")),
-                           video=bool(caps.get("video")), location=server_url,
-                           random_weights=bool(card.get("random_weights")))
+        card, _, has_videos = probe_server(base, api_key, model)
         client = AsyncOpenAI(base_url=base, api_key=api_key or "not-needed", max_retries=0)
         jobs = VideoJobs(base, api_key) if has_videos else None
-        return cls(client, str(card["id"]), info, media_root, jobs)
+        return cls(client, str(card["id"]), card_info(card, server_url), media_root, jobs,
+                   api_key)
 
     @property
     def info(self) -> BackendInfo:
@@ -141,6 +165,15 @@ class RemoteBackend:
     @property
     def video_jobs(self) -> VideoJobs | None:
         return self.jobs
+
+    def model_options(self) -> list[ModelOption]:
+        """Every model the server lists, with its state now."""
+        try:
+            cards = model_cards(api_base(str(self.client.base_url)), self.api_key)
+        except httpx.HTTPError as exc:
+            raise BackendError(f"cannot list the models of {self.server_info.location}: "
+                               f"{exc}") from exc
+        return [model_option(card, self.server_info.location) for card in cards]
 
     def _staged_part(self, attachment: Attachment, newest: bool) -> dict[str, Any]:
         assert self.media_root is not None
@@ -168,7 +201,7 @@ class RemoteBackend:
         messages = await asyncio.to_thread(self.messages, conversation, options)
         try:
             stream = await self.client.chat.completions.create(
-                model=self.model, messages=messages, stream=True,
+                model=options.model or self.model, messages=messages, stream=True,
                 max_tokens=options.max_tokens, temperature=options.temperature,
                 stream_options={"include_usage": True},
                 extra_body={"video_fps": options.video_fps,

@@ -1,0 +1,91 @@
+"""``/v1/models`` and its load / unload actions, without the web framework.
+
+:func:`model_list` gives one card per model the server may serve, the default first. A
+loaded model's card says what its loaded config says (capabilities, context, quantization,
+every name it answers to); a model not loaded shows its kind and size from its files. Every
+card carries ``state`` (``loaded``, ``loading``, ``available``, ``failed``, with ``error``),
+``kind`` (text / vision), ``size_bytes``, ``default`` and ``endpoints`` (the routes that
+serve it: chat, completions, and the features built on chat). :func:`model_card` finds one by
+any of its names (404 otherwise); :func:`load_model` / :func:`unload_model` change a
+model's state and return its card.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..engine.registry import ModelStatus, weights_size
+from .prompted_tools import tool_profile
+from .protocol import ModelCapabilities, ModelCard, ModelList
+from .serving_common import ServingContext
+
+
+def _loaded_fields(ctx: ServingContext, status: ModelStatus) -> dict[str, Any]:
+    assert status.engine is not None
+    loaded = status.engine.model
+    caps = loaded.capabilities
+    extra = ctx.extra_names if status.default else ()
+    names = [n for n in ctx.registry.names(status.spec.name) if n != status.spec.name]
+    tools = tool_profile(loaded, ctx.settings.tool_call_parser)  # worked out once a model
+    return {
+        "root": str(loaded.path),
+        "aliases": [a for a in dict.fromkeys([*caps.aliases, *extra, *names])
+                    if a != "default" or status.default],  # only the default answers to it
+        "capabilities": ModelCapabilities(
+            vision=caps.vision, video=caps.video, native_video=caps.native_video,
+            max_context=caps.context_length, input_modalities=list(caps.input_modalities),
+            max_images_per_request=caps.max_images, model_type=caps.model_type or None,
+            quantization_bits=caps.quantization_bits, tools=tools.how,  # type: ignore[arg-type]
+            tool_call_format=tools.format.name),
+        "max_model_len": caps.context_length, "random_weights": loaded.random_weights,
+    }
+
+
+def _unloaded_fields(ctx: ServingContext, status: ModelStatus) -> dict[str, Any]:
+    vision = status.spec.kind == "vision"
+    names = [n for n in ctx.registry.names(status.spec.name) if n != status.spec.name]
+    return {"root": status.spec.reference, "aliases": names,
+            "capabilities": ModelCapabilities(
+                vision=vision, video=False, native_video=False,
+                input_modalities=["text", "image"] if vision else ["text"])}
+
+
+def _card(ctx: ServingContext, status: ModelStatus) -> ModelCard:
+    fields = (_loaded_fields(ctx, status) if status.engine is not None
+              else _unloaded_fields(ctx, status))
+    group = ctx.settings.group_size if status.default else 1
+    parallel = ctx.settings.parallel_mode if status.default else "none"
+    return ModelCard(id=status.spec.name, group_size=group, parallel=parallel,  # type: ignore[arg-type]
+                     endpoints=list(ctx.endpoints), **fields, **_state_fields(status))
+
+
+def model_list(ctx: ServingContext) -> ModelList:
+    return ModelList(data=[_card(ctx, s) for s in ctx.registry.statuses()])
+
+
+def model_card(ctx: ServingContext, name: str) -> ModelCard:
+    """The card of the model ``name`` names; 404 for any other name."""
+    served = ctx.registry.canonical(name)
+    return next(_card(ctx, s) for s in ctx.registry.statuses() if s.spec.name == served)
+
+
+async def load_model(ctx: ServingContext, name: str) -> ModelCard:
+    """Load ``name`` now (or retry one that failed); its card after."""
+    return _card(ctx, await ctx.registry.load(name))
+
+
+async def unload_model(ctx: ServingContext, name: str) -> ModelCard:
+    """Unload ``name`` (503 when it is the default or has requests in flight)."""
+    return _card(ctx, await ctx.registry.unload(name))
+
+
+def _state_fields(status: ModelStatus) -> dict[str, Any]:
+    """The fields ``/v1/models`` adds to a model's card."""
+    size = status.spec.size_bytes
+    if size is None and status.engine is not None:
+        size = weights_size(status.engine.model.path)
+    kind = status.spec.kind
+    if status.engine is not None:
+        kind = "vision" if status.engine.model.is_vision else "text"
+    return {"state": status.state.value, "kind": kind, "size_bytes": size,
+            "error": status.error, "default": status.default}
