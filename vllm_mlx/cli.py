@@ -21,6 +21,8 @@ from . import __version__
 from .cli_help import HelpFormatter
 from .config import Settings, default_cache_dir
 from .engine.detect import ModelKind
+from .openai.reasoning import CHOICES as REASONING_PARSERS
+from .openai.tool_formats import FORMATS as TOOL_FORMATS
 from .server import serve
 
 DESCRIPTION = ("vllm-mlx: serve a model (serve), stream a camera or video to a server "
@@ -31,7 +33,10 @@ def _serve_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("serve", help="serve a model with the OpenAI-compatible API",
                        description="Serve a model with the OpenAI-compatible API.",
                        formatter_class=HelpFormatter)
-    p.add_argument("model", help="HF repo id, local folder, or tiny:ARCH (random weights)")
+    p.add_argument("model", nargs="+", metavar="MODEL",
+                   help="HF repo id, local folder, or tiny:ARCH (random weights); several: the "
+                        "first is the default and is loaded at start, the others when first "
+                        "asked for; NAME=MODEL serves MODEL as NAME")
     p.add_argument("--host", default="127.0.0.1",
                    help="address to listen on (0.0.0.0: every interface)")
     p.add_argument("--port", type=int, default=8000, help="TCP port to listen on")
@@ -44,6 +49,7 @@ def _serve_parser(sub: argparse._SubParsersAction) -> None:
     _http_args(p)
     _model_args(p)
     _feature_args(p)
+    _models_args(p)
     _distributed_args(p)
 
 
@@ -110,6 +116,15 @@ def _model_args(p: argparse.ArgumentParser) -> None:
                         "cache)")
     p.add_argument("--tiny-cache-dir", type=Path, default=None, metavar="DIR",
                    help="where tiny:ARCH models are built (default: the user cache)")
+    p.add_argument("--reasoning-parser", default="auto", choices=REASONING_PARSERS,
+                   metavar="NAME",
+                   help="how replies' reasoning is told from the answer: think (<think> "
+                        "tags; also qwen3, deepseek_r1), harmony (gpt-oss channels; also "
+                        "gpt_oss) or none (default: auto, from the chat template)")
+    p.add_argument("--tool-call-parser", default=None, choices=sorted(TOOL_FORMATS),
+                   metavar="NAME",
+                   help="the form of the model's tool calls: " + ", ".join(sorted(TOOL_FORMATS))
+                        + " (default: from the chat template, else hermes)")
     p.add_argument("--log-level", default="info",
                    help="least severe log messages shown: debug, info, warning or error")
 
@@ -149,6 +164,29 @@ def _feature_args(p: argparse.ArgumentParser) -> None:
                    help="on SIGTERM/Ctrl-C, stop accepting connections and let in-flight "
                         "requests finish for up to this many seconds (a second Ctrl-C cuts it "
                         "short)")
+
+
+def _models_args(p: argparse.ArgumentParser) -> None:
+    group = p.add_argument_group("several models, loaded on demand")
+    group.add_argument("--models-dir", type=Path, default=None, metavar="DIR",
+                       help="also serve every model folder below DIR, named by its path "
+                            "(default: none)")
+    group.add_argument("--hf-cache", action="store_true",
+                       help="also serve every model repo in the local Hugging Face cache, "
+                            "named by its repo id")
+    group.add_argument("--max-loaded-models", type=int, default=None, metavar="N",
+                       help="models loaded at once; loading one more unloads the least "
+                            "recently used idle one (default: as many as --memory-budget "
+                            "holds)")
+    group.add_argument("--memory-budget", type=float, default=None, metavar="GIB",
+                       help="GiB of weights loaded at once (default: 3/4 of the machine's "
+                            "memory)")
+    group.add_argument("--idle-ttl", type=float, default=None, metavar="SECONDS",
+                       help="unload a model idle this long; a request's 'ttl' overrides it "
+                            "(default: never; the first MODEL always stays loaded)")
+    group.add_argument("--preload", action="append", default=[], metavar="NAME",
+                       help="also load this model at start (repeatable; default: only the "
+                            "first MODEL)")
 
 
 def _distributed_args(p: argparse.ArgumentParser) -> None:
@@ -207,9 +245,10 @@ def _storage_path(flag: Path | None) -> Path:
 def settings_from_args(args: argparse.Namespace) -> Settings:
     force = ModelKind.VISION if args.mllm else ModelKind.TEXT if args.text else None
     return Settings(
-        model=args.model, host=args.host, port=args.port,
+        model=args.model[0], more_models=tuple(args.model[1:]), host=args.host, port=args.port,
         served_model_name=args.served_model_name, api_key=args.api_key, force_kind=force,
         trust_remote_code=args.trust_remote_code, fast_blas=not args.no_fast_blas,
+        tool_call_parser=args.tool_call_parser,
         default_max_tokens=args.max_tokens, max_tokens_limit=args.max_tokens_limit,
         max_waiting_requests=args.max_waiting_requests, max_batch_size=args.max_batch_size,
         prefill_chunk_tokens=args.prefill_chunk, prefill_step_s=args.prefill_step_seconds,
@@ -222,6 +261,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         keep_alive_s=args.keep_alive_timeout, max_connections=args.max_connections,
         storage_path=_storage_path(args.storage_path),
         tiny_cache_dir=args.tiny_cache_dir, log_level=args.log_level,
+        reasoning_parser=args.reasoning_parser,
         stream_max_message_bytes=int(args.stream_max_message_mb * 1024 * 1024),
         stream_max_window=args.stream_max_window,
         stream_max_connections=args.stream_max_connections,
@@ -233,6 +273,11 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         shutdown_grace_s=args.shutdown_grace,
         hostfile=args.hostfile, distributed_backend=args.backend, parallel=args.parallel,
         group_port=args.group_port, group_timeout_s=args.group_timeout,
+        models_dir=args.models_dir, hf_cache=args.hf_cache,
+        max_loaded_models=args.max_loaded_models,
+        memory_budget_bytes=(int(args.memory_budget * (1 << 30))
+                             if args.memory_budget is not None else None),
+        idle_ttl_s=args.idle_ttl, preload=tuple(args.preload),
     )
 
 
@@ -265,6 +310,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = settings_from_args(args)
         if settings.hostfile is not None:
             from .distributed.serve import serve_distributed
+
+            if settings.more_models or settings.models_dir or settings.hf_cache:
+                print("error: --hostfile serves one model across the group: give one MODEL "
+                      "and no --models-dir / --hf-cache", file=sys.stderr)
+                return 2
 
             return serve_distributed(settings, list(sys.argv[1:] if argv is None else argv))
         return serve(settings)

@@ -32,9 +32,11 @@ class Settings:
     force_kind: ModelKind | None = None
     trust_remote_code: bool = False
     fast_blas: bool = True
+    tool_call_parser: str | None = None  # a tool_formats name; None: from the chat template
     # generation defaults and limits
     default_max_tokens: int | None = None  # None: up to max_tokens_limit
     max_tokens_limit: int = 8192
+    reasoning_parser: str = "auto"  # auto (from the chat template) | think | harmony | none
     max_waiting_requests: int = 256
     # continuous batching and caches
     max_batch_size: int = 32
@@ -81,6 +83,14 @@ class Settings:
     group_port: int = 32323  # ring backend: first TCP port between the ranks
     group_timeout_s: float = 120.0  # a step waiting longer on another rank fails the group
     group_size: int = 1  # processes serving the model (set by rank 0 once the group formed)
+    # several models, loaded on demand (vllm_mlx.engine.registry); `model` is the default
+    more_models: tuple[str, ...] = ()  # MODEL or NAME=MODEL after the first
+    models_dir: Path | None = None  # every model folder below it is served by its path
+    hf_cache: bool = False  # serve every model repo in the local Hugging Face cache
+    max_loaded_models: int | None = None  # None: as many as the memory budget holds
+    memory_budget_bytes: int | None = None  # weights loaded at once; None: a share of RAM
+    idle_ttl_s: float | None = None  # unload a model idle this long (never the default)
+    preload: tuple[str, ...] = ()  # models loaded at start besides the default
 
     @property
     def parallel_mode(self) -> str:

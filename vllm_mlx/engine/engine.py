@@ -11,6 +11,9 @@ and ``complete_sync`` are the blocking twins for the Python API. ``screen`` (awa
 ``submit``) refuses long prompts the context cannot hold, off the owner thread; what it
 prepared travels with the job (:mod:`.preparation`: a prompt is rendered and tokenized
 once, by screening, the check of a queued job or admission, whichever comes first).
+Chunks reach the callers on one event loop in batches (one wake-up of that loop carries all
+posted since the last, see :class:`.submission.Mailbox`), and a reader that falls behind
+gets its waiting chunks merged.
 
 Leaving an iterator early (client gone, ``break``) cancels the job: the owner thread drops
 it from the batch at the next step. A job's failure reaches its caller as a raised
@@ -47,10 +50,11 @@ from .errors import EngineClosed, EngineError, EngineOverloaded
 from .heap import HeapTrimmer
 from .loader import LoadedModel, LoadOptions, load_model
 from .preparation import Preparation, shared
+from .quiet_load import load_quietly
 from .sampler import check_sampling
 from .scheduler import Scheduler
 from .screening import PromptScreen
-from .submission import Submission
+from .submission import Inbox, Mailbox, Submission
 from .types import (
     Accepted,
     GenerationChunk,
@@ -146,6 +150,9 @@ class Engine:
         self._coordinator = coordinator
         self._fatal: EngineClosed | None = None  # why the engine stopped on its own
         self._heap = HeapTrimmer()
+        self._mailboxes: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Mailbox] = \
+            weakref.WeakKeyDictionary()
+        self._mailboxes_lock = threading.Lock()
 
     @classmethod
     def start(cls, reference: str, options: LoadOptions | None = None,
@@ -176,7 +183,8 @@ class Engine:
 
     def _run(self, reference: str, options: LoadOptions | None) -> None:
         try:
-            self._loaded = load_model(reference, options)
+            quiet = options is not None and options.quiet
+            self._loaded = (load_quietly if quiet else load_model)(reference, options)
             self._screen = PromptScreen(self._loaded)
         except BaseException as exc:  # surfaced to the starting thread
             self._load_error = exc
@@ -302,9 +310,22 @@ class Engine:
                 f"too many waiting requests ({self._jobs.maxsize}); retry later") from None
         return job
 
+    def _mailbox(self, loop: asyncio.AbstractEventLoop) -> Mailbox:
+        with self._mailboxes_lock:
+            mailbox = self._mailboxes.get(loop)
+            if mailbox is None:
+                mailbox = self._mailboxes[loop] = Mailbox(loop)
+            return mailbox
+
     @property
     def waiting(self) -> int:
         return self._jobs.qsize()
+
+    @property
+    def busy(self) -> bool:
+        """Whether requests wait or run (read from any thread: a moment's view)."""
+        scheduler = self._scheduler
+        return self._jobs.qsize() > 0 or (scheduler is not None and scheduler.has_work)
 
     async def screen(self, requests: list[GenerationRequest]) -> list[Preparation]:
         """Refuse long prompts the context cannot hold by tokenizing them on a worker
@@ -329,18 +350,16 @@ class Engine:
 
         Raises :class:`EngineOverloaded` / :class:`EngineClosed` at once, so an HTTP
         layer can answer with a status before it starts a response."""
-        loop = asyncio.get_running_loop()
-        inbox: asyncio.Queue[tuple[int, Any]] = asyncio.Queue()
+        mailbox = self._mailbox(asyncio.get_running_loop())
+        inbox = Inbox()
         cancelled = threading.Event()
 
         # The sink must not refer to the job or the submission (a cycle would keep every
         # request's media alive until a full garbage collection, and the submission's
         # end would no longer cancel its requests).
         def sink(index: int, item: GenerationChunk | Accepted | BaseException | None) -> None:
-            try:
-                loop.call_soon_threadsafe(inbox.put_nowait, (index, item))
-            except RuntimeError:  # the caller's loop is gone: so is the caller
-                cancelled.set()
+            if not mailbox.post(inbox, (index, item)):
+                cancelled.set()  # the caller's loop is gone: so is the caller
 
         self._submit(list(requests), sink, cancelled, preparations)
         return Submission(inbox, cancelled, len(requests))

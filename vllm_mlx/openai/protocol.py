@@ -30,8 +30,8 @@ from pydantic import (
 )
 
 from ..content import ROLES
-from ..errors import refuse_surrogates
-from .validation import check_schema_size
+from ..errors import APIError, refuse_surrogates
+from .validation import check_schema_size, check_template_kwargs
 
 MAX_VIDEO_FPS = 120
 MAX_VIDEO_FRAMES = 1024
@@ -91,6 +91,8 @@ class ResponseFormat(_Lenient):
 
 class SamplingFields(_Lenient):
     model: str | None = None
+    # seconds the model may stay loaded once idle after this request (LM Studio's ``ttl``)
+    ttl: float | None = Field(default=None, gt=0)
     max_tokens: int | None = Field(default=None, ge=1)
     temperature: float | None = Field(default=None, ge=0, le=2)
     top_p: float | None = Field(default=None, gt=0, le=1)
@@ -155,6 +157,9 @@ MESSAGE_JSON_SCHEMA: dict[str, Any] = {
                 _part("video_url", "video_url", _MEDIA_REF),
                 _part("video", "video", _MEDIA_REF),
                 _part("input_file", "file_id", {"type": "string", "minLength": 1}),
+                _part("file", "file", {"type": "object", "properties": {
+                    "file_data": {"type": "string"}, "file_id": {"type": "string"},
+                    "filename": {"type": "string"}}}),
             ]}}]},
     },
 }
@@ -173,6 +178,39 @@ class ChatCompletionRequest(SamplingFields):
     tools: list[Any] | None = None
     tool_choice: str | dict[str, Any] | None = None
     parallel_tool_calls: bool | None = None
+    # the deprecated forms of tools / tool_choice (vllm_mlx.openai.prompted_tools)
+    functions: list[Any] | None = None
+    function_call: str | dict[str, Any] | None = None
+    # variables for the chat template (vLLM's), and two shortcuts into it
+    chat_template_kwargs: dict[str, Any] | None = None
+    enable_thinking: bool | None = None  # Qwen3-style templates' thinking switch
+    reasoning_effort: Literal["low", "medium", "high"] | None = None  # gpt-oss templates
+
+    @classmethod
+    def checked(cls, body: dict[str, Any]) -> ChatCompletionRequest:
+        """``body`` as a request (another API's request translated); its first problem
+        is a 400 naming the field."""
+        try:
+            return cls.model_validate(body)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first.get("loc", ()))
+            raise APIError(400, f"{where}: {first.get('msg', 'invalid value')}",
+                           param=where or None) from None
+
+    @field_validator("chat_template_kwargs")
+    @classmethod
+    def _template_kwargs(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is not None:
+            check_template_kwargs(value)
+        return value
+
+    def template_kwargs(self) -> dict[str, Any]:
+        """What the chat template is given besides the messages and tools."""
+        shortcuts = {"enable_thinking": self.enable_thinking,
+                     "reasoning_effort": self.reasoning_effort}
+        return {**{k: v for k, v in shortcuts.items() if v is not None},
+                **(self.chat_template_kwargs or {})}
 
     @field_validator("tools")
     @classmethod
@@ -234,17 +272,23 @@ class ChoiceLogprobs(BaseModel):
 
 class ChatMessageOut(BaseModel):
     """The reply; ``content`` is null beside tool calls, ``tool_calls`` absent without any
-    (as OpenAI sends them)."""
+    (as OpenAI sends them). A model with a reasoning format (:mod:`.reasoning`) sends its
+    reasoning as ``reasoning_content`` (the name DeepSeek's API, vLLM, LiteLLM and Open WebUI
+    read) and as ``reasoning`` (newer vLLM's and OpenRouter's name); both are absent
+    without any."""
 
     role: Literal["assistant"] = "assistant"
     content: str | None = ""
+    reasoning_content: str | None = None
+    reasoning: str | None = None
     tool_calls: list[dict[str, Any]] | None = None
 
     @model_serializer(mode="wrap")
     def _calls_when_made(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
         out: dict[str, Any] = handler(self)
-        if out.get("tool_calls") is None:
-            out.pop("tool_calls", None)
+        for optional in ("tool_calls", "reasoning_content", "reasoning"):
+            if out.get(optional) is None:
+                out.pop(optional, None)
         return out
 
 
@@ -271,6 +315,8 @@ class DeltaMessage(BaseModel):
 
     role: Literal["assistant"] | None = None
     content: str | None = None
+    reasoning_content: str | None = None  # both names, as on ChatMessageOut
+    reasoning: str | None = None
     tool_calls: list[dict[str, Any]] | None = None
 
     @model_serializer(mode="wrap")
@@ -326,6 +372,10 @@ class ModelCapabilities(BaseModel):
     max_images_per_request: int | None = None  # None: no limit of the model's own
     model_type: str | None = None
     quantization_bits: int | None = None  # None: not quantized
+    # function calling: "template" (the chat template shows tools) or "prompted" (a system
+    # message describes them); the form of its calls (--tool-call-parser names)
+    tools: Literal["template", "prompted"] | None = None
+    tool_call_format: str | None = None
 
 
 class ModelCard(BaseModel):
@@ -340,6 +390,13 @@ class ModelCard(BaseModel):
     random_weights: bool = False
     group_size: int = 1  # processes serving the model together (vllm_mlx.distributed)
     parallel: Literal["none", "tensor", "pipeline"] = "none"
+    # several models per server (vllm_mlx.engine.registry): loaded on demand
+    state: Literal["loaded", "loading", "available", "failed"] = "loaded"
+    kind: Literal["text", "vision"] | None = None
+    size_bytes: int | None = None  # the weights on disk
+    default: bool = True  # the server's default model (the one 'default' names)
+    error: str | None = None  # why it failed to load (state "failed")
+    endpoints: list[str] = Field(default_factory=list)  # the routes that serve it
 
 
 class ModelList(BaseModel):

@@ -1,0 +1,159 @@
+"""A submission's chunks reach its event loop in batches (one loop wake-up per batch of
+posts), and a reader that falls behind gets the waiting chunks of a request merged into one,
+with exactly the same text, tokens and logprobs as a reader that kept up."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from typing import Any
+
+import pytest
+
+from vllm_mlx.engine import ChatMessage, GenerationRequest, SamplingParams, TextPart
+from vllm_mlx.engine.submission import Inbox, Mailbox, Submission, coalesced
+from vllm_mlx.engine.types import ACCEPTED, GenerationChunk, GenerationResult, TokenLogprob
+
+
+def _piece(text: str, token: int, count: int, finish: Any = None) -> GenerationChunk:
+    return GenerationChunk(text=text, token_ids=(token,),
+                           logprobs=(TokenLogprob(token, text, -0.5 * token),),
+                           finish_reason=finish, prompt_tokens=7, completion_tokens=count,
+                           cached_tokens=3)
+
+
+def test_coalesced_merges_each_requests_run_and_keeps_ends_in_place() -> None:
+    a1, a2, b1, a3 = (_piece("he", 1, 1), _piece("llo", 2, 2), _piece("x", 9, 1),
+                      _piece("!", 3, 3, "length"))
+    out = list(coalesced([(0, ACCEPTED), (0, a1), (1, b1), (0, a2), (0, a3), (0, None),
+                          (1, None)]))
+    assert [(i, type(item).__name__) for i, item in out] == [
+        (0, "Accepted"), (0, "GenerationChunk"), (0, "NoneType"), (1, "GenerationChunk"),
+        (1, "NoneType")]
+    merged = out[1][1]
+    assert merged.text == "hello!" and merged.token_ids == (1, 2, 3)
+    assert [lp.token_id for lp in merged.logprobs] == [1, 2, 3]
+    assert (merged.finish_reason, merged.completion_tokens, merged.prompt_tokens,
+            merged.cached_tokens) == ("length", 3, 7, 3)
+    assert out[3][1] is b1  # a lone chunk is passed on as it is
+
+
+def test_a_reader_that_keeps_up_gets_every_chunk_and_a_late_one_gets_them_merged() -> None:
+    pieces = [_piece(t, i, i + 1) for i, t in enumerate(["a", "b", "c"])]
+
+    async def read(late: bool) -> list[GenerationChunk]:
+        inbox = Inbox()
+        submission = Submission(inbox, threading.Event(), 1)
+        inbox.put((0, ACCEPTED))
+        await submission.accepted()
+        got: list[GenerationChunk] = []
+
+        async def feed() -> None:
+            for piece in pieces:
+                inbox.put((0, piece))
+                if not late:
+                    await asyncio.sleep(0)
+            inbox.put((0, None))
+
+        if late:
+            await feed()
+            got = [c async for _, c in submission.chunks()]
+        else:
+            task = asyncio.ensure_future(feed())
+            got = [c async for _, c in submission.chunks()]
+            await task
+        return got
+
+    prompt = asyncio.run(read(late=False))
+    late = asyncio.run(read(late=True))
+    assert [c.text for c in prompt] == ["a", "b", "c"]
+    assert [c.text for c in late] == ["abc"]
+    assert GenerationResult.from_chunks(prompt) == GenerationResult.from_chunks(late)
+
+
+def test_accepted_keeps_the_items_after_it_for_chunks() -> None:
+    async def run() -> list[str]:
+        inbox = Inbox()
+        submission = Submission(inbox, threading.Event(), 2)
+        for item in [(0, ACCEPTED), (1, ACCEPTED), (0, _piece("a", 1, 1)), (1, None),
+                     (0, _piece("b", 2, 2)), (0, None)]:
+            inbox.put(item)
+        await submission.accepted()
+        return [c.text async for _, c in submission.chunks()]
+
+    assert asyncio.run(run()) == ["ab"]
+
+
+def test_an_error_is_raised_after_the_chunks_before_it() -> None:
+    async def run() -> list[str]:
+        inbox = Inbox()
+        submission = Submission(inbox, threading.Event(), 1)
+        for item in [(0, ACCEPTED), (0, _piece("a", 1, 1)), (0, RuntimeError("boom"))]:
+            inbox.put(item)
+        got: list[str] = []
+        with pytest.raises(RuntimeError, match="boom"):
+            async for _, chunk in submission.chunks():
+                got.append(chunk.text)
+        return got
+
+    assert asyncio.run(run()) == ["a"]
+
+
+def test_one_loop_wake_up_carries_a_whole_batch_of_posts() -> None:
+    async def run() -> tuple[int, list[Any]]:
+        loop = asyncio.get_running_loop()
+        mailbox = Mailbox(loop)
+        inbox = Inbox()
+        wakeups = 0
+        original = loop.call_soon_threadsafe
+
+        def counting(*args: Any) -> Any:
+            nonlocal wakeups
+            wakeups += 1
+            return original(*args)
+
+        loop.call_soon_threadsafe = counting  # type: ignore[method-assign]
+        poster = threading.Thread(target=lambda: [mailbox.post(inbox, (0, k))
+                                                  for k in range(100)])
+        poster.start()
+        poster.join()
+        items = await inbox.take()
+        return wakeups, items
+
+    wakeups, items = asyncio.run(run())
+    assert [item for _, item in items] == list(range(100))
+    assert wakeups == 1
+
+
+def test_posting_to_a_closed_loop_tells_the_engine_nobody_reads() -> None:
+    loop = asyncio.new_event_loop()
+    mailbox = Mailbox(loop)
+    loop.close()
+    assert mailbox.post(Inbox(), (0, None)) is False
+
+
+def test_a_slow_reader_gets_the_same_reply_as_a_fast_one(engine_for: Any) -> None:
+    engine = engine_for("qwen3")
+    request = GenerationRequest(
+        messages=(ChatMessage("user", (TextPart("Tell me a story."),)),),
+        sampling=SamplingParams(max_tokens=40, ignore_eos=True, logprobs=2))
+
+    async def read(slow: bool) -> list[GenerationChunk]:
+        chunks = []
+        finished = engine.stats["requests_finished"]
+        async for chunk in engine.generate(request):
+            chunks.append(chunk)
+            while slow and engine.stats["requests_finished"] == finished:
+                await asyncio.sleep(0.01)  # the rest of the reply is decoded meanwhile
+        return chunks
+
+    fast = asyncio.run(read(slow=False))
+    slow = asyncio.run(read(slow=True))
+    assert len(fast) > 2
+    assert len(slow) <= 2  # the first chunk, then everything else merged into one
+    a, b = GenerationResult.from_chunks(fast), GenerationResult.from_chunks(slow)
+    assert (a.text, a.token_ids, a.completion_tokens, a.finish_reason) == \
+        (b.text, b.token_ids, b.completion_tokens, b.finish_reason)
+    assert [lp.token_id for lp in a.logprobs] == list(a.token_ids)
+    assert a.logprobs == b.logprobs
+    assert b.completion_tokens == 40
