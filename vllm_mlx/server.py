@@ -53,17 +53,15 @@ class GroupMember:
     shard: ShardLoader
 
 
-def start_engine(settings: Settings, member: GroupMember | None = None, *,
-                 quiet: bool = False) -> Engine:
-    """The engine for ``settings.model`` (``member``: on a rank of a distributed group;
-    ``quiet``: loaded at the lowest CPU priority, while other models serve)."""
+def start_engine(settings: Settings, member: GroupMember | None = None) -> Engine:
+    """The engine for ``settings.model`` (``member``: on a rank of a distributed group)."""
     from .engine import Engine, LoadOptions
 
     options = LoadOptions(force_kind=settings.force_kind, served_name=settings.served_name,
                           trust_remote_code=settings.trust_remote_code,
                           tiny_cache_dir=settings.tiny_cache_dir,
                           group=member.group if member else None, parallel=settings.parallel,
-                          shard=member.shard if member else None, quiet=quiet)
+                          shard=member.shard if member else None)
     return Engine.start(settings.model, options, settings.max_waiting_requests,
                         max_batch=settings.max_batch_size,
                         prefill_chunk=settings.prefill_chunk_tokens,
@@ -194,7 +192,7 @@ def build_registry(settings: Settings, engine: Engine) -> ModelRegistry:
     budget = settings.memory_budget_bytes or default_memory_budget()
     registry = ModelRegistry(
         unique, lambda spec: start_engine(replace(
-            settings, model=spec.reference, served_model_name=spec.name), quiet=True),
+            settings, model=spec.reference, served_model_name=spec.name)),
         max_loaded=settings.max_loaded_models, budget=budget, idle_ttl_s=settings.idle_ttl_s)
     registry.adopt_default(engine)
     for name in settings.preload:

@@ -50,7 +50,6 @@ from .errors import EngineClosed, EngineError, EngineOverloaded
 from .heap import HeapTrimmer
 from .loader import LoadedModel, LoadOptions, load_model
 from .preparation import Preparation, shared
-from .quiet_load import load_quietly
 from .sampler import check_sampling
 from .scheduler import Scheduler
 from .screening import PromptScreen
@@ -183,8 +182,7 @@ class Engine:
 
     def _run(self, reference: str, options: LoadOptions | None) -> None:
         try:
-            quiet = options is not None and options.quiet
-            self._loaded = (load_quietly if quiet else load_model)(reference, options)
+            self._loaded = load_model(reference, options)
             self._screen = PromptScreen(self._loaded)
         except BaseException as exc:  # surfaced to the starting thread
             self._load_error = exc

@@ -31,7 +31,6 @@ class LoadOptions:
     group: Any = None  # an mx.distributed group of size > 1: load this process's shard
     parallel: str = "tensor"  # with ``group``: "tensor" or "pipeline"
     shard: ShardLoader | None = None  # with ``group``: vllm_mlx.distributed's load_sharded
-    quiet: bool = False  # load at the lowest CPU priority (others serve meanwhile)
 
 
 @dataclass
