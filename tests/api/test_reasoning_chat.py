@@ -151,15 +151,9 @@ class _Tokenizer:
         return "<|im_start|>assistant\n" + ("<think>\n" if enable_thinking else "")
 
 
-class _Loaded(SimpleNamespace):
-    """A loaded model's fields the probe reads (weakly referenced, as real ones are)."""
-
-    __slots__ = ("__weakref__",)
-
-
 def test_a_prompt_that_opens_think_starts_replies_inside_reasoning():
-    loaded = _Loaded(tokenizer=_Tokenizer(), processor=None, config={}, is_vision=False,
-                     reference="fake")
+    loaded = SimpleNamespace(tokenizer=_Tokenizer(), processor=None, config={},
+                             is_vision=False, reference="fake", memo={})
     parser = reasoning_parser(loaded, "auto", {})
     assert parser is not None and parser.starts_inside
     assert parser.split("steps\n</think>\n\nDone") == ("steps", "Done")

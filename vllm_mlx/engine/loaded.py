@@ -47,6 +47,9 @@ class LoadedModel:
     capabilities: Capabilities
     random_weights: bool = False
     grammar: Callable[[LoadedModel], Any] | None = field(default=None, repr=False)
+    # what other layers work out once per model (its tool-call format, whether its template
+    # opens reasoning), kept with it so it goes when the model is unloaded
+    memo: dict[Any, Any] = field(default_factory=dict, repr=False)
 
     @property
     def is_vision(self) -> bool:

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import time
 from collections.abc import Callable, Iterator
@@ -318,7 +319,9 @@ class ModelRegistry:
         engine, entry.engine = entry.engine, None
         entry.state, entry.footprint = ModelState.AVAILABLE, 0
         if engine is not None:
-            await asyncio.to_thread(_shut_down, engine)
+            await asyncio.to_thread(engine.shutdown)
+            del engine  # the last reference: its arrays go, but cycles wait for the collector
+            await asyncio.to_thread(_give_memory_back)
         logger.info("unloaded %s", entry.spec.name)
 
     async def sweep(self, now: float | None = None) -> list[str]:
@@ -362,10 +365,11 @@ async def _until(condition: Callable[[], bool], timeout_s: float) -> None:
         await asyncio.sleep(BUSY_POLL_S)
 
 
-def _shut_down(engine: Engine) -> None:
-    engine.shutdown()
+def _give_memory_back() -> None:
+    """Collect the unloaded model's reference cycles now and let MLX release its cache."""
     from ._mlx import mx
 
+    gc.collect()
     mx.clear_cache()
 
 

@@ -15,8 +15,6 @@ fields onto ``tools`` / ``tool_choice``, an assistant's ``function_call`` onto a
 from __future__ import annotations
 
 import json
-import threading
-import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -42,25 +40,18 @@ class ToolProfile:
         return "prompted" if self.prompted else "template"
 
 
-_PROFILES: dict[tuple[int, str | None], tuple[Any, ToolProfile]] = {}
-_LOCK = threading.Lock()
-
-
 def tool_profile(loaded: Any, parser: str | None) -> ToolProfile:
     """The model's :class:`ToolProfile` (``parser``: ``--tool-call-parser``), worked out
     once per model (a probe render of its template). Blocking: call off the event loop."""
-    key = (id(loaded), parser)
-    with _LOCK:
-        known = _PROFILES.get(key)
-    if known is not None and known[0]() is loaded:
-        return known[1]
+    key = ("tool_profile", parser)
+    known = loaded.memo.get(key)
+    if known is not None:
+        return known
     try:
         fmt = format_for(template_text(loaded), parser)
     except ValueError as exc:
         raise APIError(500, str(exc)) from None
-    profile = ToolProfile(fmt, not shows_tools(loaded))
-    with _LOCK:
-        _PROFILES[key] = (weakref.ref(loaded), profile)
+    profile = loaded.memo[key] = ToolProfile(fmt, not shows_tools(loaded))
     return profile
 
 

@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import json
 import re
-import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -284,8 +283,7 @@ def opens_reasoning(rendered_prompt: str) -> bool:
     return rendered_prompt.rstrip().endswith(THINK_OPEN)
 
 
-_PROBE_KEEP = 256  # (model, template kwargs) pairs whose probe render is remembered
-_probes: dict[tuple[int, str], tuple[weakref.ref[Any], bool]] = {}
+_PROBE_KEEP = 256  # sets of template kwargs whose probe render a model remembers
 
 
 def reasoning_parser(loaded: Any, setting: str, template_kwargs: Mapping[str, Any]
@@ -297,14 +295,14 @@ def reasoning_parser(loaded: Any, setting: str, template_kwargs: Mapping[str, An
     name = parser_name(setting, template_source(loaded), loaded.config)
     if name != "think":
         return None if name is None else ReasoningParser(name)
-    key = _probe_key(loaded, template_kwargs)
-    known = _probes.get(key)
-    if known is None or known[0]() is not loaded:
-        if len(_probes) >= _PROBE_KEEP:
-            _probes.clear()
-        known = (weakref.ref(loaded), _probe_opens_reasoning(loaded, template_kwargs))
-        _probes[key] = known
-    return ReasoningParser("think", starts_inside=known[1])
+    probes = loaded.memo.setdefault("reasoning_probes", {})
+    key = _probe_key(template_kwargs)
+    known = probes.get(key)
+    if known is None:
+        if len(probes) >= _PROBE_KEEP:
+            probes.clear()
+        known = probes[key] = _probe_opens_reasoning(loaded, template_kwargs)
+    return ReasoningParser("think", starts_inside=known)
 
 
 def parser_is_quick(loaded: Any, setting: str, template_kwargs: Mapping[str, Any]) -> bool:
@@ -312,12 +310,11 @@ def parser_is_quick(loaded: Any, setting: str, template_kwargs: Mapping[str, Any
     on the event loop: it only reads the template's text)."""
     if parser_name(setting, template_source(loaded), loaded.config) != "think":
         return True
-    known = _probes.get(_probe_key(loaded, template_kwargs))
-    return known is not None and known[0]() is loaded
+    return _probe_key(template_kwargs) in loaded.memo.get("reasoning_probes", {})
 
 
-def _probe_key(loaded: Any, template_kwargs: Mapping[str, Any]) -> tuple[int, str]:
-    return id(loaded), json.dumps(dict(template_kwargs), sort_keys=True, default=str)
+def _probe_key(template_kwargs: Mapping[str, Any]) -> str:
+    return json.dumps(dict(template_kwargs), sort_keys=True, default=str)
 
 
 def _probe_opens_reasoning(loaded: Any, template_kwargs: Mapping[str, Any]) -> bool:
