@@ -227,3 +227,59 @@ def test_accept_failures_are_logged_once_per_interval(caplog):
             noisy.error("socket.accept() out of system resource\nsocket: <socket>",
                         exc_info=OSError(24, "Too many open files"))
     assert len([r for r in caplog.records if r.name == "asyncio"]) <= 1
+
+
+def read_responses(sock: socket.socket, count: int, within_s: float = 5.0) -> bytes:
+    """What the server sent until ``count`` status lines came (bounded in time)."""
+    sock.settimeout(0.2)
+    received = b""
+    deadline = time.monotonic() + within_s
+    while received.count(b"HTTP/1.1 ") < count and time.monotonic() < deadline:
+        with contextlib.suppress(TimeoutError):
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            received += chunk
+    return received
+
+
+def test_pipelined_requests_are_answered_in_order_and_not_timed_out():
+    limits = ConnectionLimits(header_timeout_s=1.0)
+    pipelined = b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\nGET /a HTTP/1.1\r\nHost: x\r\n\r\n"
+    with serving(tiny_app, **uvicorn_options(limits)) as port, \
+            closing(stall(port, 1, (pipelined,))) as (sock,):
+        replies = read_responses(sock, 2, within_s=8.0)  # /slow takes 3 s: past the timeout
+        assert replies.count(b"HTTP/1.1 200 OK") == 2, replies
+        assert wait_closed([sock], within_s=4.0) == []  # then idle: the clock runs again
+
+
+async def early_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """Answers 401 without reading the request body (as an auth check does)."""
+    if scope["type"] == "http":
+        await send({"type": "http.response.start", "status": 401, "headers": []})
+        await send({"type": "http.response.body", "body": b"no"})
+
+
+def test_an_unread_body_is_not_taken_for_an_oversized_head():
+    limits = ConnectionLimits(header_timeout_s=5.0)
+    body = b"x" * 300_000
+    head = b"POST /v1/x HTTP/1.1\r\nHost: x\r\ncontent-length: %d\r\n\r\n" % len(body)
+    with serving(early_app, **uvicorn_options(limits)) as port, \
+            closing(stall(port, 1, (head,))) as (sock,):
+        first = read_responses(sock, 1)
+        sock.sendall(body + b"GET /b HTTP/1.1\r\nHost: x\r\n\r\n")
+        replies = first + read_responses(sock, 1)
+        assert replies.count(b"HTTP/1.1 401") == 2 and b" 400 " not in replies, replies
+
+
+def test_a_websocket_on_a_kept_alive_connection_outlives_the_header_timeout():
+    limits = ConnectionLimits(header_timeout_s=0.5, keep_alive_s=30.0)
+    upgrade = (b"GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+               b"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")
+    with serving(tiny_app, **uvicorn_options(limits)) as port, \
+            closing(stall(port, 1, (b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n",))) as (sock,):
+        assert read_responses(sock, 1).startswith(b"HTTP/1.1 200")
+        sock.sendall(upgrade)
+        assert b" 101 " in read_responses(sock, 1)
+        time.sleep(1.5)
+        assert wait_closed([sock], within_s=0.3) == [sock]  # still open

@@ -7,15 +7,17 @@ traceback per attempt. This module closes those gaps, independently of the ASGI 
 
 Contract:
 
-* :func:`guarded_protocol` returns a uvicorn h11 protocol class (one per server: it keeps
+* :func:`guarded_protocol` returns a uvicorn httptools protocol class (one per server: it keeps
   that server's waiting connections) that closes a connection whose request headers are not
   complete ``header_timeout_s`` after it connected or after its previous response ended;
   and that, when ``max_connections`` are open, closes the longest-waiting connection that
   has not sent its headers to make room, or refuses the newcomer with a bare 503 when every
-  connection is busy with a request (WebSocket connections count and are never dropped).
+  connection is busy with a request (WebSocket connections count and are never dropped);
+  a request head over 64 KiB gets a 400 and the connection is closed (llhttp sets no limit).
+  httptools (llhttp, in C) rather than h11 (pure Python) because a streamed reply sends one
+  event per token and h11's per-event cost showed in the server's profile (issue 25).
 * :func:`uvicorn_options` gives the keyword arguments for ``uvicorn.run``/``uvicorn.Config``:
-  that protocol, ``timeout_keep_alive``, and a 64 KiB cap on the request head
-  (``h11_max_incomplete_event_size``). The cap is first fitted to the process's file
+  that protocol and ``timeout_keep_alive``. The cap is first fitted to the process's file
   descriptor limit (:func:`fit_to_fd_limit`, which may raise the soft limit).
 * :func:`install_log_limits` rate-limits the log lines a hostile client can cause per
   connection (accept failures, invalid requests, the protocol's own refusals): at most one
@@ -30,7 +32,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 __all__ = [
     "ConnectionLimits",
@@ -124,7 +126,7 @@ def fit_to_fd_limit(wanted: int) -> int:
     return max(1, min(wanted, soft - min(256, soft // 4)))
 
 
-def guarded_protocol(limits: ConnectionLimits) -> type[H11Protocol]:
+def guarded_protocol(limits: ConnectionLimits) -> type[HttpToolsProtocol]:
     """A uvicorn protocol class enforcing ``limits`` (see the module docstring)."""
     waiting: dict[_Guarded, None] = {}  # connections awaiting headers, oldest first
 
@@ -135,12 +137,13 @@ def guarded_protocol(limits: ConnectionLimits) -> type[H11Protocol]:
     return Guarded
 
 
-class _Guarded(H11Protocol):
+class _Guarded(HttpToolsProtocol):
     _limits: ConnectionLimits
     _waiting: dict[_Guarded, None]
     _refused = False
     _timer: asyncio.TimerHandle | None = None
-    _armed_cycle: object = None
+    _head_bytes = 0  # bytes received since the header clock started
+    _in_body = False  # between a request's headers and the end of its body
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         if len(self.connections) >= self._limits.max_connections and not self._evict_one():
@@ -166,7 +169,7 @@ class _Guarded(H11Protocol):
     def _arm(self) -> None:
         """Start the header clock: a request's headers must come within the timeout."""
         self._disarm()
-        self._armed_cycle = self.cycle
+        self._head_bytes = 0
         self._waiting[self] = None
         self._timer = self.loop.call_later(self._limits.header_timeout_s, self._expire)
 
@@ -186,12 +189,33 @@ class _Guarded(H11Protocol):
 
     def data_received(self, data: bytes) -> None:
         super().data_received(data)
-        began = self.cycle is not self._armed_cycle  # a new request's headers are complete
-        if began or self.transport.get_protocol() is not self:  # (or upgraded to WebSocket)
-            self._disarm()
+        if self._timer is None:  # not waiting for headers (or they completed in ``data``)
+            return
+        self._head_bytes += len(data)
+        if self._head_bytes > MAX_HEADER_BYTES and not self.transport.is_closing():
+            self._disarm()  # llhttp has no limit of its own on the request head's size
+            self.logger.warning("Invalid HTTP request received.")
+            self.send_400_response("Request head too large.")
+
+    def on_headers_complete(self) -> None:
+        self._disarm()  # (a WebSocket upgrade's too: it must outlive the header clock)
+        self._in_body = True
+        super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        self._in_body = False
+        super().on_message_complete()
+        upgrading = self.parser.should_upgrade() and self._should_upgrade()
+        answered = self.cycle is not None and self.cycle.response_complete
+        if answered and not upgrading and not self.pipeline:
+            self._arm()  # answered before its body had all come: the clock starts now
 
     def on_response_complete(self) -> None:
-        self._arm()  # before: the base class may start a pipelined request right away
+        # Not while the request's body is still coming, nor when the next request's headers
+        # already came (its cycle is queued). Armed before the base class, which may start
+        # a queued request right away.
+        if not self._in_body and not self.pipeline:
+            self._arm()
         super().on_response_complete()
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -209,5 +233,4 @@ def uvicorn_options(limits: ConnectionLimits) -> dict[str, Any]:
                        "is too low (raise it with `ulimit -n`)", fitted,
                        limits.max_connections)
         limits = ConnectionLimits(limits.header_timeout_s, limits.keep_alive_s, fitted)
-    return {"http": guarded_protocol(limits), "timeout_keep_alive": limits.keep_alive_s,
-            "h11_max_incomplete_event_size": MAX_HEADER_BYTES}
+    return {"http": guarded_protocol(limits), "timeout_keep_alive": limits.keep_alive_s}

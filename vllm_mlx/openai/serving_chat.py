@@ -110,12 +110,17 @@ class ChatService:
                    if prepared.tools is not None else {})
         thinkers = ({i: prepared.reasoning.stream() for i in range(len(prepared.requests))}
                     if prepared.reasoning is not None else {})
+        plain = not readers and not prepared.logprobs  # (reasoning or) text as it comes
         try:
             async for index, piece in submission.chunks():
                 prompt_tokens, cached = piece.prompt_tokens, piece.cached_tokens
                 completion[index] = piece.completion_tokens
                 if index == 0:
                     reply.append(piece.text)
+                if plain and piece.finish_reason is None:
+                    for event in _plain_events(chunk, index, piece, thinkers.get(index)):
+                        yield event
+                    continue
                 for choice in _deltas(index, piece, readers.get(index), prepared.logprobs,
                                       thinkers.get(index)):
                     yield chunk([choice])
@@ -139,6 +144,16 @@ def _reasoned(piece: GenerationChunk, thinker: ReasoningStream | None) -> tuple[
         last = thinker.finish()
         reasoning, text = reasoning + last[0], text + last[1]
     return reasoning, text
+
+
+def _plain_events(render: ChunkRenderer, index: int, piece: GenerationChunk,
+                  thinker: ReasoningStream | None) -> list[str]:
+    """The events of :func:`_deltas` for a chunk without a finish reason, in a stream with
+    no tool-call reader and no logprobs asked (most of a stream's chunks), written without
+    building the choice models (on the event loop, per token: ~0.5 µs instead of ~8)."""
+    reasoning, text = _reasoned(piece, thinker)
+    events = [render.reasoning(index, reasoning)] if reasoning else []
+    return [*events, render.text(index, text)] if text else events
 
 
 def _deltas(index: int, piece: GenerationChunk, reader: ToolCallStream | None,

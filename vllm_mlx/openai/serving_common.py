@@ -24,6 +24,7 @@ from ..engine.types import TokenLogprob
 from ..errors import APIError, excerpt, to_api_error
 from .protocol import (
     ChatChunkChoice,
+    DeltaMessage,
     SamplingFields,
     TokenLogprobOut,
     TopLogprob,
@@ -182,16 +183,45 @@ class ChunkRenderer:
     chunk model, and it runs on the event loop, which shares the interpreter with the
     engine's thread."""
 
+    _MARK = "\ue000"  # stands for the value in a one-field delta's JSON
+
     def __init__(self, request_id: str, created: int, model: str) -> None:
         head = orjson.dumps({"id": request_id, "object": "chat.completion.chunk",
                              "created": created, "model": model})
         self._head = b"data: " + head[:-1] + b',"choices":['
+        self._templates: dict[tuple[str, int], list[bytes]] = {}
 
     def __call__(self, choices: Sequence[ChatChunkChoice], usage: UsageInfo | None = None
                  ) -> str:
         parts = b",".join(choice.__pydantic_serializer__.to_json(choice) for choice in choices)
         tail = b"null" if usage is None else usage.__pydantic_serializer__.to_json(usage)
         return (self._head + parts + b'],"usage":' + tail + b"}\n\n").decode()
+
+    def text(self, index: int, text: str) -> str:
+        """``self([ChatChunkChoice(index=index, delta=DeltaMessage(content=text))])``, the
+        same JSON, without building the models: most events of a plain stream are this."""
+        return self._delta_event("content", index, text)
+
+    def reasoning(self, index: int, text: str) -> str:
+        """As :meth:`text`, for ``DeltaMessage(reasoning_content=text, reasoning=text)``."""
+        return self._delta_event("reasoning", index, text)
+
+    def _delta_event(self, kind: str, index: int, value: str) -> str:
+        parts = self._templates.get((kind, index)) or self._template(kind, index)
+        return orjson.dumps(value).join(parts).decode()
+
+    def _template(self, kind: str, index: int) -> list[bytes]:
+        """The event of a one-field delta, split where the value goes (the choice's JSON is
+        the model's own, so the two paths stay the same)."""
+        mark = self._MARK
+        delta = (DeltaMessage(content=mark) if kind == "content"
+                 else DeltaMessage(reasoning_content=mark, reasoning=mark))
+        choice = ChatChunkChoice(index=index, delta=delta)
+        parts = choice.__pydantic_serializer__.to_json(choice).split(orjson.dumps(mark))
+        parts[0] = self._head + parts[0]
+        parts[-1] += b'],"usage":null}\n\n'
+        self._templates[(kind, index)] = parts
+        return parts
 
 
 def sse_error(exc: BaseException) -> str:
