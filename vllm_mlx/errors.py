@@ -40,6 +40,7 @@ from .engine.errors import (
     EngineOverloaded,
     InvalidRequest,
     ModelBusy,
+    ModelInUse,
     ModelUnavailable,
     UnknownModel,
     UnsupportedInput,
@@ -100,6 +101,8 @@ def _engine_error(exc: EngineError) -> APIError:
         return APIError(429, exc.message, code=exc.code)
     if isinstance(exc, (EngineClosed, ModelUnavailable, ModelBusy)):
         return APIError(503, exc.message, param=exc.param, code=exc.code)
+    if isinstance(exc, ModelInUse):
+        return APIError(409, exc.message, param=exc.param, code=exc.code)
     if isinstance(exc, UnknownModel):
         return APIError(404, exc.message, param=exc.param, code=exc.code)
     if isinstance(exc, (UnsupportedInput, InvalidRequest)):

@@ -215,7 +215,8 @@ def test_load_and_unload_endpoints(server):
     assert loaded["capabilities"]["vision"]
     assert httpx.post(f"{url}/v1/models/vl/unload").json()["state"] == "available"
     refused = httpx.post(f"{url}/v1/models/default/unload")
-    assert refused.status_code == 503 and "default model" in refused.json()["error"]["message"]
+    assert refused.status_code == 409 and "default model" in refused.json()["error"]["message"]
+    assert refused.json()["error"]["code"] == "model_in_use"
     missing = httpx.post(f"{url}/v1/models/nope/load")
     assert missing.status_code == 404
     assert missing.json()["error"]["code"] == "model_not_found"

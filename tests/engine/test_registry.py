@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from vllm_mlx.engine.errors import ModelBusy, ModelUnavailable, UnknownModel
+from vllm_mlx.engine.errors import ModelBusy, ModelInUse, ModelUnavailable, UnknownModel
 from vllm_mlx.engine.registry import ModelRegistry, ModelSpec, ModelState
 
 
@@ -241,10 +241,10 @@ def test_a_failed_load_is_reported_until_loaded_again_and_others_go_on():
 def test_unload_refuses_the_default_and_a_model_in_use():
     async def run():
         registry = _registry(_Starter())
-        with pytest.raises(ModelBusy, match="default"):
+        with pytest.raises(ModelInUse, match="default"):
             await registry.unload("a")
         lease = await registry.acquire("b")
-        with pytest.raises(ModelBusy, match="in flight"):
+        with pytest.raises(ModelInUse, match="in flight"):
             await registry.unload("b")
         lease.release()
         assert (await registry.unload("b")).state is ModelState.AVAILABLE

@@ -52,6 +52,12 @@ class ModelUnavailable(ModelLoadError):
     code = "model_unavailable"
 
 
+class ModelInUse(EngineError):
+    """An unload that cannot be done now: the default model, or one with requests."""
+
+    code = "model_in_use"
+
+
 class ModelBusy(EngineError):
     """No room for the model: every model that could be unloaded has work."""
 

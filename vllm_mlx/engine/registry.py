@@ -40,7 +40,7 @@ from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .errors import ModelBusy, ModelLoadError, ModelUnavailable, UnknownModel
+from .errors import ModelBusy, ModelInUse, ModelLoadError, ModelUnavailable, UnknownModel
 
 if TYPE_CHECKING:
     from .engine import Engine
@@ -237,16 +237,17 @@ class ModelRegistry:
         return self._status(entry)
 
     async def unload(self, name: str) -> ModelStatus:
-        """Unload ``name`` now, unless it is the default or has requests in flight."""
+        """Unload ``name`` now; :class:`ModelInUse` for the default or a model with requests
+        in flight."""
         entry = self._entry(name)
         if entry.pinned:
-            raise ModelBusy(f"{entry.spec.name} is the default model: it stays loaded",
+            raise ModelInUse(f"{entry.spec.name} is the default model: it stays loaded",
                             param="model")
         if entry.state is ModelState.LOADED:
             if entry.leases == 0:  # a reply just sent may still be leaving its engine's batch
                 await _until(lambda: entry.idle, UNLOAD_WAIT_S)
             if not entry.idle:
-                raise ModelBusy(f"{entry.spec.name} has requests in flight; unload it "
+                raise ModelInUse(f"{entry.spec.name} has requests in flight; unload it "
                                 "when they end", param="model")
             await self._unload(entry)
         return self._status(entry)

@@ -75,7 +75,7 @@ async def load_model(ctx: ServingContext, name: str) -> ModelCard:
 
 
 async def unload_model(ctx: ServingContext, name: str) -> ModelCard:
-    """Unload ``name`` (503 when it is the default or has requests in flight)."""
+    """Unload ``name`` (409 when it is the default or has requests in flight)."""
     return _card(ctx, await ctx.registry.unload(name))
 
 
