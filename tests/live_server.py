@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import httpx
 import uvicorn
 
 from tests.e2e.conftest import free_port
@@ -31,3 +32,20 @@ def serving(app: Any, startup_s: float = 30.0, **config: Any) -> Iterator[int]:
     finally:
         server.should_exit = True
         thread.join(10)
+
+
+def metric(base_url: str, name: str) -> float:
+    """An unlabelled series' value from the server's ``/metrics``."""
+    for line in httpx.get(f"{base_url}/metrics", timeout=10).text.splitlines():
+        if line.startswith(f"{name} "):
+            return float(line.split()[1])
+    raise AssertionError(f"no {name} in /metrics")
+
+
+def wait_idle(base_url: str) -> None:
+    """Until the engine has nothing running, prefilling or waiting (at most 20 s)."""
+    deadline = time.monotonic() + 20
+    busy = ("vllm_mlx_batch_size", "vllm_mlx_prefilling", "vllm_mlx_waiting")
+    while any(metric(base_url, name) for name in busy):
+        assert time.monotonic() < deadline, "the engine did not become idle"
+        time.sleep(0.1)

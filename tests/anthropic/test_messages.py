@@ -5,13 +5,13 @@ completions'), streaming events, stop reasons, token counts, errors in Anthropic
 from __future__ import annotations
 
 import json
-import time
 
 import anthropic
 import httpx
 import pytest
 
 from tests.anthropic.conftest import sdk
+from tests.live_server import metric, wait_idle
 
 SYSTEM = "You are terse."
 ASK = [{"role": "user", "content": "Say hello."}]
@@ -164,20 +164,6 @@ def test_openai_routes_keep_their_shape(text_url):
                           timeout=30)
     assert response.status_code == 400 and "type" not in response.json()
 
-
-def metric(base_url: str, name: str) -> float:
-    for line in httpx.get(f"{base_url}/metrics", timeout=10).text.splitlines():
-        if line.startswith(f"{name} "):
-            return float(line.split()[1])
-    raise AssertionError(f"no {name} in /metrics")
-
-
-def wait_idle(base_url: str) -> None:
-    deadline = time.monotonic() + 20
-    busy = ("vllm_mlx_batch_size", "vllm_mlx_prefilling", "vllm_mlx_waiting")
-    while any(metric(base_url, name) for name in busy):
-        assert time.monotonic() < deadline, "the engine did not become idle"
-        time.sleep(0.1)
 
 
 def test_client_gone_mid_stream_cancels_the_generation(text_url):

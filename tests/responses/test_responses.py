@@ -6,13 +6,13 @@ input items, ``store: false``), ``text.format`` json_schema, errors in the OpenA
 from __future__ import annotations
 
 import json
-import time
 
 import httpx
 import jsonschema
 import openai
 import pytest
 
+from tests.live_server import metric, wait_idle
 from tests.responses.conftest import sdk
 
 INSTRUCTIONS = "You are terse."
@@ -235,20 +235,6 @@ def test_bad_request_with_the_sdk(text_url):
     with pytest.raises(openai.BadRequestError):
         create(text_url, temperature=2.5)
 
-
-def metric(base_url: str, name: str) -> float:
-    for line in httpx.get(f"{base_url}/metrics", timeout=10).text.splitlines():
-        if line.startswith(f"{name} "):
-            return float(line.split()[1])
-    raise AssertionError(f"no {name} in /metrics")
-
-
-def wait_idle(base_url: str) -> None:
-    deadline = time.monotonic() + 20
-    busy = ("vllm_mlx_batch_size", "vllm_mlx_prefilling", "vllm_mlx_waiting")
-    while any(metric(base_url, name) for name in busy):
-        assert time.monotonic() < deadline, "the engine did not become idle"
-        time.sleep(0.1)
 
 
 def test_client_gone_mid_stream_cancels_the_generation(text_url):
