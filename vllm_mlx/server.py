@@ -174,8 +174,8 @@ def build_registry(settings: Settings, engine: Engine) -> ModelRegistry:
     """Every chat model this server may serve: ``engine``'s (the default, loaded), then
     ``--model``s after the first, then those found under ``--models-dir`` and in the
     Hugging Face cache (``--hf-cache``); each later one loaded when first asked for."""
-    from .engine.catalog import folder_specs, hub_cache_specs, named_specs
-    from .engine.registry import ModelRegistry, ModelSpec
+    from .engine.catalog import ModelSpec, folder_specs, hub_cache_specs, named_specs
+    from .engine.registry import ModelRegistry
 
     found = named_specs([settings.model], settings.tiny_cache_dir)[0]
     default = ModelSpec(settings.served_name, settings.model, found.size_bytes, found.kind)

@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from vllm_mlx.engine.catalog import ModelSpec
 from vllm_mlx.engine.errors import ModelBusy, ModelInUse, ModelUnavailable, UnknownModel
-from vllm_mlx.engine.registry import ModelRegistry, ModelSpec, ModelState
+from vllm_mlx.engine.registry import ModelRegistry, ModelState
 
 
 @dataclass

@@ -2,7 +2,7 @@
 found under ``--models-dir`` and in the local Hugging Face cache (``--hf-cache``).
 
 Contract: :func:`named_specs` turns ``MODEL`` / ``NAME=MODEL`` arguments into
-:class:`~.registry.ModelSpec` (named by what the user gave, or by ``NAME``);
+:class:`ModelSpec` (named by what the user gave, or by ``NAME``);
 :func:`folder_specs` lists every model folder under a directory (a folder with a
 ``config.json`` and ``*.safetensors`` weights, named by its path relative to the
 directory); :func:`hub_cache_specs` lists the repos of a Hugging Face cache (named by
@@ -16,11 +16,24 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from .detect import ModelKind, detect_model_kind
 from .loader import TINY_PREFIX
-from .registry import ModelSpec, weights_size
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A model the server may load: ``name`` is what clients send, ``reference`` what loads
+    it (``tiny:ARCH``, a Hub repo id, a folder); ``size_bytes``: its weights on disk, when
+    known before loading."""
+
+    name: str
+    reference: str
+    size_bytes: int | None = None
+    kind: str | None = None  # "text" / "vision", when its config says so before loading
+
 
 SCAN_DEPTH = 3  # folders below --models-dir searched for models (org/name/revision)
 
@@ -127,3 +140,20 @@ def _kind(folder: Path) -> str | None:
         return None
     detection = detect_model_kind(config, folder.name)
     return "vision" if detection.kind is ModelKind.VISION else "text"
+
+
+def weights_size(path: Path | str) -> int:
+    """Bytes of a model folder's weights (``*.safetensors``, else every file)."""
+    folder = Path(path)
+    if not folder.is_dir():
+        return 0
+    weights = list(folder.glob("*.safetensors"))
+    files = weights or [p for p in folder.rglob("*") if p.is_file()]
+    return sum(_size(p) for p in files)
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size  # follows the Hub cache's symlinks to the blobs
+    except OSError:
+        return 0

@@ -37,9 +37,9 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from enum import Enum
-from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .catalog import ModelSpec, weights_size
 from .errors import ModelBusy, ModelInUse, ModelLoadError, ModelUnavailable, UnknownModel
 
 if TYPE_CHECKING:
@@ -57,18 +57,6 @@ class ModelState(str, Enum):
     LOADING = "loading"
     LOADED = "loaded"
     FAILED = "failed"
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    """A model the server may load: ``name`` is what clients send, ``reference`` what loads
-    it (``tiny:ARCH``, a Hub repo id, a folder); ``size_bytes``: its weights on disk, when
-    known before loading."""
-
-    name: str
-    reference: str
-    size_bytes: int | None = None
-    kind: str | None = None  # "text" / "vision", when its config says so before loading
 
 
 @dataclass(eq=False)
@@ -385,20 +373,3 @@ def _load_error(spec: ModelSpec, exc: BaseException) -> str:
 
 def _gib(size: int) -> str:
     return f"{size / (1 << 30):.2f} GiB"
-
-
-def weights_size(path: Path | str) -> int:
-    """Bytes of a model folder's weights (``*.safetensors``, else every file)."""
-    folder = Path(path)
-    if not folder.is_dir():
-        return 0
-    weights = list(folder.glob("*.safetensors"))
-    files = weights or [p for p in folder.rglob("*") if p.is_file()]
-    return sum(_size(p) for p in files)
-
-
-def _size(path: Path) -> int:
-    try:
-        return path.stat().st_size  # follows the Hub cache's symlinks to the blobs
-    except OSError:
-        return 0

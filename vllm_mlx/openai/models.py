@@ -14,7 +14,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..engine.registry import ModelStatus, weights_size
+from ..engine.catalog import weights_size
+from ..engine.registry import ModelStatus
 from .prompted_tools import tool_profile
 from .protocol import ModelCapabilities, ModelCard, ModelList
 from .serving_common import ServingContext
