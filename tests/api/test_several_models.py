@@ -92,6 +92,7 @@ def test_models_are_listed_with_their_state_and_load_on_first_request(server, en
     assert card["state"] == "loaded" and card["kind"] == "text" and card["size_bytes"] > 0
     assert card["capabilities"]["model_type"] == "llama"
     assert "default" not in card["aliases"]  # the default model's name alone
+    assert httpx.get(f"{url}/v1/models/{card['root']}").json()["id"] == "tiny:llama"
 
 
 def test_concurrent_requests_to_three_models_each_get_their_own_model(server, engine_for):

@@ -197,6 +197,7 @@ class ModelRegistry:
         entry.engine, entry.state, entry.error = engine, ModelState.LOADED, None
         entry.footprint = entry.spec.size_bytes or weights_size(engine.model.path)
         entry.last_used = time.monotonic()
+        self._names.setdefault(str(engine.model.path), entry)  # its folder names it too
 
     def adopt_default(self, engine: Engine) -> None:
         """The default model's engine, loaded before the server started."""
