@@ -282,13 +282,31 @@ def test_a_call_cut_before_its_name_returns_the_text(client, stream):
     assert finish == "length" and not calls and content and content.startswith("<tool")
 
 
+def _legacy_call_of(client, stream: bool, **fields) -> tuple[dict, str]:
+    """(function_call, finish_reason) of a reply in the legacy functions form."""
+    body = {"messages": [{"role": "user", "content": "Weather in Oslo?"}], "max_tokens": 60,
+            "temperature": 0, **fields}
+    if not stream:
+        choice = client.post("/v1/chat/completions", json=body).json()["choices"][0]
+        assert "tool_calls" not in choice["message"]
+        return choice["message"]["function_call"], choice["finish_reason"]
+    with client.stream("POST", "/v1/chat/completions", json={**body, "stream": True}) as r:
+        deltas = [c for e in sse_events(r)[:-1] for c in e["choices"]]
+    assert not any("tool_calls" in c["delta"] for c in deltas)
+    calls = [c["delta"]["function_call"] for c in deltas if "function_call" in c["delta"]]
+    assert len(calls) == 1
+    return calls[0], [c["finish_reason"] for c in deltas if c["finish_reason"]][-1]
+
+
 @pytest.mark.parametrize("stream", [False, True])
 def test_legacy_functions_are_tools(client, stream):
+    """Asked in the legacy form, the call comes back in it: ``function_call``, finish
+    ``function_call``, one call."""
     functions = [t["function"] for t in TOOLS]
-    content, calls, finish = _reply_of(client, stream, functions=functions,
-                                       function_call={"name": "get_weather"})
-    assert finish == "tool_calls" and [c["function"]["name"] for c in calls] == [
-        "get_weather"]
+    call, finish = _legacy_call_of(client, stream, functions=functions,
+                                   function_call={"name": "get_weather"})
+    assert finish == "function_call" and call["name"] == "get_weather"
+    assert isinstance(json.loads(call["arguments"]), dict)
     history = [{"role": "user", "content": "Weather in Oslo?"},
                {"role": "assistant", "content": None,
                 "function_call": {"name": "ping", "arguments": "{}"}},

@@ -81,6 +81,7 @@ class PreparedChat:
     on_reply: OnReply | None = None
     tools: ToolSet | None = None  # set when replies are read for tool calls
     reasoning: ReasoningParser | None = None  # set when the model has a reasoning format
+    legacy_calls: bool = False  # asked with ``functions``: a call is a ``function_call``
 
     @property
     def engine(self) -> Engine:
@@ -102,10 +103,21 @@ class PreparedChat:
         if not calls:
             return ChatMessageOut(content=content, reasoning_content=reasoning,
                                   reasoning=reasoning), result.finish_reason
-        finish = "tool_calls" if result.finish_reason == "stop" else result.finish_reason
+        finish = call_finish(result.finish_reason, self.legacy_calls)
+        if self.legacy_calls:
+            return ChatMessageOut(content=content or None, reasoning_content=reasoning,
+                                  reasoning=reasoning, function_call=calls[0].to_legacy()), finish
         return ChatMessageOut(content=content or None, reasoning_content=reasoning,
                               reasoning=reasoning,
                               tool_calls=[c.to_openai() for c in calls]), finish
+
+
+def call_finish(finish_reason: str, legacy: bool) -> str:
+    """A reply that called ends with ``tool_calls`` (``function_call`` in the legacy form),
+    unless it was cut short."""
+    if finish_reason != "stop":
+        return finish_reason
+    return "function_call" if legacy else "tool_calls"
 
 
 def response_format(req: ChatCompletionRequest) -> dict[str, Any]:
@@ -148,7 +160,8 @@ def without_legacy_functions(req: ChatCompletionRequest) -> ChatCompletionReques
     tools, choice = legacy_functions(req.functions, req.function_call)
     return req.model_copy(update={"tools": tools, "tool_choice": choice,
                                   "messages": legacy_messages(req.messages),
-                                  "functions": None, "function_call": None})
+                                  "functions": None, "function_call": None,
+                                  "parallel_tool_calls": False})  # one call, as it was
 
 
 class ChatPreparer:
@@ -162,6 +175,7 @@ class ChatPreparer:
         self.documents = documents
 
     async def prepare(self, req: ChatCompletionRequest) -> PreparedChat:
+        legacy = req.functions is not None and req.tools is None
         req = without_legacy_functions(req)
         refs, on_reply = await self._parsed(req.messages), None
         if self.hook is not None:
@@ -171,7 +185,9 @@ class ChatPreparer:
         json_output = response_format(req)
         lease = await self.ctx.lease(req.model, req.ttl)
         try:
-            return await self._for_model(req, refs, json_output, lease, on_reply)
+            prepared = await self._for_model(req, refs, json_output, lease, on_reply)
+            prepared.legacy_calls = legacy
+            return prepared
         except BaseException:
             lease.release()
             raise

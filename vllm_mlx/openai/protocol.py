@@ -282,11 +282,12 @@ class ChatMessageOut(BaseModel):
     reasoning_content: str | None = None
     reasoning: str | None = None
     tool_calls: list[dict[str, Any]] | None = None
+    function_call: dict[str, str] | None = None  # a request in the legacy functions form
 
     @model_serializer(mode="wrap")
     def _calls_when_made(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
         out: dict[str, Any] = handler(self)
-        for optional in ("tool_calls", "reasoning_content", "reasoning"):
+        for optional in ("tool_calls", "reasoning_content", "reasoning", "function_call"):
             if out.get(optional) is None:
                 out.pop(optional, None)
         return out
@@ -318,6 +319,7 @@ class DeltaMessage(BaseModel):
     reasoning_content: str | None = None  # both names, as on ChatMessageOut
     reasoning: str | None = None
     tool_calls: list[dict[str, Any]] | None = None
+    function_call: dict[str, str] | None = None  # as on ChatMessageOut
 
     @model_serializer(mode="wrap")
     def _present_only(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:

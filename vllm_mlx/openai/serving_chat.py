@@ -24,6 +24,7 @@ from .chat_prepare import (
     ChatPreparer,
     OnReply,
     PreparedChat,
+    call_finish,
 )
 from .protocol import (
     ChatChoice,
@@ -122,7 +123,7 @@ class ChatService:
                         yield event
                     continue
                 for choice in _deltas(index, piece, readers.get(index), prepared.logprobs,
-                                      thinkers.get(index)):
+                                      thinkers.get(index), prepared.legacy_calls):
                     yield chunk([choice])
             if prepared.on_reply is not None:
                 prepared.on_reply("".join(reply))
@@ -157,7 +158,8 @@ def _plain_events(render: ChunkRenderer, index: int, piece: GenerationChunk,
 
 
 def _deltas(index: int, piece: GenerationChunk, reader: ToolCallStream | None,
-            logprobs: bool, thinker: ReasoningStream | None = None) -> list[ChatChunkChoice]:
+            logprobs: bool, thinker: ReasoningStream | None = None,
+            legacy: bool = False) -> list[ChatChunkChoice]:
     """What one engine chunk of a choice sends: reasoning first (a delta of its own), then
     text (less what may be a tool call), its logprobs, and at the end any tool calls, then
     the finish reason."""
@@ -174,10 +176,11 @@ def _deltas(index: int, piece: GenerationChunk, reader: ToolCallStream | None,
         reasoning_content=reasoning, reasoning=reasoning))] if reasoning else []
     lps = None if out else lps  # sent once, with the chunk's first delta
     if calls:
-        finish = "tool_calls" if piece.finish_reason == "stop" else piece.finish_reason
-        return [*out, ChatChunkChoice(index=index, logprobs=lps, delta=DeltaMessage(
-                    content=text or None,
-                    tool_calls=[c.to_openai(k) for k, c in enumerate(calls)])),
+        finish = call_finish(piece.finish_reason or "stop", legacy)  # (calls end a reply)
+        delta = (DeltaMessage(content=text or None, function_call=calls[0].to_legacy())
+                 if legacy else DeltaMessage(content=text or None, tool_calls=[
+                     c.to_openai(k) for k, c in enumerate(calls)]))
+        return [*out, ChatChunkChoice(index=index, logprobs=lps, delta=delta),
                 ChatChunkChoice(index=index, delta=DeltaMessage(), finish_reason=finish)]
     if not text and piece.finish_reason is None and lps is None:
         return out

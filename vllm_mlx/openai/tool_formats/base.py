@@ -32,6 +32,10 @@ class ToolCall:
     name: str
     arguments: str  # a JSON object, as text (unfinished when the reply was cut short)
 
+    def to_legacy(self) -> dict[str, str]:
+        """The call as a legacy ``function_call``."""
+        return {"name": self.name, "arguments": self.arguments}
+
     def to_openai(self, index: int | None = None) -> dict[str, Any]:
         call: dict[str, Any] = {"id": self.id, "type": "function",
                                 "function": {"name": self.name, "arguments": self.arguments}}
