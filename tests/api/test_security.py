@@ -19,7 +19,7 @@ from fastapi.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
 
 from tests.api.test_errors import assert_error
-from tests.e2e.conftest import start_server, stop_server
+from tests.e2e.conftest import free_port, start_server, stop_server
 from vllm_mlx.config import Settings
 
 KEY = "s3cret-key-9f2c4e81"
@@ -268,7 +268,8 @@ def test_cli_default_is_no_remote_code(monkeypatch, tmp_path):
     monkeypatch.setattr("vllm_mlx.engine.loader.check_hub_reference", lambda reference: None)
     for flags in ([], ["--trust-remote-code"]):
         args = cli.build_parser().parse_args(
-            ["serve", "some/model", "--storage-path", str(tmp_path), *flags])
+            ["serve", "some/model", "--storage-path", str(tmp_path), "--port",
+             str(free_port()), *flags])  # not 8000: another server may hold it
         assert cli.serve(cli.settings_from_args(args)) == 2
     assert [o.trust_remote_code for o in options] == [False, True]
 
