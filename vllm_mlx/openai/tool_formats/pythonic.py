@@ -82,16 +82,8 @@ class Gemma(ToolFormat):
         for i, (key, spec, required) in enumerate(ordered_properties(schema)):
             rules.append(f"{rule}_v{i}: {json_rule(spec)}")
             parts.append((f'{json.dumps(key + "=")} {rule}_v{i}', required))
-        # a comma between arguments: every argument after the first required one carries
-        # its own leading comma (optional ones are left out together with theirs)
-        body, first = [], True
-        for written, required in parts:
-            piece = written if first else f'", " {written}'
-            body.append(piece if required else f"({piece})?")
-            first = first and not required
-        empty = '""'
         return [f'{rule}: {json.dumps(name + "(")} {rule}_args ")"',
-                f"{rule}_args: {' '.join(body) or empty}", *rules]
+                f"{rule}_args: {_separated(parts, ', ')}", *rules]
 
     def sequence(self, call: str, many: bool, tokenizer: Any) -> str:
         return f'"[" {call} (", " {call})* "]"' if many else f'"[" {call} "]"'
@@ -185,17 +177,24 @@ class FunctionGemma(BlockFormat):
             if spec.get("type") != "string":
                 rules.append(f"{rule}_v{i}: {json_rule(spec)}")
             parts.append((f"{json.dumps(key + ':')} {value}", required))
-        body, first = [], True
-        for written, required in parts:
-            piece = written if first else f'"," {written}'
-            body.append(piece if required else f"({piece})?")
-            first = first and not required
         opening, closing = lark_literal(self.open, tokenizer), lark_literal(self.close,
                                                                               tokenizer)
         return [f'{rule}: {opening} {json.dumps("call:" + name + "{")} {rule}_args "}}" '
-                f"{closing}", f"{rule}_args: {' '.join(body) or chr(34) * 2}", *rules]
+                f"{closing}", f"{rule}_args: {_separated(parts, ',')}", *rules]
 
     def example(self, name: str, arguments: Mapping[str, Any]) -> str:
         args = ",".join(f"{k}:{_Reader.ESC}{v}{_Reader.ESC}" if isinstance(v, str)
                         else f"{k}:{json.dumps(v)}" for k, v in arguments.items())
         return f"{self.open}call:{name}{{{args}}}{self.close}"
+
+
+def _separated(parts: list[tuple[str, bool]], separator: str) -> str:
+    """A Lark sequence of (argument, required) pairs with ``separator`` between them:
+    every argument after the first required one carries its own leading separator, and an
+    optional one is left out together with it."""
+    body, first = [], True
+    for written, required in parts:
+        piece = written if first else f"{json.dumps(separator)} {written}"
+        body.append(piece if required else f"({piece})?")
+        first = first and not required
+    return " ".join(body) or '""'
