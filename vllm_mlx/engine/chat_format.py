@@ -62,17 +62,24 @@ _TOOL_PROBE = {"type": "function", "function": {
     "parameters": {"type": "object", "properties": {}}}}
 
 
-def template_text(loaded: Any) -> str:
-    """The model's chat template source ("" when it has none), for telling its tool-call
-    format apart."""
+def chat_templates(loaded: Any) -> dict[str, str]:
+    """The model's chat templates by name (one unnamed template is ``default``), from the
+    first of its tokenizer and processor that has any; empty when none has."""
     for owner in (loaded.tokenizer, getattr(loaded.processor, "tokenizer", None),
                   loaded.processor):
         template = getattr(owner, "chat_template", None)
-        if isinstance(template, dict):  # named templates: the tool one, else the default
-            template = template.get("tool_use") or template.get("default")
         if isinstance(template, str) and template:
-            return template
-    return ""
+            return {"default": template}
+        if isinstance(template, Mapping) and template:
+            return {str(k): str(v) for k, v in template.items()}
+    return {}
+
+
+def template_text(loaded: Any) -> str:
+    """The template a request with tools renders with (the ``tool_use`` one, else the
+    default), for telling the model's tool-call format apart; "" when it has none."""
+    templates = chat_templates(loaded)
+    return templates.get("tool_use") or templates.get("default") or ""
 
 
 def shows_tools(loaded: Any) -> bool:

@@ -40,6 +40,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from ..engine.chat_format import chat_templates
+
 Split = tuple[str, str]  # (reasoning, content)
 
 THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
@@ -253,13 +255,7 @@ class HarmonyStream:
 
 def template_source(loaded: Any) -> str:
     """The model's chat template text (every named one), or ``""``."""
-    for owner in (loaded.tokenizer, loaded.processor):
-        template = getattr(owner, "chat_template", None)
-        if isinstance(template, str) and template:
-            return template
-        if isinstance(template, Mapping) and template:
-            return "\n".join(str(t) for t in template.values())
-    return ""
+    return "\n".join(chat_templates(loaded).values())
 
 
 def parser_name(setting: str, template: str, config: Mapping[str, Any]) -> str | None:
