@@ -49,3 +49,14 @@ def wait_idle(base_url: str) -> None:
     while any(metric(base_url, name) for name in busy):
         assert time.monotonic() < deadline, "the engine did not become idle"
         time.sleep(0.1)
+
+
+def chat_about_image(base_url: str, url: str) -> dict:
+    """The greedy 8-token chat reply (JSON) to an image by ``url`` and "What is this?": the
+    reference other APIs' image answers are compared with."""
+    body = {"model": "default", "temperature": 0, "max_tokens": 8, "messages": [
+        {"role": "user", "content": [{"type": "image_url", "image_url": {"url": url}},
+                                     {"type": "text", "text": "What is this?"}]}]}
+    reply = httpx.post(f"{base_url}/v1/chat/completions", json=body, timeout=120)
+    assert reply.status_code == 200, reply.text
+    return reply.json()

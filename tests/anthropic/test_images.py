@@ -7,11 +7,11 @@ from __future__ import annotations
 import base64
 
 import anthropic
-import httpx
 import pytest
 
 from tests.anthropic.conftest import sdk
 from tests.api.conftest import data_url
+from tests.live_server import chat_about_image
 
 
 def image_message(source: dict) -> list[dict]:
@@ -24,20 +24,12 @@ def create(base_url: str, messages: list[dict]) -> anthropic.types.Message:
                                          messages=messages, extra_body={"temperature": 0})
 
 
-def chat(base_url: str, url: str) -> dict:
-    body = {"model": "default", "temperature": 0, "max_tokens": 8, "messages": [
-        {"role": "user", "content": [{"type": "image_url", "image_url": {"url": url}},
-                                     {"type": "text", "text": "What is this?"}]}]}
-    reply = httpx.post(f"{base_url}/v1/chat/completions", json=body, timeout=120)
-    assert reply.status_code == 200, reply.text
-    return reply.json()
-
 
 def test_base64_and_url_images(vl_url, photo_dir):
     png = (photo_dir / "photo.png").read_bytes()
     inline = create(vl_url, image_message({"type": "base64", "media_type": "image/png",
                                            "data": base64.b64encode(png).decode()}))
-    expected = chat(vl_url, data_url(png, "image/png"))
+    expected = chat_about_image(vl_url, data_url(png, "image/png"))
     assert inline.content[0].text == expected["choices"][0]["message"]["content"]
     assert inline.usage.input_tokens == expected["usage"]["prompt_tokens"]
     linked = create(vl_url, image_message({"type": "url",

@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from tests.api.conftest import data_url
+from tests.live_server import chat_about_image
 from tests.responses.conftest import sdk
 
 
@@ -22,14 +23,6 @@ def create(base_url: str, image: dict):
                                           max_output_tokens=8, temperature=0)
 
 
-def chat(base_url: str, url: str) -> dict:
-    body = {"model": "default", "temperature": 0, "max_tokens": 8, "messages": [
-        {"role": "user", "content": [{"type": "image_url", "image_url": {"url": url}},
-                                     {"type": "text", "text": "What is this?"}]}]}
-    reply = httpx.post(f"{base_url}/v1/chat/completions", json=body, timeout=120)
-    assert reply.status_code == 200, reply.text
-    return reply.json()
-
 
 def upload(base_url: str, name: str, data: bytes) -> str:
     reply = httpx.post(f"{base_url}/v1/files", files={"file": (name, data)}, timeout=60)
@@ -39,7 +32,7 @@ def upload(base_url: str, name: str, data: bytes) -> str:
 
 def test_data_url_path_and_file_id_images(vl_url, photo_dir):
     png = (photo_dir / "photo.png").read_bytes()
-    expected = chat(vl_url, data_url(png, "image/png"))
+    expected = chat_about_image(vl_url, data_url(png, "image/png"))
     text = expected["choices"][0]["message"]["content"]
     file_id = upload(vl_url, "photo.png", png)
     for image in ({"type": "input_image", "image_url": data_url(png, "image/png")},
