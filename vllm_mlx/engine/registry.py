@@ -86,6 +86,7 @@ class ModelStatus:
     engine: Engine | None
     error: str | None
     default: bool
+    size_bytes: int | None  # its weights on disk, once known (from its files, or its load)
 
 
 class Lease:
@@ -176,8 +177,7 @@ class ModelRegistry:
         return tuple(n for n, e in self._names.items() if e is entry)
 
     def statuses(self) -> list[ModelStatus]:
-        return [ModelStatus(e.spec, e.state, e.engine, e.error, e.pinned)
-                for e in self._entries]
+        return [self._status(e) for e in self._entries]
 
     def canonical(self, name: str | None) -> str:
         """The served name of the model ``name`` stands for (None: the default)."""
@@ -242,7 +242,8 @@ class ModelRegistry:
         return self._status(entry)
 
     def _status(self, entry: _Entry) -> ModelStatus:
-        return ModelStatus(entry.spec, entry.state, entry.engine, entry.error, entry.pinned)
+        return ModelStatus(entry.spec, entry.state, entry.engine, entry.error, entry.pinned,
+                           entry.spec.size_bytes or entry.footprint or None)
 
     async def _ensure_loading(self, entry: _Entry) -> None:
         """Start the entry's load if nobody has, then wait for it to end."""

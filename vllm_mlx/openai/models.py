@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..engine.catalog import weights_size
 from ..engine.registry import ModelStatus
 from .prompted_tools import tool_profile
 from .protocol import ModelCapabilities, ModelCard, ModelList
@@ -82,11 +81,8 @@ async def unload_model(ctx: ServingContext, name: str) -> ModelCard:
 
 def _state_fields(status: ModelStatus) -> dict[str, Any]:
     """The fields ``/v1/models`` adds to a model's card."""
-    size = status.spec.size_bytes
-    if size is None and status.engine is not None:
-        size = weights_size(status.engine.model.path)
     kind = status.spec.kind
     if status.engine is not None:
         kind = "vision" if status.engine.model.is_vision else "text"
-    return {"state": status.state.value, "kind": kind, "size_bytes": size,
+    return {"state": status.state.value, "kind": kind, "size_bytes": status.size_bytes,
             "error": status.error, "default": status.default}
