@@ -19,7 +19,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, model_validator
 
-from ..errors import APIError, refuse_surrogates
+from ..errors import APIError
+from ..openai.protocol import Lenient, TextRequest
 
 StopReason = Literal["end_turn", "max_tokens", "stop_sequence", "tool_use"]
 MAX_STOP_SEQUENCES = 16  # what the engine's stop matcher is given at most (as OpenAI's)
@@ -54,32 +55,30 @@ def error_body(error: APIError) -> dict[str, Any]:
                                        "message": error.message}}
 
 
-class _Lenient(BaseModel):
-    model_config = ConfigDict(extra="allow")
 
 
-class TextBlock(_Lenient):
+class TextBlock(Lenient):
     type: Literal["text"]
     text: str
 
 
-class Base64Source(_Lenient):
+class Base64Source(Lenient):
     type: Literal["base64"]
     media_type: str = Field(pattern=r"^image/[\w.+-]+$")
     data: str = Field(min_length=1)
 
 
-class URLSource(_Lenient):
+class URLSource(Lenient):
     type: Literal["url"]
     url: str = Field(min_length=1)
 
 
-class ImageBlock(_Lenient):
+class ImageBlock(Lenient):
     type: Literal["image"]
     source: Annotated[Base64Source | URLSource, Field(discriminator="type")]
 
 
-class ToolUseBlock(_Lenient):
+class ToolUseBlock(Lenient):
     type: Literal["tool_use"]
     id: str = Field(min_length=1)
     name: str
@@ -89,14 +88,14 @@ class ToolUseBlock(_Lenient):
 ResultPart = Annotated[TextBlock | ImageBlock, Field(discriminator="type")]
 
 
-class ToolResultBlock(_Lenient):
+class ToolResultBlock(Lenient):
     type: Literal["tool_result"]
     tool_use_id: str = Field(min_length=1)
     content: str | list[ResultPart] | None = None
     is_error: bool | None = None
 
 
-class ThinkingBlock(_Lenient):
+class ThinkingBlock(Lenient):
     """A reasoning block a client sends back with an earlier turn; not shown to the model."""
 
     type: Literal["thinking", "redacted_thinking"]
@@ -106,18 +105,18 @@ ContentBlock = Annotated[TextBlock | ImageBlock | ToolUseBlock | ToolResultBlock
                          | ThinkingBlock, Field(discriminator="type")]
 
 
-class MessageParam(_Lenient):
+class MessageParam(Lenient):
     role: Literal["user", "assistant"]
     content: str | list[ContentBlock]
 
 
-class ToolParam(_Lenient):
+class ToolParam(Lenient):
     name: str
     description: str | None = None
     input_schema: dict[str, Any] = Field(default_factory=lambda: {"type": "object"})
 
 
-class ToolChoice(_Lenient):
+class ToolChoice(Lenient):
     type: Literal["auto", "any", "tool", "none"]
     name: str | None = None
     disable_parallel_tool_use: bool | None = None
@@ -132,7 +131,7 @@ class ToolChoice(_Lenient):
 _HELLO: list[JsonValue] = [{"role": "user", "content": "Hello"}]  # the schema's examples
 
 
-class ThinkingConfig(_Lenient):
+class ThinkingConfig(Lenient):
     """``thinking``: ``enabled`` returns the model's reasoning as ``thinking`` blocks;
     ``disabled`` (as no ``thinking`` at all) turns the template's thinking switch off where it
     has one. ``budget_tokens`` is accepted and not enforced on its own: ``max_tokens`` bounds
@@ -142,7 +141,7 @@ class ThinkingConfig(_Lenient):
     budget_tokens: int | None = Field(default=None, ge=1)
 
 
-class CountTokensRequest(_Lenient):
+class CountTokensRequest(TextRequest):
     """``/v1/messages/count_tokens``: a conversation (and its tools), not generated."""
 
     model_config = ConfigDict(extra="allow", json_schema_extra={"examples": [
@@ -158,12 +157,6 @@ class CountTokensRequest(_Lenient):
     @property
     def thinks(self) -> bool:
         return self.thinking is not None and self.thinking.type == "enabled"
-
-    @model_validator(mode="before")
-    @classmethod
-    def _valid_text(cls, data: Any) -> Any:
-        refuse_surrogates(data)  # an APIError naming the field's path
-        return data
 
 
 class MessagesRequest(CountTokensRequest):

@@ -41,15 +41,29 @@ def new_id(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:24]}"
 
 
-class _Lenient(BaseModel):
+class Lenient(BaseModel):
+    """A client's JSON: fields this server does not know are kept, not refused."""
+
     model_config = ConfigDict(extra="allow")
 
 
-class StreamOptions(_Lenient):
+class TextRequest(Lenient):
+    """A request body whose strings must be text: a lone surrogate anywhere is a 400
+    naming the field's path (an APIError, not a ValueError)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _valid_text(cls, data: Any) -> Any:
+        refuse_surrogates(data)
+        return data
+
+
+
+class StreamOptions(Lenient):
     include_usage: bool = False
 
 
-class JsonSchemaSpec(_Lenient):
+class JsonSchemaSpec(Lenient):
     name: str | None = None
     description: str | None = None
     schema_: dict[str, Any] | None = Field(default=None, alias="schema")
@@ -60,7 +74,7 @@ def _is_wrapper(spec: dict[str, Any]) -> bool:
     return "schema" in spec or "name" in spec
 
 
-class ResponseFormat(_Lenient):
+class ResponseFormat(Lenient):
     type: Literal["text", "json_object", "json_schema"]
     # OpenAI's {name, schema, strict} wrapper, or a bare JSON schema
     json_schema: dict[str, Any] | None = None
@@ -89,7 +103,7 @@ class ResponseFormat(_Lenient):
         return spec
 
 
-class SamplingFields(_Lenient):
+class SamplingFields(TextRequest):
     model: str | None = None
     # seconds the model may stay loaded once idle after this request (LM Studio's ``ttl``)
     ttl: float | None = Field(default=None, gt=0)
@@ -112,12 +126,6 @@ class SamplingFields(_Lenient):
     min_tokens: int = Field(default=0, ge=0)
     skip_special_tokens: bool = True  # vLLM's: special tokens' text left out of replies
     user: str | None = None
-
-    @model_validator(mode="before")
-    @classmethod
-    def _valid_text(cls, data: Any) -> Any:
-        refuse_surrogates(data)  # an APIError, not a ValueError: it names the field's path
-        return data
 
     @field_validator("stop")
     @classmethod

@@ -28,7 +28,7 @@ from pydantic import (
     model_validator,
 )
 
-from ..errors import refuse_surrogates
+from ..openai.protocol import Lenient, TextRequest
 
 ItemStatus = Literal["in_progress", "completed", "incomplete"]
 MAX_TOOLS = 128
@@ -39,19 +39,17 @@ def new_id(prefix: str) -> str:
     return f"{prefix}_{uuid.uuid4().hex}"
 
 
-class _Lenient(BaseModel):
-    model_config = ConfigDict(extra="allow")
 
 
 # --- input content parts
 
 
-class InputText(_Lenient):
+class InputText(Lenient):
     type: Literal["input_text"]
     text: str
 
 
-class InputImage(_Lenient):
+class InputImage(Lenient):
     """An image by URL (http(s), ``data:``, a path under the media root) or by file id."""
 
     type: Literal["input_image"]
@@ -66,7 +64,7 @@ class InputImage(_Lenient):
         return self
 
 
-class InputFile(_Lenient):
+class InputFile(Lenient):
     """An uploaded file (``POST /v1/files``) by id; ``file_url`` / ``file_data`` are not
     taken (a 400 says so)."""
 
@@ -82,13 +80,13 @@ class InputFile(_Lenient):
         return self
 
 
-class OutputText(_Lenient):
+class OutputText(Lenient):
     type: Literal["output_text"]
     text: str
     annotations: list[Any] = Field(default_factory=list)
 
 
-class Refusal(_Lenient):
+class Refusal(Lenient):
     type: Literal["refusal"]
     refusal: str
 
@@ -101,7 +99,7 @@ ContentPart = Annotated[InputText | InputImage | InputFile | OutputText | Refusa
 # --- input items
 
 
-class MessageItem(_Lenient):
+class MessageItem(Lenient):
     type: Literal["message"] = "message"
     role: Literal["user", "assistant", "system", "developer"]
     content: str | list[ContentPart]
@@ -109,7 +107,7 @@ class MessageItem(_Lenient):
     status: ItemStatus | None = None
 
 
-class FunctionCallItem(_Lenient):
+class FunctionCallItem(Lenient):
     type: Literal["function_call"]
     call_id: str = Field(min_length=1)
     name: str = Field(min_length=1)
@@ -118,7 +116,7 @@ class FunctionCallItem(_Lenient):
     status: ItemStatus | None = None
 
 
-class FunctionCallOutputItem(_Lenient):
+class FunctionCallOutputItem(Lenient):
     type: Literal["function_call_output"]
     call_id: str = Field(min_length=1)
     output: str | list[InputPart]
@@ -126,7 +124,7 @@ class FunctionCallOutputItem(_Lenient):
     status: ItemStatus | None = None
 
 
-class ReasoningItem(_Lenient):
+class ReasoningItem(Lenient):
     """An earlier turn's reasoning a client sends back; kept, not shown to the model."""
 
     type: Literal["reasoning"]
@@ -154,7 +152,7 @@ InputItem = Annotated[
 # --- request options
 
 
-class FunctionTool(_Lenient):
+class FunctionTool(Lenient):
     type: Literal["function"]
     name: str
     description: str | None = None
@@ -162,20 +160,20 @@ class FunctionTool(_Lenient):
     strict: bool | None = None
 
 
-class ToolChoiceFunction(_Lenient):
+class ToolChoiceFunction(Lenient):
     type: Literal["function"]
     name: str
 
 
-class TextFormatText(_Lenient):
+class TextFormatText(Lenient):
     type: Literal["text"]
 
 
-class TextFormatJsonObject(_Lenient):
+class TextFormatJsonObject(Lenient):
     type: Literal["json_object"]
 
 
-class TextFormatJsonSchema(_Lenient):
+class TextFormatJsonSchema(Lenient):
     type: Literal["json_schema"]
     name: str = "response"
     schema_: dict[str, Any] = Field(alias="schema")
@@ -187,12 +185,12 @@ TextFormat = Annotated[TextFormatText | TextFormatJsonObject | TextFormatJsonSch
                        Field(discriminator="type")]
 
 
-class TextConfig(_Lenient):
+class TextConfig(Lenient):
     format: TextFormat = Field(default_factory=lambda: TextFormatText(type="text"))
     verbosity: Literal["low", "medium", "high"] | None = None
 
 
-class ReasoningConfig(_Lenient):
+class ReasoningConfig(Lenient):
     effort: Literal["none", "minimal", "low", "medium", "high", "xhigh"] | None = None
     summary: Literal["auto", "concise", "detailed"] | None = None
 
@@ -202,7 +200,7 @@ ToolChoice = Literal["auto", "none", "required"] | ToolChoiceFunction
 _HELLO: dict[str, Any] = {"model": "default", "input": "Hello", "max_output_tokens": 8}
 
 
-class ResponsesRequest(_Lenient):
+class ResponsesRequest(TextRequest):
     """``POST /v1/responses``."""
 
     model_config = ConfigDict(extra="allow", json_schema_extra={"examples": [
@@ -224,12 +222,6 @@ class ResponsesRequest(_Lenient):
     reasoning: ReasoningConfig | None = None
     metadata: dict[str, str] | None = None
     user: str | None = None
-
-    @model_validator(mode="before")
-    @classmethod
-    def _valid_text(cls, data: Any) -> Any:
-        refuse_surrogates(data)  # an APIError naming the field's path
-        return data
 
 
 # --- output
