@@ -76,6 +76,13 @@ def _engine_args(p: argparse.ArgumentParser) -> None:
                    help="memory for reusable vision-encoder outputs, in MiB (0 disables it)")
 
 
+def _milliseconds(text: str) -> float:
+    value = float(text)
+    if not 0 <= value < 1e6:
+        raise argparse.ArgumentTypeError(f"{text!r}: give milliseconds, 0 or more")
+    return value
+
+
 def _http_args(p: argparse.ArgumentParser) -> None:
     """What a client may send, from where, and how connections are kept."""
     p.add_argument("--media-root", action="append", default=[], metavar="DIR",
@@ -98,6 +105,13 @@ def _http_args(p: argparse.ArgumentParser) -> None:
                    help="HTTP and WebSocket connections open at once; past it the one waiting "
                         "longest for its headers is dropped, else the newcomer gets 503 "
                         "(default: 1000, fewer if the file descriptor limit is lower)")
+    p.add_argument("--stream-pace-ms", type=_milliseconds, default=1.0, metavar="MS",
+                   help="with N streamed replies open, a stream's next tokens may wait up to "
+                        "(N - 1) x MS to go out together in one event, so many clients cost "
+                        "the server less per token; one stream is never held (default: 1)")
+    p.add_argument("--max-stream-delay-ms", type=_milliseconds, default=50.0, metavar="MS",
+                   help="the longest --stream-pace-ms may hold tokens back (default: 50; 0 "
+                        "sends every token as soon as it is decoded)")
 
 
 def _model_args(p: argparse.ArgumentParser) -> None:
@@ -259,6 +273,8 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         max_body_bytes=int(args.max_body_mb * 1024 * 1024),
         cors_origins=tuple(args.cors_origin), header_timeout_s=args.header_timeout,
         keep_alive_s=args.keep_alive_timeout, max_connections=args.max_connections,
+        stream_pace_s=args.stream_pace_ms / 1000,
+        max_stream_delay_s=args.max_stream_delay_ms / 1000,
         storage_path=_storage_path(args.storage_path),
         tiny_cache_dir=args.tiny_cache_dir, log_level=args.log_level,
         reasoning_parser=args.reasoning_parser,

@@ -51,6 +51,9 @@ class Settings:
     default_video_fps: float = 2.0
     default_video_max_frames: int = 64
     # HTTP
+    # with N streams open, a stream's next tokens may wait (N - 1) x this to share one event
+    stream_pace_s: float = 0.001
+    max_stream_delay_s: float = 0.05  # ... but never longer than this (0: every token at once)
     cors_origins: tuple[str, ...] = ()
     # connections (vllm_mlx.api.connections)
     header_timeout_s: float = 10.0  # request headers must be complete this long after connecting

@@ -55,7 +55,7 @@ class GroupMember:
 
 def start_engine(settings: Settings, member: GroupMember | None = None) -> Engine:
     """The engine for ``settings.model`` (``member``: on a rank of a distributed group)."""
-    from .engine import Engine, LoadOptions
+    from .engine import Engine, LoadOptions, StreamPace
 
     options = LoadOptions(force_kind=settings.force_kind, served_name=settings.served_name,
                           trust_remote_code=settings.trust_remote_code,
@@ -68,7 +68,9 @@ def start_engine(settings: Settings, member: GroupMember | None = None) -> Engin
                         prefix_cache_bytes=settings.prefix_cache_bytes,
                         vision_cache_bytes=settings.vision_cache_bytes,
                         coordinator=member.coordinator if member else None,
-                        prefill_step_s=settings.prefill_step_s)
+                        prefill_step_s=settings.prefill_step_s,
+                        stream_pace=StreamPace(settings.stream_pace_s,
+                                               settings.max_stream_delay_s))
 
 
 def serve(settings: Settings, member: GroupMember | None = None) -> int:

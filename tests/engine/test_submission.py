@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from vllm_mlx.engine import ChatMessage, GenerationRequest, SamplingParams, TextPart
-from vllm_mlx.engine.submission import Inbox, Mailbox, Submission, coalesced
+from vllm_mlx.engine.submission import Inbox, Mailbox, StreamPace, Submission, coalesced
 from vllm_mlx.engine.types import ACCEPTED, GenerationChunk, GenerationResult, TokenLogprob
 
 
@@ -157,3 +157,92 @@ def test_a_slow_reader_gets_the_same_reply_as_a_fast_one(engine_for: Any) -> Non
     assert [lp.token_id for lp in a.logprobs] == list(a.token_ids)
     assert a.logprobs == b.logprobs
     assert b.completion_tokens == 40
+
+
+def test_the_pace_grows_with_the_streams_open_and_stops_at_its_cap() -> None:
+    pace = StreamPace(per_stream_s=0.002, max_s=0.01)
+    assert [pace.delay(n) for n in (0, 1, 2, 4)] == [0.0, 0.0, 0.002, 0.006]
+    assert pace.delay(100) == 0.01
+
+
+def _paced_round(pace: StreamPace, items: list[Any]) -> tuple[float, list[list[Any]]]:
+    """Open four streams (their first tokens), then post ``items`` to each from another
+    thread; return how long until every inbox had them all, and what each got."""
+    async def run() -> tuple[float, list[list[Any]]]:
+        loop = asyncio.get_running_loop()
+        mailbox = Mailbox(loop, pace)
+        inboxes = [Inbox() for _ in range(4)]
+        for inbox in inboxes:
+            mailbox.post(inbox, (0, _piece("a", 1, 1)))
+        for inbox in inboxes:
+            await inbox.take()
+        poster = threading.Thread(target=lambda: [mailbox.post(inbox, (0, item))
+                                                  for item in items for inbox in inboxes])
+        start = loop.time()
+        poster.start()
+        held = []
+        for inbox in inboxes:
+            got: list[Any] = []
+            while len(got) < len(items):
+                got += [item for _, item in await inbox.take()]
+            held.append(got)
+        poster.join()
+        return loop.time() - start, held
+
+    return asyncio.run(run())
+
+
+def test_many_open_streams_get_later_tokens_together_after_the_pace() -> None:
+    pace = StreamPace(per_stream_s=0.1, max_s=0.25)  # 4 streams: hold up to 0.25 s
+    waited, held = _paced_round(pace, [_piece("b", 2, 2), _piece("c", 3, 3)])
+    assert waited >= 0.2
+    assert all([chunk.text for chunk in got] == ["b", "c"] for got in held)
+
+
+def test_a_streams_end_is_never_held_back_by_the_pace() -> None:
+    pace = StreamPace(per_stream_s=1.0, max_s=5.0)
+    waited, held = _paced_round(pace, [_piece("b", 2, 2, "stop"), None])
+    assert waited < 1.0
+    assert all(got[-1] is None and got[0].text == "b" for got in held)
+
+
+def test_pacing_changes_how_many_chunks_never_the_replies(tiny_model: Any) -> None:
+    from vllm_mlx.engine import Engine
+
+    request = GenerationRequest(
+        messages=(ChatMessage("user", (TextPart("Tell me a story."),)),),
+        sampling=SamplingParams(max_tokens=24, ignore_eos=True))
+
+    async def read_four(engine: Any) -> list[list[GenerationChunk]]:
+        async def one() -> list[GenerationChunk]:
+            return [chunk async for chunk in engine.generate(request)]
+        return list(await asyncio.gather(*(one() for _ in range(4))))
+
+    replies = {}
+    for name, pace in (("every token", StreamPace(0.0, 0.0)), ("paced", StreamPace(0.02, 0.1))):
+        engine = Engine.start(str(tiny_model("qwen3")), stream_pace=pace)
+        try:
+            replies[name] = asyncio.run(read_four(engine))
+        finally:
+            engine.shutdown()
+    results = {name: [GenerationResult.from_chunks(c) for c in chunks]
+               for name, chunks in replies.items()}
+    assert [(r.text, r.token_ids) for r in results["paced"]] == \
+        [(r.text, r.token_ids) for r in results["every token"]]
+    assert all(r.completion_tokens == 24 for r in results["paced"])
+    assert max(len(c) for c in replies["paced"]) < min(len(c) for c in replies["every token"])
+
+
+def test_the_pace_flags_reach_the_settings_and_refuse_negative_times(capsys: Any) -> None:
+    from vllm_mlx.cli import build_parser, settings_from_args
+
+    def settings(*args: str) -> Any:
+        return settings_from_args(build_parser().parse_args(["serve", "m", *args]))
+
+    default = settings()
+    assert (default.stream_pace_s, default.max_stream_delay_s) == (0.001, 0.05)
+    off = settings("--stream-pace-ms", "2.5", "--max-stream-delay-ms", "0")
+    assert (off.stream_pace_s, off.max_stream_delay_s) == (0.0025, 0.0)
+    with pytest.raises(SystemExit):
+        settings("--stream-pace-ms", "-1")
+    assert "give milliseconds" in capsys.readouterr().err

@@ -14,7 +14,7 @@ _EXPORTS = {
     "Engine": "engine",
     "EngineClosed": "errors", "EngineError": "errors", "EngineOverloaded": "errors",
     "InvalidRequest": "errors", "ModelLoadError": "errors", "UnsupportedInput": "errors",
-    "LoadedModel": "loader", "LoadOptions": "loader",
+    "LoadedModel": "loader", "LoadOptions": "loader", "StreamPace": "submission",
     "ChatMessage": "types", "GenerationChunk": "types", "GenerationRequest": "types",
     "GenerationResult": "types", "ImagePart": "types", "SamplingParams": "types",
     "TextPart": "types", "VideoClip": "types", "VideoPart": "types",
@@ -45,6 +45,7 @@ if TYPE_CHECKING:
         UnsupportedInput,
     )
     from .loader import LoadedModel, LoadOptions  # noqa: F401
+    from .submission import StreamPace  # noqa: F401
     from .types import (  # noqa: F401
         ChatMessage,
         GenerationChunk,

@@ -12,8 +12,8 @@ and ``complete_sync`` are the blocking twins for the Python API. ``screen`` (awa
 prepared travels with the job (:mod:`.preparation`: a prompt is rendered and tokenized
 once, by screening, the check of a queued job or admission, whichever comes first).
 Chunks reach the callers on one event loop in batches (one wake-up of that loop carries all
-posted since the last, see :class:`.submission.Mailbox`), and a reader that falls behind
-gets its waiting chunks merged.
+posted since the last, see :class:`.submission.Mailbox`; spaced by a :class:`StreamPace` while
+many streams are open), and a reader that falls behind gets its waiting chunks merged.
 
 Leaving an iterator early (client gone, ``break``) cancels the job: the owner thread drops
 it from the batch at the next step. A job's failure reaches its caller as a raised
@@ -53,7 +53,7 @@ from .preparation import Preparation, shared
 from .sampler import check_sampling
 from .scheduler import Scheduler
 from .screening import PromptScreen
-from .submission import Inbox, Mailbox, Submission
+from .submission import DEFAULT_PACE, Inbox, Mailbox, StreamPace, Submission
 from .types import (
     Accepted,
     GenerationChunk,
@@ -129,7 +129,8 @@ class Engine:
     def __init__(self, max_waiting: int = 256, max_batch: int = 32,
                  prefill_chunk: int = 256, prefix_cache_bytes: int = 512 << 20,
                  coordinator: StepCoordinator | None = None,
-                 vision_cache_bytes: int = 256 << 20, prefill_step_s: float = 0.0) -> None:
+                 vision_cache_bytes: int = 256 << 20, prefill_step_s: float = 0.0,
+                 stream_pace: StreamPace = DEFAULT_PACE) -> None:
         self._jobs: queue.Queue[_Job | None] = queue.Queue(maxsize=max_waiting)
         # Ranks of a group must cut prompts alike: no per-machine chunk calibration there.
         step_s = prefill_step_s if coordinator is None else 0.0
@@ -152,19 +153,23 @@ class Engine:
         self._mailboxes: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Mailbox] = \
             weakref.WeakKeyDictionary()
         self._mailboxes_lock = threading.Lock()
+        self._stream_pace = stream_pace
 
     @classmethod
     def start(cls, reference: str, options: LoadOptions | None = None,
               max_waiting: int = 256, max_batch: int = 32, prefill_chunk: int = 256,
               prefix_cache_bytes: int = 512 << 20,
               coordinator: StepCoordinator | None = None,
-              vision_cache_bytes: int = 256 << 20, prefill_step_s: float = 0.0) -> Engine:
+              vision_cache_bytes: int = 256 << 20, prefill_step_s: float = 0.0,
+              stream_pace: StreamPace = DEFAULT_PACE) -> Engine:
         """Load ``reference`` on a new owner thread; raise its load error, if any.
 
         ``prefill_step_s`` > 0 sizes prefill chunks (up to ``prefill_chunk`` tokens) to take
-        about that long on this machine, measured once at load (text models)."""
+        about that long on this machine, measured once at load (text models).
+        ``stream_pace`` spaces the chunks' hand-over to an event loop serving many streams
+        (see :class:`.submission.StreamPace`)."""
         engine = cls(max_waiting, max_batch, prefill_chunk, prefix_cache_bytes, coordinator,
-                     vision_cache_bytes, prefill_step_s)
+                     vision_cache_bytes, prefill_step_s, stream_pace)
         engine._thread = threading.Thread(target=engine._run, args=(reference, options),
                                           name="mlx-engine", daemon=True)
         engine._thread.start()
@@ -312,7 +317,7 @@ class Engine:
         with self._mailboxes_lock:
             mailbox = self._mailboxes.get(loop)
             if mailbox is None:
-                mailbox = self._mailboxes[loop] = Mailbox(loop)
+                mailbox = self._mailboxes[loop] = Mailbox(loop, self._stream_pace)
             return mailbox
 
     @property

@@ -11,17 +11,23 @@ is vLLM's stream interval, applied only when the client is slower than the engin
 reader that keeps up still gets every token as its own chunk.
 
 A :class:`Mailbox` (one per event loop) carries items from the owner thread to that loop's
-inboxes: one ``call_soon_threadsafe`` per batch of posts, not per chunk.
+inboxes: one ``call_soon_threadsafe`` per batch of posts, not per chunk. Its
+:class:`StreamPace` spaces those batches when many streams are open on the loop: after a
+drain that reached N inboxes, the next waits up to ``per_stream_s * (N - 1)`` (at most
+``max_s``), so a busy server writes a few tokens per event instead of one, and its HTTP
+work per token shrinks with the load. A request's admission, its first token, its end and
+errors are never held back; one stream alone is never paced.
 """
 
 from __future__ import annotations
 
 import asyncio
 import threading
+import time
 import weakref
 from collections import deque
 from collections.abc import AsyncIterator, Iterable, Iterator
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from .types import ACCEPTED, GenerationChunk
@@ -136,15 +142,42 @@ class Submission:
         self._cancelled.set()
 
 
+@dataclass(frozen=True)
+class StreamPace:
+    """How long a loop's next batch of chunks may wait, by the number of streams open."""
+
+    per_stream_s: float = 0.001
+    max_s: float = 0.05
+
+    def delay(self, streams: int) -> float:
+        return min(self.max_s, self.per_stream_s * max(0, streams - 1))
+
+
+EVERY_TOKEN = StreamPace(0.0, 0.0)
+DEFAULT_PACE = StreamPace()
+
+
+def _urgent(item: Item) -> bool:
+    """Items a reader must not wait for: all but a running stream's later tokens."""
+    chunk = item[1]
+    if not isinstance(chunk, GenerationChunk):
+        return True  # admission, end, error
+    return chunk.completion_tokens <= 1 or chunk.finish_reason is not None
+
+
 class Mailbox:
     """Items from other threads to one event loop's inboxes, handed over in batches: one
     wake-up of the loop carries everything posted since its last drain (a decode step of
-    N streams read on one loop costs one ``call_soon_threadsafe``, not N)."""
+    N streams read on one loop costs one ``call_soon_threadsafe``, not N), and ``pace``
+    spaces the wake-ups while many streams are open."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, pace: StreamPace = EVERY_TOKEN) -> None:
         self._loop = weakref.ref(loop)  # the engine's table of mailboxes must not keep it
+        self._pace = pace
         self._lock = threading.Lock()
         self._posted: list[tuple[Inbox, Item]] = []
+        self._due: float | None = None  # when the scheduled drain runs (time.monotonic)
+        self._earliest = 0.0  # no paced drain before this
 
     def post(self, inbox: Inbox, item: Item) -> bool:
         """Queue ``item`` for ``inbox``; False when the loop is closed (nobody will read)."""
@@ -153,16 +186,25 @@ class Mailbox:
             return False
         with self._lock:
             self._posted.append((inbox, item))
-            if len(self._posted) > 1:  # a drain is already scheduled
-                return True
+            now = time.monotonic()
+            due = now if _urgent(item) else max(now, self._earliest)
+            if self._due is not None and self._due <= due:
+                return True  # a drain that soon is already scheduled
+            self._due = due
         try:
-            loop.call_soon_threadsafe(self._drain)
+            if due > now:
+                loop.call_soon_threadsafe(loop.call_later, due - now, self._drain)
+            else:
+                loop.call_soon_threadsafe(self._drain)
         except RuntimeError:  # closed meanwhile
             return False
         return True
 
     def _drain(self) -> None:
         with self._lock:
-            posted, self._posted = self._posted, []
+            posted, self._posted, self._due = self._posted, [], None
+            if posted:
+                streams = len({id(inbox) for inbox, _ in posted})
+                self._earliest = time.monotonic() + self._pace.delay(streams)
         for inbox, item in posted:
             inbox.put(item)
