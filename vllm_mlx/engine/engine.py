@@ -10,7 +10,9 @@ together, at once) and returns a :class:`Submission` of index-tagged chunks; ``g
 and ``complete_sync`` are the blocking twins for the Python API. ``screen`` (awaited before
 ``submit``) refuses long prompts the context cannot hold, off the owner thread; what it
 prepared travels with the job (:mod:`.preparation`: a prompt is rendered and tokenized
-once, by screening, the check of a queued job or admission, whichever comes first).
+once, by screening, the check of a queued job or admission, whichever comes first). A
+vision prompt's media go through the processor on the :class:`.preparer.MediaPreparer`'s
+thread while the job waits (:mod:`.jobs`), so the owner thread's steps never wait for them.
 Chunks reach the callers on one event loop in batches (one wake-up of that loop carries all
 posted since the last, see :class:`.submission.Mailbox`; spaced by a :class:`StreamPace` while
 many streams are open), and a reader that falls behind gets its waiting chunks merged.
@@ -42,14 +44,15 @@ import queue
 import threading
 import weakref
 from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from ._mlx import mx
-from .errors import EngineClosed, EngineError, EngineOverloaded
+from .errors import EngineClosed, EngineError
 from .heap import HeapTrimmer
+from .jobs import Job, JobQueue, Nothing, Sink
 from .loader import LoadedModel, LoadOptions, load_model
 from .preparation import Preparation, shared
+from .preparer import MediaPreparer
 from .sampler import check_sampling
 from .scheduler import Scheduler
 from .screening import PromptScreen
@@ -63,7 +66,6 @@ from .types import (
 
 logger = logging.getLogger(__name__)
 
-_Sink = Callable[[int, GenerationChunk | Accepted | BaseException | None], None]
 EXIT_TIMEOUT_S = 60.0  # how long interpreter exit waits for the owner thread's current step
 
 
@@ -79,17 +81,6 @@ class StepCoordinator(Protocol):
     def close(self) -> None:
         """The engine is stopping: release the other processes."""
         ...
-
-
-@dataclass
-class _Job:
-    """One caller's requests (``n`` choices of one API request): one waiting-queue slot."""
-
-    requests: list[GenerationRequest]
-    preparations: list[Preparation]  # one per request; shared by copies of one prompt
-    sink: _Sink  # (index, chunk), then (index, None); or (index, exception)
-    cancelled: threading.Event = field(default_factory=threading.Event)
-    checked: bool = False  # its prompts were checked while it waited (see Engine._check_one)
 
 
 def _add(scheduler: Scheduler, request: GenerationRequest, sink: Callable[[Any], None],
@@ -111,7 +102,7 @@ def _add(scheduler: Scheduler, request: GenerationRequest, sink: Callable[[Any],
         sink(EngineError(f"request failed: {type(exc).__name__}: {exc}"))
 
 
-def _prompt_error(loaded: LoadedModel, job: _Job) -> EngineError | None:
+def _prompt_error(loaded: LoadedModel, job: Job) -> EngineError | None:
     """The error admitting ``job`` would give one of its requests' prompts, if any (an
     empty prompt, one the context cannot hold, media the processor refuses). The prompts
     it prepares are kept for admission."""
@@ -131,7 +122,8 @@ class Engine:
                  coordinator: StepCoordinator | None = None,
                  vision_cache_bytes: int = 256 << 20, prefill_step_s: float = 0.0,
                  stream_pace: StreamPace = DEFAULT_PACE) -> None:
-        self._jobs: queue.Queue[_Job | None] = queue.Queue(maxsize=max_waiting)
+        self._jobs = JobQueue(max_waiting)
+        self._preparer: MediaPreparer | None = None
         # Ranks of a group must cut prompts alike: no per-machine chunk calibration there.
         step_s = prefill_step_s if coordinator is None else 0.0
         self._scheduler_options: dict[str, Any] = {
@@ -197,6 +189,8 @@ class Engine:
         self._scheduler = scheduler
         if self._coordinator is not None:
             scheduler = self._coordinator.attach(scheduler)
+        else:  # a group's ranks prepare each prompt themselves, alike
+            self._preparer = MediaPreparer(self._loaded)
         self._ready.set()
         try:
             while not self._stop.is_set() and self._admit(scheduler) and self._step(scheduler):
@@ -205,6 +199,8 @@ class Engine:
             self._closed = True
             scheduler.abort_all(self._closed_error("the engine is shutting down"))
             self._fail_queued()
+            if self._preparer is not None:
+                self._preparer.close()
             if self._coordinator is not None:
                 self._coordinator.close()
             # Streams are per thread; one left alive aborts the process at exit.
@@ -216,62 +212,47 @@ class Engine:
         idle_wait = self._coordinator.idle_wait if self._coordinator is not None else None
         scheduler.stats.requests_cancelled += self._drop_abandoned()
         while scheduler.has_capacity:
-            try:
-                job = self._jobs.get(block=not scheduler.has_work, timeout=idle_wait)
-            except queue.Empty:
-                break
+            job = self._jobs.next(block=not scheduler.has_work, timeout=idle_wait)
             if job is None:
                 return False
+            if isinstance(job, Nothing):
+                break
             # before the next get, which may block: a job cancelled while queued adds no work
-            scheduler.stats.waiting = self._jobs.qsize()
+            scheduler.stats.waiting = len(self._jobs)
             for index, request in enumerate(job.requests):
                 preparation = job.preparations[index] if self._coordinator is None else None
                 _add(scheduler, request, functools.partial(job.sink, index), job.cancelled,
                      preparation)
         if not scheduler.has_capacity:
             self._check_one(scheduler)
-        scheduler.stats.waiting = self._jobs.qsize()
+        scheduler.stats.waiting = len(self._jobs)
         return True
 
     def _check_one(self, scheduler: Scheduler) -> None:
         """With the batch full, check the prompts of one queued job: one its model cannot
         take (too long for the context, say) is refused now, not once a slot frees. The
         prompts prepared here are the ones admission starts."""
-        with self._jobs.mutex:
-            job = next((j for j in self._jobs.queue if j is not None and not j.checked
-                        and not j.cancelled.is_set()), None)
+        job = self._jobs.first(lambda j: not j.checked and not j.cancelled.is_set()
+                               and j.ready is None)  # the preparer checks those with media
         if job is None:
             return
         job.checked = True
         error = _prompt_error(self.model, job)
         if error is None:
             return
-        self._take_queued(lambda queued: queued is job)
+        self._jobs.take(lambda queued: queued is job)
         scheduler.stats.requests_started += len(job.requests)
         scheduler.stats.requests_failed += len(job.requests)
-        for index in range(len(job.requests)):
-            job.sink(index, error)
+        job.end_all(error)
 
     def _drop_abandoned(self) -> int:
         """Take out queued jobs whose callers have left, which would otherwise hold waiting
         slots (and turn new requests away) until the batch had room; return how many
         requests they held."""
-        gone = self._take_queued(lambda job: job.cancelled.is_set())
+        gone = self._jobs.take(lambda job: job.cancelled.is_set())
         for job in gone:
-            for index in range(len(job.requests)):
-                job.sink(index, None)
+            job.end_all(None)
         return sum(len(job.requests) for job in gone)
-
-    def _take_queued(self, doomed: Callable[[_Job], bool]) -> list[_Job]:
-        """Remove the queued jobs ``doomed`` picks (their waiting slots free up); return them."""
-        with self._jobs.mutex:
-            gone = [j for j in self._jobs.queue if j is not None and doomed(j)]
-            if gone:
-                kept = [j for j in self._jobs.queue if not any(j is g for g in gone)]
-                self._jobs.queue.clear()
-                self._jobs.queue.extend(kept)
-                self._jobs.not_full.notify(len(gone))
-        return gone
 
     def _step(self, scheduler: Scheduler) -> bool:
         """One scheduler step; False when the engine cannot go on (a coordinator said so)."""
@@ -290,9 +271,9 @@ class Engine:
         """A snapshot of the scheduler's counters (see :class:`EngineStats`)."""
         return self._scheduler.stats.snapshot() if self._scheduler is not None else {}
 
-    def _submit(self, requests: list[GenerationRequest], sink: _Sink,
+    def _submit(self, requests: list[GenerationRequest], sink: Sink,
                 cancelled: threading.Event,
-                preparations: list[Preparation] | None = None) -> _Job:
+                preparations: list[Preparation] | None = None) -> Job:
         if self._closed:
             raise self._closed_error("the engine is shut down")
         loaded, screen = self.model, self._screen
@@ -305,12 +286,13 @@ class Engine:
             preparations = shared(requests)
         elif len(preparations) != len(requests):
             raise ValueError("give one preparation per request (as screen() returns them)")
-        job = _Job(requests, preparations, sink, cancelled)
-        try:
-            self._jobs.put_nowait(job)
-        except queue.Full:
-            raise EngineOverloaded(
-                f"too many waiting requests ({self._jobs.maxsize}); retry later") from None
+        job = Job(requests, preparations, sink, cancelled)
+        preparer = self._preparer
+        if preparer is not None and preparer.wants(job):
+            job.ready = threading.Event()  # parked by the owner thread until it is set
+        self._jobs.put(job)
+        if preparer is not None and job.ready is not None:
+            preparer.start(job)
         return job
 
     def _mailbox(self, loop: asyncio.AbstractEventLoop) -> Mailbox:
@@ -322,13 +304,13 @@ class Engine:
 
     @property
     def waiting(self) -> int:
-        return self._jobs.qsize()
+        return len(self._jobs)
 
     @property
     def busy(self) -> bool:
         """Whether requests wait or run (read from any thread: a moment's view)."""
         scheduler = self._scheduler
-        return self._jobs.qsize() > 0 or (scheduler is not None and scheduler.has_work)
+        return len(self._jobs) > 0 or (scheduler is not None and scheduler.has_work)
 
     async def screen(self, requests: list[GenerationRequest]) -> list[Preparation]:
         """Refuse long prompts the context cannot hold by tokenizing them on a worker
@@ -400,15 +382,8 @@ class Engine:
 
     def _fail_queued(self) -> None:
         """Jobs still queued never reached the scheduler: fail them, never leave them."""
-        while True:
-            try:
-                job = self._jobs.get_nowait()
-            except queue.Empty:
-                return
-            if job is None:
-                continue
-            for index in range(len(job.requests)):
-                job.sink(index, self._closed_error("the engine is shutting down"))
+        for job in self._jobs.take_all():
+            job.end_all(self._closed_error("the engine is shutting down"))
 
     def shutdown(self, timeout: float | None = 10.0) -> None:
         """Stop the owner thread after its current step; running and waiting jobs end with
@@ -420,7 +395,7 @@ class Engine:
             self._closed = True
             self._stop.set()
             self._fail_queued()
-            self._jobs.put(None)  # wakes an idle owner thread
+            self._jobs.stop()  # wakes an idle owner thread
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout)
 

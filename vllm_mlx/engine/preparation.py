@@ -6,10 +6,12 @@ the work again:
 
 - screening (:mod:`.screening`), on a worker thread, for long prompts: :meth:`measure`
   keeps a text model's token ids (plain ints), or a vision model's rendered text and
-  media (the processor's arrays belong to the owner thread, which makes them);
-- the owner thread, checking a job queued behind a full batch or admitting it:
-  :meth:`prompt` makes the :class:`PreparedPrompt` (from what screening kept), checks it
-  against the context, and keeps it (and its ids) for the stage after.
+  media (the processor's arrays are made by the thread that prepares the prompt);
+- the owner thread, checking a job queued behind a full batch or admitting it, or, for a
+  vision model's prompt with media, the media preparer's thread (:mod:`.preparer`) before
+  admission: :meth:`prompt` makes the :class:`PreparedPrompt` (from what screening kept)
+  and the media's content hashes, checks it against the context, and keeps them (and its
+  ids) for the stage after.
 
 Requests of one job that share their prompt (``n`` choices) share one preparation
 (:func:`shared`); what it holds is read, never changed, once made.
@@ -39,6 +41,7 @@ from .inputs import (
     text_token_ids,
 )
 from .loaded import LoadedModel
+from .prefix_cache import media_hashes
 from .types import GenerationRequest
 
 logger = logging.getLogger(__name__)
@@ -65,7 +68,8 @@ class Preparation:
 
     token_ids: list[int] | None = None  # the whole prompt's ids (text: from screening too)
     rendered: RenderedPrompt | None = None  # a vision prompt's text and media, from screening
-    prepared: PreparedPrompt | None = None  # owner thread only: MLX arrays
+    prepared: PreparedPrompt | None = None  # MLX arrays, made and evaluated by one thread
+    media: tuple[str, ...] = ()  # content hashes of a vision prompt's media, in order
     failure: EngineError | None = None  # raised by every stage after the one that met it
 
     def measure(self, loaded: LoadedModel, request: GenerationRequest) -> int | None:
@@ -87,7 +91,8 @@ class Preparation:
             return None
 
     def prompt(self, loaded: LoadedModel, request: GenerationRequest) -> PreparedPrompt:
-        """Owner thread: the prepared prompt, made once and checked against the context."""
+        """The prepared prompt, made once and checked against the context (on the owner
+        thread, or on the media preparer's before the owner thread sees the job)."""
         if self.failure is not None:
             raise self.failure
         if self.prepared is None:
@@ -96,13 +101,14 @@ class Preparation:
                 ids = self.token_ids if self.token_ids is not None else int_list(
                     prepared.input_ids)
                 check_length(loaded, request, len(ids))
+                media = media_hashes(request) if loaded.is_vision else ()
             except EngineError as exc:
                 self.failure = exc
                 raise
             except Exception as exc:
                 self.failure = _failure(exc, request)
                 raise self.failure from exc
-            self.prepared, self.token_ids, self.rendered = prepared, ids, None
+            self.prepared, self.token_ids, self.rendered, self.media = prepared, ids, None, media
         return self.prepared
 
     def _make(self, loaded: LoadedModel, request: GenerationRequest) -> PreparedPrompt:

@@ -54,7 +54,7 @@ from .prefill_order import (
     overdue,
     ready_group,
 )
-from .prefix_cache import CacheHit, PrefixCache, make_prefix_cache, media_hashes, media_positions
+from .prefix_cache import CacheHit, PrefixCache, make_prefix_cache, media_positions
 from .preparation import Preparation
 from .runner import ModelRunner, filter_batch
 from .sampler import KeyedSampler, request_processors
@@ -264,7 +264,7 @@ class Scheduler:
         if limit:  # generation stops where the context ends
             seq.token_budget = min(seq.token_budget, limit - len(seq.prompt_ids))
         seq.cache = self.runner.new_cache()
-        seq.media = media_hashes(seq.request) if self.runner.vision else ()
+        seq.media = preparation.media if self.runner.vision else ()
         hit = self._lookup(seq)
         if hit is None:
             seq.prefill = self.runner.start_prefill(prompt, seq.cache, media=seq.media)
