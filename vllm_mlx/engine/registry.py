@@ -71,6 +71,7 @@ class _Entry:
     ttl_s: float | None = None  # a request's own idle TTL (the latest given wins)
     footprint: int = 0  # bytes counted against the budget while loaded
     loading: asyncio.Future[None] | None = None
+    created: int = field(default_factory=lambda: int(time.time()))  # its card's date, fixed
 
     @property
     def idle(self) -> bool:
@@ -87,6 +88,7 @@ class ModelStatus:
     error: str | None
     default: bool
     size_bytes: int | None  # its weights on disk, once known (from its files, or its load)
+    created: int  # Unix time the server first listed it
 
 
 class Lease:
@@ -243,7 +245,7 @@ class ModelRegistry:
 
     def _status(self, entry: _Entry) -> ModelStatus:
         return ModelStatus(entry.spec, entry.state, entry.engine, entry.error, entry.pinned,
-                           entry.spec.size_bytes or entry.footprint or None)
+                           entry.spec.size_bytes or entry.footprint or None, entry.created)
 
     async def _ensure_loading(self, entry: _Entry) -> None:
         """Start the entry's load if nobody has, then wait for it to end."""

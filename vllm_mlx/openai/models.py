@@ -85,4 +85,4 @@ def _state_fields(status: ModelStatus) -> dict[str, Any]:
     if status.engine is not None:
         kind = "vision" if status.engine.model.is_vision else "text"
     return {"state": status.state.value, "kind": kind, "size_bytes": status.size_bytes,
-            "error": status.error, "default": status.default}
+            "error": status.error, "default": status.default, "created": status.created}
