@@ -77,8 +77,11 @@ def _engine_args(p: argparse.ArgumentParser) -> None:
 
 
 def _milliseconds(text: str) -> float:
-    value = float(text)
-    if not 0 <= value < 1e6:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < 1e6:  # also refuses nan
         raise argparse.ArgumentTypeError(f"{text!r}: give milliseconds, 0 or more")
     return value
 

@@ -243,6 +243,7 @@ def test_the_pace_flags_reach_the_settings_and_refuse_negative_times(capsys: Any
     assert (default.stream_pace_s, default.max_stream_delay_s) == (0.001, 0.05)
     off = settings("--stream-pace-ms", "2.5", "--max-stream-delay-ms", "0")
     assert (off.stream_pace_s, off.max_stream_delay_s) == (0.0025, 0.0)
-    with pytest.raises(SystemExit):
-        settings("--stream-pace-ms", "-1")
-    assert "give milliseconds" in capsys.readouterr().err
+    for bad in ("-1", "abc", "nan"):
+        with pytest.raises(SystemExit):
+            settings("--stream-pace-ms", bad)
+        assert f"'{bad}': give milliseconds" in capsys.readouterr().err
