@@ -16,6 +16,7 @@ import pytest
 from tests.engine.test_parity import noise_image
 from vllm_mlx.engine import (
     ChatMessage,
+    Engine,
     GenerationRequest,
     GenerationResult,
     ImagePart,
@@ -110,6 +111,24 @@ def test_a_processor_refusal_found_off_the_owner_thread_is_the_requests_error(
     with pytest.raises(InvalidRequest, match="processor cannot take the media"):
         engine.complete_sync(_chat(ImagePart(sliver), "Describe."))
     assert engine.complete_sync(_chat("Still here?", max_tokens=2)).completion_tokens == 2
+
+
+def test_media_the_processor_refuses_are_refused_while_the_batch_is_full(
+        tiny_model: Any) -> None:
+    engine = Engine.start(str(tiny_model("qwen2_vl")), max_batch=1)
+    try:
+        async def run() -> None:
+            endless = engine.submit([_chat("Keep going.", max_tokens=100000)])
+            await endless.accepted()
+            refused = engine.submit([_chat(ImagePart(noise_image(6, (600, 2))), "Describe.")])
+            with pytest.raises(InvalidRequest, match="processor cannot take the media"):
+                await asyncio.wait_for(refused.accepted(), 10)  # not after the endless one
+            assert engine.stats["batch_size"] == 1 and engine.waiting == 0
+            del endless
+
+        asyncio.run(run())
+    finally:
+        engine.shutdown()
 
 
 def _job(name: str) -> Job:

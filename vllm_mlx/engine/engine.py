@@ -232,8 +232,9 @@ class Engine:
         """With the batch full, check the prompts of one queued job: one its model cannot
         take (too long for the context, say) is refused now, not once a slot frees. The
         prompts prepared here are the ones admission starts."""
+        # a job with media is checked once the preparer is done with it (nothing left to do)
         job = self._jobs.first(lambda j: not j.checked and not j.cancelled.is_set()
-                               and j.ready is None)  # the preparer checks those with media
+                               and not j.preparing)
         if job is None:
             return
         job.checked = True
