@@ -7,6 +7,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -32,6 +33,27 @@ def serving(app: Any, startup_s: float = 30.0, **config: Any) -> Iterator[int]:
     finally:
         server.should_exit = True
         thread.join(10)
+
+
+@contextmanager
+def serving_tiny(engine: Any, storage: Path, name: str, **settings: Any) -> Iterator[str]:
+    """The base URL of a whole server app for ``engine`` (the tiny model ``name``), storing
+    under ``storage``; ``settings``: more :class:`Settings` fields."""
+    from vllm_mlx.api.app import create_app
+    from vllm_mlx.config import Settings
+
+    app = create_app(Settings(model=f"tiny:{name}", storage_path=storage, **settings), engine)
+    with serving(app) as port:
+        yield f"http://127.0.0.1:{port}"
+
+
+def photo_folder(tmp_path_factory: Any, prefix: str) -> Path:
+    """A new folder holding ``photo.png`` (a media root for local-path image tests)."""
+    from tests.api.conftest import png_bytes
+
+    root = tmp_path_factory.mktemp(prefix)
+    (root / "photo.png").write_bytes(png_bytes(1))
+    return root
 
 
 def metric(base_url: str, name: str) -> float:

@@ -9,18 +9,13 @@ from pathlib import Path
 import anthropic
 import pytest
 
-from tests.api.conftest import png_bytes
-from tests.live_server import serving
-from vllm_mlx.config import Settings
+from tests.live_server import photo_folder, serving_tiny
 
 
 def _serve(engine, tmp_path_factory, name: str, **settings) -> Iterator[str]:
-    from vllm_mlx.api.app import create_app
-
-    store = tmp_path_factory.mktemp(f"anthropic-{name}")
-    app = create_app(Settings(model=f"tiny:{name}", storage_path=store, **settings), engine)
-    with serving(app) as port:
-        yield f"http://127.0.0.1:{port}"
+    with serving_tiny(engine, tmp_path_factory.mktemp(f"anthropic-{name}"), name,
+                      **settings) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -30,9 +25,7 @@ def text_url(engine_for, tmp_path_factory) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def photo_dir(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("anthropic-media")
-    (root / "photo.png").write_bytes(png_bytes(1))
-    return root
+    return photo_folder(tmp_path_factory, "anthropic-media")
 
 
 @pytest.fixture(scope="module")

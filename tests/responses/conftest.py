@@ -6,24 +6,13 @@ restart)."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import openai
 import pytest
 
-from tests.api.conftest import png_bytes
-from tests.live_server import serving
-from vllm_mlx.config import Settings
-
-
-@contextmanager
-def serve(engine, storage: Path, name: str, **settings) -> Iterator[str]:
-    from vllm_mlx.api.app import create_app
-
-    app = create_app(Settings(model=f"tiny:{name}", storage_path=storage, **settings), engine)
-    with serving(app) as port:
-        yield f"http://127.0.0.1:{port}"
+from tests.live_server import photo_folder
+from tests.live_server import serving_tiny as serve
 
 
 @pytest.fixture(scope="module")
@@ -39,9 +28,7 @@ def text_url(engine_for, text_storage) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def photo_dir(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("responses-media")
-    (root / "photo.png").write_bytes(png_bytes(1))
-    return root
+    return photo_folder(tmp_path_factory, "responses-media")
 
 
 @pytest.fixture(scope="module")

@@ -52,7 +52,7 @@ from .heap import HeapTrimmer
 from .jobs import Job, JobQueue, Nothing, Sink
 from .loader import LoadedModel, LoadOptions, load_model
 from .preparation import Preparation, shared
-from .preparer import MediaPreparer
+from .preparer import MediaPreparer, has_media
 from .sampler import check_sampling
 from .scheduler import Scheduler
 from .screening import PromptScreen
@@ -189,7 +189,7 @@ class Engine:
         self._scheduler = scheduler
         if self._coordinator is not None:
             scheduler = self._coordinator.attach(scheduler)
-        else:  # a group's ranks prepare each prompt themselves, alike
+        elif self._loaded.is_vision:  # a group's ranks prepare each prompt themselves, alike
             self._preparer = MediaPreparer(self._loaded)
         self._ready.set()
         try:
@@ -287,12 +287,13 @@ class Engine:
             preparations = shared(requests)
         elif len(preparations) != len(requests):
             raise ValueError("give one preparation per request (as screen() returns them)")
-        job = Job(requests, preparations, sink, cancelled)
         preparer = self._preparer
-        if preparer is not None and preparer.wants(job):
-            job.ready = threading.Event()  # parked by the owner thread until it is set
+        with_media = preparer is not None and any(has_media(r) for r in requests)
+        # a job with media is parked by the owner thread until the preparer sets ``ready``
+        job = Job(requests, preparations, sink, cancelled,
+                  ready=threading.Event() if with_media else None)
         self._jobs.put(job)
-        if preparer is not None and job.ready is not None:
+        if preparer is not None and with_media:
             preparer.start(job)
         return job
 

@@ -34,17 +34,14 @@ def has_media(request: GenerationRequest) -> bool:
 
 
 class MediaPreparer:
-    """One thread preparing the prompts of jobs with media, in the order they came."""
+    """One thread preparing the prompts of jobs with media, in the order they came (a
+    vision model's engine has one; a text model's prompts have no media to prepare)."""
 
     def __init__(self, loaded: LoadedModel) -> None:
         self._loaded = loaded
         self._queue: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="mlx-media-prep", daemon=True)
         self._thread.start()
-
-    def wants(self, job: Job) -> bool:
-        """Whether ``job`` has media for this model to prepare."""
-        return self._loaded.is_vision and any(has_media(r) for r in job.requests)
 
     def start(self, job: Job) -> None:
         """Prepare ``job``'s prompts, then set its ``ready`` event (set to a new one before
