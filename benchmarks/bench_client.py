@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import statistics
 import subprocess
 import sys
 import time
@@ -55,6 +56,20 @@ class RequestResult:
         if self.status and self.status != 200:
             return f"HTTP {self.status}: {self.error}"
         return self.error or "no content tokens"
+
+
+@dataclass
+class Timings:
+    """One reported measurement: a label, seconds per try (e.g. TTFTs), errors, a note."""
+
+    label: str
+    values: list[float] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    note: str = ""
+
+    @property
+    def median(self) -> float | None:
+        return statistics.median(self.values) if self.values else None
 
 
 def _consume(line: str, result: RequestResult) -> bool:

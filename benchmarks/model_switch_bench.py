@@ -36,15 +36,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import statistics
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import bench_report
 import httpx
-from bench_client import RequestResult, new_client, one_request, start_serving
+from bench_client import RequestResult, Timings, new_client, one_request, start_serving
 from peers import resolve_model
 
 MAX_REPEATS = 20
@@ -55,24 +54,14 @@ TOKENS = 4
 QUESTION = "List three facts about the sea."
 
 
-@dataclass
-class Series:
+class Series(Timings):
     """One row of the report: seconds per try, and the failures."""
-
-    label: str
-    values: list[float] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)
-    note: str = ""
 
     def add(self, result: RequestResult, seconds: float | None = None) -> None:
         if result.ok:
             self.values.append(seconds if seconds is not None else float(result.ttft or 0))
         else:
             self.errors.append(result.describe_error())
-
-    @property
-    def median(self) -> float | None:
-        return statistics.median(self.values) if self.values else None
 
     def row(self) -> str:
         median = "-" if self.median is None else f"{self.median:.3f}"

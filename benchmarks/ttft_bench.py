@@ -44,7 +44,6 @@ import base64
 import contextlib
 import io
 import random
-import statistics
 import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -54,7 +53,7 @@ from typing import Any
 import bench_report
 import httpx
 import peers
-from bench_client import RequestResult, new_client, one_request
+from bench_client import RequestResult, Timings, new_client, one_request
 
 MAX_REPEATS = 20
 TTFT_TOKENS = 4
@@ -95,18 +94,7 @@ class Endpoint:
         return body
 
 
-@dataclass
-class Row:
-    """One reported measurement: a label, the TTFTs of its repeats, errors, and notes."""
-
-    label: str
-    ttfts: list[float] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)
-    note: str = ""
-
-    @property
-    def median(self) -> float | None:
-        return statistics.median(self.ttfts) if self.ttfts else None
+Row = Timings  # one row of the report: a label and the TTFTs of its repeats
 
 
 # ----------------------------------------------------------------------------- media
@@ -152,7 +140,7 @@ async def _ask(client: httpx.AsyncClient, ep: Endpoint, messages: list[dict[str,
 
 def _record(row: Row, result: RequestResult) -> bool:
     if result.ok and result.ttft is not None:
-        row.ttfts.append(result.ttft)
+        row.values.append(result.ttft)
         return True
     row.errors.append(result.describe_error())
     return False
@@ -265,7 +253,7 @@ def table(name: str, rows: list[Row]) -> str:
              "|---|---:|---|---|---|"]
     for row in rows:
         errors = "; ".join(sorted(set(row.errors)))[:300] or "0"
-        every = ", ".join(f"{t:.3f}" for t in row.ttfts)
+        every = ", ".join(f"{t:.3f}" for t in row.values)
         lines.append(f"| {row.label} | {_fmt(row.median)} | {every} | {errors} | {row.note} |")
     return "\n".join(lines) + "\n"
 
