@@ -41,6 +41,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from ..engine.chat_format import chat_templates
+from .tool_formats.base import partial_tail
 
 Split = tuple[str, str]  # (reasoning, content)
 
@@ -84,19 +85,6 @@ class ReasoningParser:
         reader = self.stream()
         first, last = reader.feed(text), reader.finish()
         return first[0] + last[0], first[1] + last[1]
-
-
-def partial_tail(text: str, markers: tuple[str, ...]) -> int:
-    """How many characters at the end of ``text`` may begin one of ``markers`` (which all
-    start with ``<``)."""
-    window = len(text) - max(len(m) for m in markers) + 1
-    start = text.find("<", max(window, 0))
-    while start >= 0:  # the longest possible tail first
-        tail = text[start:]
-        if any(m.startswith(tail) for m in markers):
-            return len(tail)
-        start = text.find("<", start + 1)
-    return 0
 
 
 class ThinkStream:

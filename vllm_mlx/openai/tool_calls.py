@@ -28,15 +28,15 @@ import functools
 import json
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from jsonschema.exceptions import SchemaError
 from jsonschema.validators import validator_for
 
 from ..errors import APIError, excerpt
-from .tool_formats import FORMATS, ToolCall, ToolFormat, lark_literal
-from .tool_formats.base import json_rule
+from .tool_formats import DEFAULT, FORMATS, ToolCall, ToolFormat, lark_literal
+from .tool_formats.base import json_rule, partial_tail
 
 __all__ = ["MAX_TOOLS", "ToolCall", "ToolCallStream", "ToolSet", "lark_literal"]
 
@@ -127,7 +127,7 @@ class ToolSet:
     mode: str  # "none" | "auto" | "required" | "named"
     named: str | None = None
     parallel: bool = True  # False: a reply makes at most one call (parallel_tool_calls)
-    format: ToolFormat = field(default_factory=lambda: FORMATS["hermes"])
+    format: ToolFormat = FORMATS[DEFAULT]
 
     @classmethod
     def of(cls, tools: list[Any] | None, choice: Any, parallel: bool = True,
@@ -138,7 +138,7 @@ class ToolSet:
             return None
         functions = _functions_of(tools)
         names = [f["name"] for f in functions]
-        fmt = fmt or FORMATS["hermes"]
+        fmt = fmt or FORMATS[DEFAULT]
         if choice is None or choice in ("none", "auto", "required"):
             return cls(tuple(tools), functions, choice or "auto", parallel=parallel,
                        format=fmt)
@@ -187,15 +187,6 @@ class ToolSet:
                           *rules])
 
 
-def _held_back(text: str, markers: Sequence[str]) -> int:
-    """How many trailing characters of ``text`` could begin one of ``markers``."""
-    longest = max((len(m) for m in markers), default=1)
-    for size in range(min(longest - 1, len(text)), 0, -1):
-        if any(m.startswith(text[-size:]) for m in markers):
-            return size
-    return 0
-
-
 class ToolCallStream:
     """One streamed choice: text is released as soon as it cannot be part of a call."""
 
@@ -221,7 +212,7 @@ class ToolCallStream:
             self._in_call = True
             out, self._held = self._held[:min(starts)], self._held[min(starts):]
             return out
-        cut = len(self._held) - _held_back(self._held, self._markers)
+        cut = len(self._held) - partial_tail(self._held, self._markers)
         out, self._held = self._held[:cut], self._held[cut:]
         return out
 

@@ -23,13 +23,6 @@ FORMATS: dict[str, ToolFormat] = {f.name: f for f in (
 DEFAULT = "hermes"
 
 
-def _specialised(fmt: ToolFormat, template: str) -> ToolFormat:
-    """A format with variants (Mistral's ``[ARGS]``, DeepSeek's fence) set for ``template``."""
-    if isinstance(fmt, (Mistral, DeepSeekV3)):
-        return fmt.for_template(template)
-    return fmt
-
-
 def format_for(template: str | None, name: str | None = None) -> ToolFormat:
     """The named format (a ``ValueError`` for an unknown name), else the template's."""
     template = template or ""
@@ -37,8 +30,8 @@ def format_for(template: str | None, name: str | None = None) -> ToolFormat:
         if name not in FORMATS:
             raise ValueError(f"unknown tool-call parser {name!r}; known: "
                              f"{', '.join(sorted(FORMATS))}")
-        return _specialised(FORMATS[name], template)
+        return FORMATS[name].for_template(template)
     for fmt in FORMATS.values():
         if fmt.detect(template):
-            return _specialised(fmt, template)
+            return fmt.for_template(template)
     return FORMATS[DEFAULT]

@@ -96,6 +96,17 @@ def typed_value(text: str, schema: Mapping[str, Any], key: str) -> Any:
     return decode_json(text.strip())
 
 
+def partial_tail(text: str, markers: Sequence[str]) -> int:
+    """How many characters at the end of ``text`` may begin one of ``markers`` (held back
+    by a stream until the next piece tells whether a marker opens there)."""
+    longest = max((len(m) for m in markers), default=1)
+    firsts = {m[0] for m in markers if m}
+    for start in range(max(len(text) - longest + 1, 0), len(text)):  # the longest tail first
+        if text[start] in firsts and any(m.startswith(text[start:]) for m in markers):
+            return len(text) - start
+    return 0
+
+
 class ToolFormat:
     """One family's call syntax (see the module). Subclasses set the class attributes."""
 
@@ -106,6 +117,10 @@ class ToolFormat:
 
     def detect(self, template: str) -> bool:
         raise NotImplementedError
+
+    def for_template(self, template: str) -> ToolFormat:
+        """This format set for ``template`` (formats with variants override it)."""
+        return self
 
     def split(self, text: str, functions: Functions, cut_short: bool = False
               ) -> tuple[str, list[ToolCall]]:

@@ -99,6 +99,7 @@ class _Reader:
     strings, bare numbers and booleans."""
 
     ESC = "<escape>"
+    BARE = re.compile(r'"(?:[^"\\]|\\.)*"|[^,}\]]+')  # a quoted string, or up to , } ]
 
     def __init__(self, text: str) -> None:
         self.text, self.pos = text, 0
@@ -113,7 +114,7 @@ class _Reader:
             return self.items("}", lambda: (self.key(), self.value()), dict)
         if text.startswith("[", self.pos):
             return self.items("]", self.value, list)
-        match = re.compile(r'"(?:[^"\\]|\\.)*"|[^,}\]]+').match(text, self.pos)
+        match = self.BARE.match(text, self.pos)
         if match is None:
             raise ValueError("no value")
         self.pos = match.end()
