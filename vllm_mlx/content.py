@@ -235,9 +235,10 @@ def _uploaded_kind(path: str) -> str:
             head = fh.read(1024)
     except OSError:
         return "image"  # the loader reports it
-    if is_pdf(head) or (sniff_mime(head) is None and _as_text(head, partial=True) is not None):
+    mime = sniff_mime(head)
+    if is_pdf(head) or (mime is None and _as_text(head, partial=True) is not None):
         return "document"
-    return "video" if media_kind_of(sniff_mime(head)) == "video" else "image"
+    return "video" if media_kind_of(mime) == "video" else "image"
 
 
 def _as_text(data: bytes, partial: bool = False) -> str | None:
@@ -302,12 +303,13 @@ class Resolver:
     async def parts(self, ref: PartRef, client: httpx.AsyncClient | None
                     ) -> list[ContentPart]:
         """What one reference becomes: one part, or a PDF's pages."""
-        if isinstance(ref, MediaRef) and ref.kind in ("file", "document"):
-            kind, source = self._source(ref)
-            if kind == "document":
-                data = await asyncio.to_thread(self._document_bytes, ref, source)
-                return await self._document(data, ref)
-        return [await self.part(ref, client)]
+        if isinstance(ref, TextRef):
+            return [TextPart(ref.text)]
+        kind, source = self._source(ref)
+        if kind == "document":
+            data = await asyncio.to_thread(self._document_bytes, ref, source)
+            return await self._document(data, ref)
+        return [await self._media(ref, kind, source, client)]
 
     def _decode(self, kind: str, media: Any) -> ContentPart:
         if kind == "image":
@@ -319,7 +321,10 @@ class Resolver:
     async def part(self, ref: PartRef, client: httpx.AsyncClient | None) -> ContentPart:
         if isinstance(ref, TextRef):
             return TextPart(ref.text)
-        kind, source = self._source(ref)
+        return await self._media(ref, *self._source(ref), client)
+
+    async def _media(self, ref: MediaRef, kind: str, source: str,
+                     client: httpx.AsyncClient | None) -> ContentPart:
         media = await load_source(source, kind=kind, policy=self.policy,  # type: ignore[arg-type]
                                   client=client)
         return await asyncio.to_thread(self._decode, kind, _named(ref, media))

@@ -4,33 +4,25 @@
 :class:`~vllm_mlx.openai.serving_chat.ChatService` (the engine and media policy are shared),
 puts it on ``app.state.messages`` and adds ``POST /v1/messages`` and ``POST
 /v1/messages/count_tokens``. Their errors, and only theirs, leave in Anthropic's shape
-``{"type": "error", "error": {"type", "message"}}``: :class:`AnthropicRoute` catches what
-the route raises (request validation included) before the app's OpenAI-shaped handlers see
-it (the web layer answers a 401, 405 or 413 on these paths in that shape too, with
-:func:`~.protocol.is_anthropic_path`). The ``anthropic-version`` and ``anthropic-beta``
+``{"type": "error", "error": {"type", "message"}}``: the web layer's one error path picks
+that shape for these paths (:func:`~.protocol.is_anthropic_path`), whatever failed (request
+validation, the service, a 401, 405 or 413). The ``anthropic-version`` and ``anthropic-beta``
 headers are accepted and not checked; ``x-api-key`` is the API-key middleware's. A client
 that hangs up cancels its generation, streamed or not, as the chat routes do.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response, StreamingResponse
-from fastapi.routing import APIRoute
-from starlette.exceptions import HTTPException
 
 from ..disconnect import unless_disconnected
-from ..errors import APIError, to_api_error
+from ..openai.routes import sse_response
 from ..openai.serving_chat import ChatService
 from .protocol import CountTokensRequest, CountTokensResponse, MessagesRequest, MessagesResponse
-from .protocol import error_body as anthropic_error_body
 from .serving import MessagesService
 
-SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 _ERROR_DOC = {"type": "object", "required": ["type", "error"], "properties": {
     "type": {"const": "error"}, "error": {"type": "object", "required": ["type", "message"],
                                           "properties": {"type": {"type": "string"},
@@ -44,49 +36,7 @@ RESPONSES: dict[int | str, dict[str, Any]] = {
        for status in (400, 401, 404, 413, 429, 500)}}
 
 
-def _validation_error(exc: RequestValidationError) -> APIError:
-    errors = list(exc.errors())
-    if errors and errors[0].get("type") == "json_invalid":
-        return APIError(400, "request body is not valid JSON", code="invalid_json")
-    first = errors[0] if errors else {}
-    where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
-    message = first.get("msg", "invalid request")
-    if len(errors) > 1:
-        message += f" (and {len(errors) - 1} more)"
-    return APIError(400, f"{where}: {message}" if where else message, param=where or None)
-
-
-def anthropic_error(exc: Exception) -> JSONResponse:
-    """Any failure of these routes as Anthropic's error body and its status."""
-    if isinstance(exc, RequestValidationError):
-        error = _validation_error(exc)
-    elif isinstance(exc, HTTPException):
-        error = APIError(exc.status_code, str(exc.detail))
-    else:
-        error = to_api_error(exc)
-    headers = dict(exc.headers or {}) if isinstance(exc, HTTPException) else {}
-    if error.status == 429:
-        headers["Retry-After"] = "1"
-    return JSONResponse(anthropic_error_body(error), status_code=error.status,
-                        headers=headers or None)
-
-
-class AnthropicRoute(APIRoute):
-    """A route whose errors leave in Anthropic's shape."""
-
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handler = super().get_route_handler()
-
-        async def route(request: Request) -> Response:
-            try:
-                return await handler(request)
-            except Exception as exc:
-                return anthropic_error(exc)
-
-        return route
-
-
-router = APIRouter(route_class=AnthropicRoute, tags=["anthropic"])
+router = APIRouter(tags=["anthropic"])
 
 
 @router.post("/v1/messages", response_model=MessagesResponse, responses=RESPONSES)
@@ -96,7 +46,7 @@ async def create_message(body: MessagesRequest, request: Request) -> Any:
     prepared = await service.prepare(body)
     if body.stream:
         events = await unless_disconnected(request.is_disconnected, service.stream(prepared))
-        return StreamingResponse(events, media_type="text/event-stream", headers=SSE_HEADERS)
+        return sse_response(events)
     return await unless_disconnected(request.is_disconnected, service.complete(prepared))
 
 

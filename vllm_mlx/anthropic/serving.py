@@ -86,12 +86,8 @@ class MessagesService:
     def _split(self, prepared: PreparedMessages, result: GenerationResult
                ) -> tuple[str | None, str, list[ToolCall]]:
         """A finished reply's reasoning (None: not asked for, or none), text and calls."""
-        reasoning, text = prepared.chat.split_reasoning(result.text)
-        reasoning = reasoning if prepared.show_thinking else None
-        tools = prepared.chat.tools
-        if tools is None:
-            return reasoning, text, []
-        return reasoning, *tools.split(text, result.finish_reason == "length")
+        reasoning, text, calls = prepared.chat.parts(result)
+        return (reasoning if prepared.show_thinking else None), text, calls
 
     async def complete(self, prepared: PreparedMessages) -> MessagesResponse:
         with prepared.chat.lease:

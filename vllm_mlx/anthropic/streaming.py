@@ -24,7 +24,8 @@ from ..engine import GenerationChunk
 from ..engine.submission import Submission
 from ..errors import to_api_error
 from ..openai.reasoning import ReasoningParser
-from ..openai.serving_chat import OnReply
+from ..openai.serving_chat import OnReply, split_piece
+from ..openai.serving_common import sse
 from ..openai.tool_calls import ToolCall, ToolCallStream, ToolSet
 from .protocol import StopReason, error_body, thinking_signature
 
@@ -32,7 +33,7 @@ StopFinder = Callable[[Sequence[int]], str | None]
 
 
 def event(name: str, data: dict[str, Any]) -> str:
-    return f"event: {name}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"
+    return sse(data, name)
 
 
 def error_event(exc: BaseException) -> str:
@@ -98,9 +99,7 @@ class MessageEvents:
             return []
         out = [] if self.text_open else self._open({"type": "text", "text": ""})
         self.text_open = True
-        return out + [event("content_block_delta", {
-            "type": "content_block_delta", "index": self.blocks - 1,
-            "delta": {"type": "text_delta", "text": text}})]
+        return out + [self._delta({"type": "text_delta", "text": text})]
 
     def _delta(self, delta: dict[str, Any]) -> str:
         return event("content_block_delta", {"type": "content_block_delta",
@@ -125,21 +124,9 @@ class MessageEvents:
         return [self._delta({"type": "signature_delta", "signature": signature}),
                 self._close()]
 
-    def _reasoned(self, chunk: GenerationChunk) -> tuple[str, str]:
-        """A chunk's (reasoning, rest): the end of the reasoning format's with the last."""
-        if self.thinker is None:
-            return "", chunk.text
-        reasoning, text = self.thinker.feed(chunk.text)
-        if chunk.finish_reason is not None:
-            last = self.thinker.finish()
-            reasoning, text = reasoning + last[0], text + last[1]
-        return reasoning, text
-
     def _call(self, call: ToolCall) -> list[str]:
         out = self._open({"type": "tool_use", "id": call.id, "name": call.name, "input": {}})
-        out.append(event("content_block_delta", {
-            "type": "content_block_delta", "index": self.blocks - 1,
-            "delta": {"type": "input_json_delta", "partial_json": call.arguments}}))
+        out.append(self._delta({"type": "input_json_delta", "partial_json": call.arguments}))
         return out + [self._close()]
 
     def piece(self, chunk: GenerationChunk) -> list[str]:
@@ -147,13 +134,7 @@ class MessageEvents:
         calls)."""
         self.token_ids.extend(chunk.token_ids)
         self.reply.append(chunk.text)
-        reasoning, text = self._reasoned(chunk)
-        calls = list[ToolCall]()
-        if self.reader is not None:
-            text = self.reader.feed(text)
-            if chunk.finish_reason is not None:
-                rest, calls = self.reader.finish(chunk.finish_reason == "length")
-                text += rest
+        reasoning, text, calls = split_piece(chunk, self.thinker, self.reader)
         out = self._think(reasoning)
         if text or chunk.finish_reason is not None:
             out += self._end_thinking()

@@ -39,17 +39,21 @@ def _allow_header(request: Request, exc: HTTPException) -> Mapping[str, str] | N
     return {"Allow": ", ".join(methods)} if methods else exc.headers
 
 
-def _respond(error: APIError, headers: Mapping[str, str] | None = None) -> JSONResponse:
-    return JSONResponse(error.body(), status_code=error.status, headers=headers)
+def _respond(request: Request, error: APIError,
+             headers: Mapping[str, str] | None = None) -> JSONResponse:
+    """``error`` in the one shape, or in Anthropic's under its routes."""
+    body = anthropic_error_body(error) if is_anthropic_path(request.url.path) else error.body()
+    return JSONResponse(body, status_code=error.status, headers=headers)
 
 
-async def _on_validation(_: Request, exc: Exception) -> JSONResponse:
+async def _on_validation(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     errors = list(exc.errors())
     if errors and errors[0].get("type") == "json_invalid":
-        return _respond(APIError(400, "request body is not valid JSON", code="invalid_json"))
+        return _respond(request, APIError(400, "request body is not valid JSON",
+                                          code="invalid_json"))
     message, param = validation_message(errors)
-    return _respond(APIError(400, message, param=param, code="invalid_request"))
+    return _respond(request, APIError(400, message, param=param, code="invalid_request"))
 
 
 async def _on_http(request: Request, exc: Exception) -> JSONResponse:
@@ -57,16 +61,13 @@ async def _on_http(request: Request, exc: Exception) -> JSONResponse:
     message = exc.detail if isinstance(exc.detail, str) else "request failed"
     headers = _allow_header(request, exc) if exc.status_code == 405 else exc.headers
     error = APIError(exc.status_code, message, code=_HTTP_CODES.get(exc.status_code))
-    if is_anthropic_path(request.url.path):  # e.g. a 405 there, before any route ran
-        return JSONResponse(anthropic_error_body(error), status_code=error.status,
-                            headers=headers)
-    return _respond(error, headers)
+    return _respond(request, error, headers)
 
 
-async def _on_known(_: Request, exc: Exception) -> JSONResponse:
+async def _on_known(request: Request, exc: Exception) -> JSONResponse:
     error = to_api_error(exc)
     # a full queue empties as requests finish: clients (the OpenAI SDK) wait this long
-    return _respond(error, {"Retry-After": "1"} if error.status == 429 else None)
+    return _respond(request, error, {"Retry-After": "1"} if error.status == 429 else None)
 
 
 def install_error_handlers(app: FastAPI) -> None:

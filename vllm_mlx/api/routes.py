@@ -67,7 +67,7 @@ async def metrics(request: Request) -> PlainTextResponse:
 async def list_models(request: Request) -> Any:
     state = request.app.state
     if state.engine is not None:
-        return model_list(state.serving)
+        return await model_list(state.serving)
     jobs = state.videos
     return {"object": "list", "data": [jobs.model.card()] if jobs is not None else []}
 

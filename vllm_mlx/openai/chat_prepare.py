@@ -35,6 +35,7 @@ from ..errors import APIError
 from ..media import MediaPolicy
 from .prompted_tools import (
     ToolProfile,
+    known_tool_profile,
     legacy_functions,
     legacy_messages,
     prompted_messages,
@@ -44,6 +45,7 @@ from .protocol import ChatCompletionRequest, ChatMessageOut, new_id
 from .reasoning import ReasoningParser, parser_is_quick, reasoning_parser
 from .serving_common import ServingContext, fan_out, sampling_params
 from .tool_calls import ToolSet
+from .tool_formats import ToolCall
 
 PARSE_ON_LOOP = 1000  # messages parsed on the event loop; longer lists go to the check pool
 
@@ -73,7 +75,6 @@ class ChatExtension:
 
 @dataclass
 class PreparedChat:
-    model: str
     requests: list[GenerationRequest]
     include_usage: bool
     logprobs: bool
@@ -87,6 +88,11 @@ class PreparedChat:
     def engine(self) -> Engine:
         return self.lease.engine
 
+    @property
+    def model(self) -> str:
+        """The name replies give as their ``model``: the one the request named."""
+        return self.lease.name
+
     def split_reasoning(self, text: str) -> tuple[str | None, str]:
         """A finished reply's reasoning (None: the model has no format, or gave none) and
         the rest, which is read for tool calls."""
@@ -95,21 +101,24 @@ class PreparedChat:
         reasoning, content = self.reasoning.split(text)
         return reasoning or None, content
 
+    def parts(self, result: GenerationResult) -> tuple[str | None, str, list[ToolCall]]:
+        """A finished reply's reasoning (None: none), its text, and the calls it made."""
+        reasoning, text = self.split_reasoning(result.text)
+        if self.tools is None:
+            return reasoning, text, []
+        return reasoning, *self.tools.split(text, result.finish_reason == "length")
+
     def message(self, result: GenerationResult) -> tuple[ChatMessageOut, str]:
         """A finished choice's message and finish reason (``tool_calls`` when it called)."""
-        reasoning, text = self.split_reasoning(result.text)
-        content, calls = (self.tools.split(text, result.finish_reason == "length")
-                          if self.tools is not None else (text, []))
+        reasoning, content, calls = self.parts(result)
         if not calls:
             return ChatMessageOut(content=content, reasoning_content=reasoning,
                                   reasoning=reasoning), result.finish_reason
-        finish = call_finish(result.finish_reason, self.legacy_calls)
-        if self.legacy_calls:
-            return ChatMessageOut(content=content or None, reasoning_content=reasoning,
-                                  reasoning=reasoning, function_call=calls[0].to_legacy()), finish
-        return ChatMessageOut(content=content or None, reasoning_content=reasoning,
-                              reasoning=reasoning,
-                              tool_calls=[c.to_openai() for c in calls]), finish
+        called = ({"function_call": calls[0].to_legacy()} if self.legacy_calls
+                  else {"tool_calls": [c.to_openai() for c in calls]})
+        return (ChatMessageOut(content=content or None, reasoning_content=reasoning,
+                               reasoning=reasoning, **called),
+                call_finish(result.finish_reason, self.legacy_calls))
 
 
 def call_finish(finish_reason: str, legacy: bool) -> str:
@@ -210,7 +219,7 @@ class ChatPreparer:
                                     tools=tools.tools if tools else (),
                                     template_kwargs=template_kwargs)
         include_usage = bool(req.stream_options and req.stream_options.include_usage)
-        return PreparedChat(lease.name, fan_out(request, req.n), include_usage,
+        return PreparedChat(fan_out(request, req.n), include_usage,
                             bool(req.logprobs), lease, on_reply,
                             tools if tools and tools.parses_calls else None, reasoning)
 
@@ -255,9 +264,12 @@ class ChatPreparer:
         return await self.ctx.checks.run(parse_messages, messages)
 
     async def _tool_profile(self, loaded: LoadedModel) -> ToolProfile:
-        """The model's tool-call format and whether its template shows tools."""
-        return await self.ctx.checks.run(tool_profile, loaded,
-                                         self.ctx.settings.tool_call_parser)
+        """The model's tool-call format and whether its template shows tools (worked out
+        off the loop, once per model)."""
+        parser = self.ctx.settings.tool_call_parser
+        known = known_tool_profile(loaded, parser)
+        return known if known is not None else await self.ctx.checks.run(tool_profile,
+                                                                          loaded, parser)
 
     async def _tools(self, req: ChatCompletionRequest, profile: ToolProfile | None
                      ) -> ToolSet | None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..engine.registry import ModelStatus
-from .prompted_tools import tool_profile
+from .prompted_tools import known_tool_profile, tool_profile
 from .protocol import ModelCapabilities, ModelCard, ModelList
 from .serving_common import ServingContext
 
@@ -26,7 +26,7 @@ def _loaded_fields(ctx: ServingContext, status: ModelStatus) -> dict[str, Any]:
     caps = loaded.capabilities
     extra = ctx.extra_names if status.default else ()
     names = [n for n in ctx.registry.names(status.spec.name) if n != status.spec.name]
-    tools = tool_profile(loaded, ctx.settings.tool_call_parser)  # worked out once a model
+    tools = tool_profile(loaded, ctx.settings.tool_call_parser)  # known: see _profiles_known
     return {
         "root": str(loaded.path),
         "aliases": [a for a in dict.fromkeys([*caps.aliases, *extra, *names])
@@ -59,19 +59,33 @@ def _card(ctx: ServingContext, status: ModelStatus) -> ModelCard:
                      endpoints=list(ctx.endpoints), **fields, **_state_fields(status))
 
 
-def model_list(ctx: ServingContext) -> ModelList:
+async def _profiles_known(ctx: ServingContext) -> None:
+    """Work out the loaded models' tool profiles off the event loop (a probe render of
+    each template, once per model), so that their cards are built without blocking."""
+    parser = ctx.settings.tool_call_parser
+    for status in ctx.registry.statuses():
+        if status.engine is not None and known_tool_profile(status.engine.model,
+                                                            parser) is None:
+            await ctx.checks.run(tool_profile, status.engine.model, parser)
+
+
+async def model_list(ctx: ServingContext) -> ModelList:
+    await _profiles_known(ctx)
     return ModelList(data=[_card(ctx, s) for s in ctx.registry.statuses()])
 
 
-def model_card(ctx: ServingContext, name: str) -> ModelCard:
+async def model_card(ctx: ServingContext, name: str) -> ModelCard:
     """The card of the model ``name`` names; 404 for any other name."""
     served = ctx.registry.canonical(name)
+    await _profiles_known(ctx)
     return next(_card(ctx, s) for s in ctx.registry.statuses() if s.spec.name == served)
 
 
 async def load_model(ctx: ServingContext, name: str) -> ModelCard:
     """Load ``name`` now (or retry one that failed); its card after."""
-    return _card(ctx, await ctx.registry.load(name))
+    status = await ctx.registry.load(name)
+    await _profiles_known(ctx)
+    return _card(ctx, status)
 
 
 async def unload_model(ctx: ServingContext, name: str) -> ModelCard:

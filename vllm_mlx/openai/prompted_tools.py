@@ -40,18 +40,23 @@ class ToolProfile:
         return "prompted" if self.prompted else "template"
 
 
+def known_tool_profile(loaded: Any, parser: str | None) -> ToolProfile | None:
+    """The model's :class:`ToolProfile` if :func:`tool_profile` has worked it out (a
+    quick look, fine on the event loop)."""
+    return loaded.memo.get(("tool_profile", parser))
+
+
 def tool_profile(loaded: Any, parser: str | None) -> ToolProfile:
     """The model's :class:`ToolProfile` (``parser``: ``--tool-call-parser``), worked out
     once per model (a probe render of its template). Blocking: call off the event loop."""
-    key = ("tool_profile", parser)
-    known = loaded.memo.get(key)
+    known = known_tool_profile(loaded, parser)
     if known is not None:
         return known
     try:
         fmt = format_for(template_text(loaded), parser)
     except ValueError as exc:
         raise APIError(500, str(exc)) from None
-    profile = loaded.memo[key] = ToolProfile(fmt, not shows_tools(loaded))
+    profile = loaded.memo[("tool_profile", parser)] = ToolProfile(fmt, not shows_tools(loaded))
     return profile
 
 

@@ -59,10 +59,10 @@ async def unload(model_id: str, request: Request) -> ModelCard:
 @router.get("/v1/models/{model_id:path}", response_model=ModelCard)
 async def retrieve_model(model_id: str, request: Request) -> ModelCard:
     """A served model's card under any name it answers to; 404 for any other."""
-    return model_card(request.app.state.serving, model_id)
+    return await model_card(request.app.state.serving, model_id)
 
 
-def _sse(events: AsyncIterator[str]) -> StreamingResponse:
+def sse_response(events: AsyncIterator[str]) -> StreamingResponse:
     """A stream of SSE lines (its requests already accepted: a client gone while they
     waited for the engine cancelled them)."""
     return StreamingResponse(events, media_type="text/event-stream", headers=SSE_HEADERS)
@@ -76,7 +76,7 @@ async def chat_completions(body: ChatCompletionRequest, request: Request) -> Any
     service: ChatService = request.app.state.chat
     prepared = await service.prepare(body)
     if body.stream:
-        return _sse(await unless_disconnected(request.is_disconnected,
+        return sse_response(await unless_disconnected(request.is_disconnected,
                                               service.stream(prepared)))
     return await unless_disconnected(request.is_disconnected, service.complete(prepared))
 
@@ -86,7 +86,7 @@ async def completions(body: CompletionRequest, request: Request) -> Any:
     service: CompletionService = request.app.state.completions
     prepared = await service.prepare(body)
     if body.stream:
-        return _sse(await unless_disconnected(request.is_disconnected,
+        return sse_response(await unless_disconnected(request.is_disconnected,
                                               service.stream(prepared)))
     return await unless_disconnected(request.is_disconnected, service.complete(prepared))
 

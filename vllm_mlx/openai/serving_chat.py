@@ -157,12 +157,10 @@ def _plain_events(render: ChunkRenderer, index: int, piece: GenerationChunk,
     return [*events, render.text(index, text)] if text else events
 
 
-def _deltas(index: int, piece: GenerationChunk, reader: ToolCallStream | None,
-            logprobs: bool, thinker: ReasoningStream | None = None,
-            legacy: bool = False) -> list[ChatChunkChoice]:
-    """What one engine chunk of a choice sends: reasoning first (a delta of its own), then
-    text (less what may be a tool call), its logprobs, and at the end any tool calls, then
-    the finish reason."""
+def split_piece(piece: GenerationChunk, thinker: ReasoningStream | None,
+                reader: ToolCallStream | None) -> tuple[str, str, list[ToolCall]]:
+    """One engine chunk of a streamed reply as (reasoning, text that may be sent now, the
+    tool calls read at its end)."""
     reasoning, text = _reasoned(piece, thinker)
     calls = list[ToolCall]()
     if reader is not None:
@@ -170,6 +168,16 @@ def _deltas(index: int, piece: GenerationChunk, reader: ToolCallStream | None,
         if piece.finish_reason is not None:
             rest, calls = reader.finish(piece.finish_reason == "length")
             text += rest
+    return reasoning, text, calls
+
+
+def _deltas(index: int, piece: GenerationChunk, reader: ToolCallStream | None,
+            logprobs: bool, thinker: ReasoningStream | None = None,
+            legacy: bool = False) -> list[ChatChunkChoice]:
+    """What one engine chunk of a choice sends: reasoning first (a delta of its own), then
+    text (less what may be a tool call), its logprobs, and at the end any tool calls, then
+    the finish reason."""
+    reasoning, text, calls = split_piece(piece, thinker, reader)
     lps = (ChoiceLogprobs(content=chat_logprobs(piece.logprobs))
            if logprobs and piece.logprobs else None)
     out = [ChatChunkChoice(index=index, logprobs=lps, delta=DeltaMessage(

@@ -169,9 +169,10 @@ def timing(start: float, first: float | None, tokens: int) -> dict[str, float]:
     return out
 
 
-def sse(payload: dict[str, Any] | str) -> str:
+def sse(payload: dict[str, Any] | str, event: str | None = None) -> str:
+    """One server-sent event: ``payload`` as compact JSON, named ``event`` if given."""
     data = payload if isinstance(payload, str) else json.dumps(payload, separators=(",", ":"))
-    return f"data: {data}\n\n"
+    return f"event: {event}\ndata: {data}\n\n" if event else f"data: {data}\n\n"
 
 
 class ChunkRenderer:

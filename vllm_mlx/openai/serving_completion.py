@@ -48,7 +48,6 @@ def _completion_logprobs(items: tuple[TokenLogprob, ...], offset: int = 0
 
 @dataclass
 class PreparedCompletion:
-    model: str
     lease: Lease  # the model's engine, kept loaded until the reply ends
     requests: list[GenerationRequest]  # n per prompt, prompts in order
     echo_texts: list[str]  # each prompt's text, with ``echo`` (else empty)
@@ -60,6 +59,10 @@ class PreparedCompletion:
     @property
     def engine(self) -> Engine:
         return self.lease.engine
+
+    @property
+    def model(self) -> str:
+        return self.lease.name
 
     def echoed(self, index: int) -> str:
         """The prompt a choice repeats before its completion (``echo``), else nothing."""
@@ -107,7 +110,7 @@ class CompletionService:
         tokenizer = lease.engine.model.tokenizer
         echo_texts = ([p if isinstance(p, str) else str(tokenizer.decode(list(p)))
                        for p in prompts] if req.echo else [])
-        return PreparedCompletion(lease.name, lease, requests, echo_texts, req.n, req.echo,
+        return PreparedCompletion(lease, requests, echo_texts, req.n, req.echo,
                                   req.logprobs is not None, include_usage)
 
     async def complete(self, prepared: PreparedCompletion) -> CompletionResponse:

@@ -15,15 +15,14 @@ import asyncio
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, FastAPI, Query, Request
-from fastapi.responses import StreamingResponse
 
 from ..disconnect import unless_disconnected
+from ..openai.routes import sse_response
 from ..openai.serving_chat import ChatService
 from .protocol import DeletedResponse, InputItemList, ResponseObject, ResponsesRequest
 from .serving import ResponsesService
 from .store import ResponseStore
 
-SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 # with ``stream: true``: typed events, each an ``event`` name and its JSON ``data``
 STREAM_RESPONSES: dict[int | str, dict[str, Any]] = {200: {"content": {"text/event-stream": {
     "schema": {"type": "object", "required": ["event", "data"],
@@ -45,7 +44,7 @@ async def create_response(body: ResponsesRequest, request: Request) -> Any:
     prepared = await service.prepare(body)
     if body.stream:
         events = await unless_disconnected(request.is_disconnected, service.stream(prepared))
-        return StreamingResponse(events, media_type="text/event-stream", headers=SSE_HEADERS)
+        return sse_response(events)
     return await unless_disconnected(request.is_disconnected, service.complete(prepared))
 
 

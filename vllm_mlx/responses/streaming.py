@@ -23,6 +23,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from ..errors import APIError, to_api_error
+from ..openai.serving_common import sse
 from .protocol import (
     FunctionCallOut,
     ItemStatus,
@@ -77,7 +78,7 @@ class ResponseEvents:
     def event(self, kind: str, **data: Any) -> str:
         body = {"type": kind, "sequence_number": self.sequence, **data}
         self.sequence += 1
-        return f"event: {kind}\ndata: {json.dumps(body, separators=(',', ':'))}\n\n"
+        return sse(body, kind)
 
     def _snapshot(self, kind: str) -> str:
         return self.event(kind, response=self.response.model_dump(mode="json"))
