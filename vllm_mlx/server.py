@@ -179,8 +179,8 @@ def build_registry(settings: Settings, engine: Engine) -> ModelRegistry:
     from .engine.catalog import ModelSpec, folder_specs, hub_cache_specs, named_specs
     from .engine.registry import ModelRegistry
 
-    found = named_specs([settings.model], settings.tiny_cache_dir)[0]
-    default = ModelSpec(settings.served_name, settings.model, found.size_bytes, found.kind)
+    # the default is loaded: its size and kind come from its engine, not from its files
+    default = ModelSpec(settings.served_name, settings.model)
     specs = [default, *named_specs(settings.more_models, settings.tiny_cache_dir)]
     if settings.models_dir is not None:
         specs += folder_specs(settings.models_dir)

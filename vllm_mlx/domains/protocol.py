@@ -23,6 +23,7 @@ from pydantic import (
 )
 
 from ..errors import refuse_surrogates
+from ..openai.protocol import Lenient
 from ..openai.validation import check_schema_size
 
 JobStatus = Literal["enqueued", "pending", "running", "completed", "failed", "paused"]
@@ -31,11 +32,7 @@ FILE_PURPOSES = ("fine-tune", "assistants", "assistants_output", "batch", "batch
                  "vision", "datasets")
 
 
-class _Lenient(BaseModel):
-    model_config = ConfigDict(extra="allow")
-
-
-class GenerationConfig(_Lenient):
+class GenerationConfig(Lenient):
     prompt: str | None = Field(default=None, max_length=20_000)
     detail: Literal["auto", "lo", "hi"] = "auto"
     response_model: Any = None
@@ -73,7 +70,7 @@ class GenerationConfig(_Lenient):
         return list(dict.fromkeys(value)) or None
 
 
-class RequestMetadata(_Lenient):
+class RequestMetadata(Lenient):
     environment: Literal["dev", "staging", "prod"] = "prod"
     session_id: str | None = Field(default=None, max_length=256)
     allow_training: bool = True
@@ -82,7 +79,7 @@ class RequestMetadata(_Lenient):
     extra: dict[str, Any] | None = None
 
 
-class _Checked(_Lenient):
+class _Checked(Lenient):
     """A request body: no string in it may hold a lone surrogate (400 ``invalid_text``)."""
 
     @model_validator(mode="before")

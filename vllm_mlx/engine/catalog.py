@@ -13,14 +13,14 @@ served by ``--video-model``). Nothing here loads MLX.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from .detect import ModelKind, detect_model_kind
-from .loader import TINY_PREFIX
+from .errors import ModelLoadError
+from .loader import TINY_PREFIX, read_config
 
 
 @dataclass(frozen=True)
@@ -67,7 +67,7 @@ def named_specs(arguments: Sequence[str], tiny_cache_dir: Path | None = None
 def _tiny_spec(name: str, reference: str, cache_dir: Path | None) -> ModelSpec:
     """A ``tiny:ARCH`` model: its kind from the builder's registry, its size once built."""
     from ..tiny import ARCHITECTURES
-    from ..tiny.builder import cache_name, default_cache_dir
+    from ..tiny.builder import tiny_model_folder
     from ..tiny.quantize import parse_reference
 
     try:
@@ -75,7 +75,7 @@ def _tiny_spec(name: str, reference: str, cache_dir: Path | None) -> ModelSpec:
     except ValueError:
         return ModelSpec(name, reference)  # its load reports what is wrong
     known = ARCHITECTURES.get(arch)
-    folder = (cache_dir or default_cache_dir()) / cache_name(arch, preset, "float32", 0, bits)
+    folder = tiny_model_folder(arch, preset, cache_dir=cache_dir, quantize=bits)
     return ModelSpec(name, reference, weights_size(folder) or None,
                      None if known is None else "vision" if known.is_vision else "text")
 
@@ -133,10 +133,8 @@ def _is_chat_model(folder: Path) -> bool:
 
 def _kind(folder: Path) -> str | None:
     try:
-        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    if not isinstance(config, dict):
+        config = read_config(folder)
+    except (ModelLoadError, ValueError):  # (ValueError: not UTF-8)
         return None
     detection = detect_model_kind(config, folder.name)
     return "vision" if detection.kind is ModelKind.VISION else "text"

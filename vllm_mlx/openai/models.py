@@ -20,12 +20,12 @@ from .protocol import ModelCapabilities, ModelCard, ModelList
 from .serving_common import ServingContext
 
 
-def _loaded_fields(ctx: ServingContext, status: ModelStatus) -> dict[str, Any]:
+def _loaded_fields(ctx: ServingContext, status: ModelStatus, names: list[str]
+                   ) -> dict[str, Any]:
     assert status.engine is not None
     loaded = status.engine.model
     caps = loaded.capabilities
     extra = ctx.extra_names if status.default else ()
-    names = [n for n in ctx.registry.names(status.spec.name) if n != status.spec.name]
     tools = tool_profile(loaded, ctx.settings.tool_call_parser)  # known: see _profiles_known
     return {
         "root": str(loaded.path),
@@ -41,9 +41,8 @@ def _loaded_fields(ctx: ServingContext, status: ModelStatus) -> dict[str, Any]:
     }
 
 
-def _unloaded_fields(ctx: ServingContext, status: ModelStatus) -> dict[str, Any]:
+def _unloaded_fields(status: ModelStatus, names: list[str]) -> dict[str, Any]:
     vision = status.spec.kind == "vision"
-    names = [n for n in ctx.registry.names(status.spec.name) if n != status.spec.name]
     return {"root": status.spec.reference, "aliases": names,
             "capabilities": ModelCapabilities(
                 vision=vision, video=False, native_video=False,
@@ -51,8 +50,9 @@ def _unloaded_fields(ctx: ServingContext, status: ModelStatus) -> dict[str, Any]
 
 
 def _card(ctx: ServingContext, status: ModelStatus) -> ModelCard:
-    fields = (_loaded_fields(ctx, status) if status.engine is not None
-              else _unloaded_fields(ctx, status))
+    names = [n for n in ctx.registry.names(status.spec.name) if n != status.spec.name]
+    fields = (_loaded_fields(ctx, status, names) if status.engine is not None
+              else _unloaded_fields(status, names))
     group = ctx.settings.group_size if status.default else 1
     parallel = ctx.settings.parallel_mode if status.default else "none"
     return ModelCard(id=status.spec.name, group_size=group, parallel=parallel,  # type: ignore[arg-type]

@@ -214,6 +214,14 @@ def cache_name(arch: str, preset: str, dtype: str, seed: int, quantize: int | No
     return f"{arch}-{preset}-{dtype}{quant}-seed{seed}-v{BUILDER_VERSION}-{_lib_tag()}"
 
 
+def tiny_model_folder(arch: str, preset: str = "tiny", *, cache_dir: str | Path | None = None,
+                      seed: int = 0, dtype: str = "float32",
+                      quantize: int | None = None) -> Path:
+    """Where :func:`ensure_tiny_model` keeps the folder for these arguments (built or not)."""
+    root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    return root / cache_name(arch, preset, dtype, seed, quantize)
+
+
 def ensure_tiny_model(
     arch: str,
     preset: str = "tiny",
@@ -226,8 +234,9 @@ def ensure_tiny_model(
     """Return the cached folder for these arguments, building it once if missing."""
     _recipe(arch, preset, dtype)
     check_bits(quantize)
-    root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    final = root / cache_name(arch, preset, dtype, seed, quantize)
+    final = tiny_model_folder(arch, preset, cache_dir=cache_dir, seed=seed, dtype=dtype,
+                              quantize=quantize)
+    root = final.parent
     if (final / MANIFEST).is_file():
         return final
     root.mkdir(parents=True, exist_ok=True)

@@ -21,7 +21,6 @@ Contract:
 from __future__ import annotations
 
 import logging
-import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,7 +45,6 @@ class ModelPicker:
     menu: ModelMenu
     fallback: BackendInfo  # the backend's own model
     options: dict[str, ModelOption] = field(default_factory=dict)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @classmethod
     def of(cls, backend: ChatBackend) -> ModelPicker | None:
@@ -63,8 +61,7 @@ class ModelPicker:
         except BackendError as exc:
             logger.warning("keeping the last model list: %s", exc)
             fresh = list(self.options.values())
-        with self._lock:
-            self.options = {option.id: option for option in fresh}
+        self.options = {option.id: option for option in fresh}  # one assignment: atomic
         return fresh
 
     def info(self, model: str | None) -> BackendInfo:
