@@ -59,18 +59,28 @@ def line_value_rule(schema: Mapping[str, Any]) -> str:
     return f'{rule} "\\n"'
 
 
-def _arguments_rules(rule: str, schema: Mapping[str, Any], argument: Any,
-                     value: Any = value_rule) -> list[str]:
-    """``{rule}_args``: each property through ``argument(key, value_expression)``, the
-    optional ones optional."""
+def arguments_rules(rule: str, schema: Mapping[str, Any], argument: Any,
+                    value: Any = value_rule, separator: str = "") -> list[str]:
+    """``{rule}_args``: each property through ``argument(key, value_expression)``, with
+    ``separator`` between them, the optional ones optional (see :func:`separated`)."""
     parts, rules = [], []
     for i, (key, spec, required) in enumerate(ordered_properties(schema)):
         rules.append(f"{rule}_v{i}: {value(spec)}")
-        written = argument(key, f"{rule}_v{i}")
-        parts.append(written if required else f"({written})?")
-    empty = '""'
-    rules.append(f"{rule}_args: {' '.join(parts) or empty}")
+        parts.append((argument(key, f"{rule}_v{i}"), required))
+    rules.append(f"{rule}_args: {separated(parts, separator)}")
     return rules
+
+
+def separated(parts: list[tuple[str, bool]], separator: str) -> str:
+    """A Lark sequence of (argument, required) pairs with ``separator`` between them:
+    every argument after the first required one carries its own leading separator, and an
+    optional one is left out together with it."""
+    body, first = [], True
+    for written, required in parts:
+        piece = written if first or not separator else f"{json.dumps(separator)} {written}"
+        body.append(piece if required else f"({piece})?")
+        first = first and not required
+    return " ".join(body) or '""'
 
 
 def _json_so_far(arguments: dict[str, Any]) -> str:
@@ -116,7 +126,7 @@ class Qwen3Coder(BlockFormat):
                                                                               tokenizer)
         head = json.dumps(f"\n<function={name}>\n")
         return [f'{rule}: {opening} {head} {rule}_args "</function>\\n" {closing}',
-                *_arguments_rules(rule, schema, lambda key, value: (
+                *arguments_rules(rule, schema, lambda key, value: (
                     f'{json.dumps(f"<parameter={key}>{chr(10)}")} {value} '
                     f'"</parameter>\\n"'), line_value_rule)]
 
@@ -163,7 +173,7 @@ class Glm45(BlockFormat):
             self.open, self.close, "<arg_key>", "</arg_key>", "<arg_value>", "</arg_value>")}
         return [f"{rule}: {tags[self.open]} {json.dumps(name + chr(10))} {rule}_args "
                 f"{tags[self.close]}",
-                *_arguments_rules(rule, schema, lambda key, value: (
+                *arguments_rules(rule, schema, lambda key, value: (
                     f'{tags["<arg_key>"]} {json.dumps(key)} {tags["</arg_key>"]} "\\n" '
                     f'{tags["<arg_value>"]} {value} {tags["</arg_value>"]} "\\n"'))]
 

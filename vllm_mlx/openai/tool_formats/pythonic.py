@@ -25,7 +25,7 @@ from .base import (
     lark_literal,
     new_call,
 )
-from .kv_formats import ordered_properties
+from .kv_formats import arguments_rules
 
 _BARE_NAMES = {"true": True, "false": False, "null": None, "True": True, "False": False,
                "None": None}
@@ -78,12 +78,9 @@ class Gemma(ToolFormat):
 
     def call_rules(self, name: str, schema: Mapping[str, Any], rule: str,
                    tokenizer: Any) -> list[str]:
-        parts, rules = [], []
-        for i, (key, spec, required) in enumerate(ordered_properties(schema)):
-            rules.append(f"{rule}_v{i}: {json_rule(spec)}")
-            parts.append((f'{json.dumps(key + "=")} {rule}_v{i}', required))
         return [f'{rule}: {json.dumps(name + "(")} {rule}_args ")"',
-                f"{rule}_args: {_separated(parts, ', ')}", *rules]
+                *arguments_rules(rule, schema, lambda key, value: f'{json.dumps(key + "=")} '
+                                 f'{value}', json_rule, ", ")]
 
     def sequence(self, call: str, many: bool, tokenizer: Any) -> str:
         return f'"[" {call} (", " {call})* "]"' if many else f'"[" {call} "]"'
@@ -171,31 +168,19 @@ class FunctionGemma(BlockFormat):
     def call_rules(self, name: str, schema: Mapping[str, Any], rule: str,
                    tokenizer: Any) -> list[str]:
         escape = lark_literal(_Reader.ESC, tokenizer)
-        parts, rules = [], []
-        for i, (key, spec, required) in enumerate(ordered_properties(schema)):
-            value = (f"{escape} /[^<]*/ {escape}" if spec.get("type") == "string"
-                     else f"{rule}_v{i}")
-            if spec.get("type") != "string":
-                rules.append(f"{rule}_v{i}: {json_rule(spec)}")
-            parts.append((f"{json.dumps(key + ':')} {value}", required))
+
+        def value(spec: Mapping[str, Any]) -> str:  # a string goes between escapes, raw
+            return (f"{escape} /[^<]*/ {escape}" if spec.get("type") == "string"
+                    else json_rule(spec))
+
         opening, closing = lark_literal(self.open, tokenizer), lark_literal(self.close,
                                                                               tokenizer)
         return [f'{rule}: {opening} {json.dumps("call:" + name + "{")} {rule}_args "}}" '
-                f"{closing}", f"{rule}_args: {_separated(parts, ',')}", *rules]
+                f"{closing}",
+                *arguments_rules(rule, schema, lambda key, v: f"{json.dumps(key + ':')} {v}",
+                                 value, ",")]
 
     def example(self, name: str, arguments: Mapping[str, Any]) -> str:
         args = ",".join(f"{k}:{_Reader.ESC}{v}{_Reader.ESC}" if isinstance(v, str)
                         else f"{k}:{json.dumps(v)}" for k, v in arguments.items())
         return f"{self.open}call:{name}{{{args}}}{self.close}"
-
-
-def _separated(parts: list[tuple[str, bool]], separator: str) -> str:
-    """A Lark sequence of (argument, required) pairs with ``separator`` between them:
-    every argument after the first required one carries its own leading separator, and an
-    optional one is left out together with it."""
-    body, first = [], True
-    for written, required in parts:
-        piece = written if first else f"{json.dumps(separator)} {written}"
-        body.append(piece if required else f"({piece})?")
-        first = first and not required
-    return " ".join(body) or '""'
