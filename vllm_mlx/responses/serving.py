@@ -31,7 +31,7 @@ from .protocol import (
     ToolChoiceFunction,
 )
 from .store import ResponseStore
-from .streaming import ResponseEvents, reasoning_of
+from .streaming import ResponseEvents
 from .translate import finish_response, input_items, output_items, to_chat_request
 
 
@@ -96,7 +96,7 @@ class ResponsesService:
         result = await self.chat.complete(prepared.chat)
         choice = result.choices[0]
         message = choice.message
-        output = output_items(message.content, reasoning_of(message), message.tool_calls,
+        output = output_items(message.content, message.reasoning_content, message.tool_calls,
                               incomplete=choice.finish_reason == "length")
         finish_response(prepared.response, output, choice.finish_reason or "stop",
                         result.usage.model_dump())

@@ -85,30 +85,27 @@ class ResponseStore:
                 db.execute("ROLLBACK")
                 raise
 
-    def _fresh(self, response_id: str, column: str) -> Any:
-        rows = self._run(f"SELECT {column} FROM responses WHERE id = ? AND created_at >= ?",
-                         (response_id, time.time() - self.max_age_s))
-        return json.loads(rows[0][0]) if rows else None
+    def _fresh(self, response_id: str, *columns: str) -> list[Any] | None:
+        """The JSON ``columns`` of a response not yet expired, or None."""
+        rows = self._run(f"SELECT {', '.join(columns)} FROM responses WHERE id = ? "
+                         "AND created_at >= ?", (response_id, time.time() - self.max_age_s))
+        return [json.loads(value) for value in rows[0]] if rows else None
 
     def get(self, response_id: str) -> dict[str, Any] | None:
         """The stored ``response`` object, or None."""
-        found: dict[str, Any] | None = self._fresh(response_id, "response")
-        return found
+        found = self._fresh(response_id, "response")
+        return None if found is None else found[0]
 
     def input_items(self, response_id: str) -> list[dict[str, Any]] | None:
         """The conversation's items before the response's output, or None."""
-        found: list[dict[str, Any]] | None = self._fresh(response_id, "input_items")
-        return found
+        found = self._fresh(response_id, "input_items")
+        return None if found is None else found[0]
 
     def conversation(self, response_id: str) -> list[dict[str, Any]] | None:
         """Every item of the conversation, the response's output last (what a request that
         continues it starts from), or None."""
-        rows = self._run("SELECT input_items, response FROM responses WHERE id = ? "
-                         "AND created_at >= ?", (response_id, time.time() - self.max_age_s))
-        if not rows:
-            return None
-        items: list[dict[str, Any]] = json.loads(rows[0][0])
-        return items + json.loads(rows[0][1])["output"]
+        found = self._fresh(response_id, "input_items", "response")
+        return None if found is None else found[0] + found[1]["output"]
 
     def delete(self, response_id: str) -> bool:
         with self._lock, storage_errors(self.path.parent):

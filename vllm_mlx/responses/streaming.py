@@ -54,14 +54,6 @@ def chat_payload(line: str) -> dict[str, Any] | None:
     return payload
 
 
-def reasoning_of(delta: Any) -> str | None:
-    """Reasoning text of a chat message or delta (the chat feature's ``reasoning_content``,
-    or vLLM's newer ``reasoning``), when it carries one."""
-    get = delta.get if isinstance(delta, dict) else lambda key: getattr(delta, key, None)
-    value = get("reasoning_content") or get("reasoning")
-    return value if isinstance(value, str) else None
-
-
 class ResponseEvents:
     """The events of one streamed response (see the module)."""
 
@@ -161,7 +153,7 @@ class ResponseEvents:
         out: list[str] = []
         for choice in chunk.get("choices") or []:
             delta = choice.get("delta") or {}
-            out += self._text(reasoning_of(delta) or "", reasoning=True)
+            out += self._text(delta.get("reasoning_content") or "", reasoning=True)
             out += self._text(delta.get("content") or "", reasoning=False)
             for call in delta.get("tool_calls") or []:
                 out += self._call(call)
